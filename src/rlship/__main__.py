@@ -1,0 +1,5 @@
+import sys
+
+from rlship.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""The `rlship` command: train, evaluate (more verbs arrive with the hub and serving modules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import MISSING, Field, fields
+from typing import Any
+
+from rlship.errors import RlshipError
+
+
+def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
+    """argparse keyword arguments for one hyperparameter field, from its type hint."""
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata.get('help', '')} (default: {default})"}
+    args = typing.get_args(hint)
+    if hint is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(hint) is tuple:
+        kwargs.update(type=args[0], nargs="+", metavar="N")
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType):  # `float | None`
+        kwargs["type"] = next(a for a in args if a is not type(None))
+    else:
+        kwargs["type"] = hint
+    return kwargs
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from rlship.training import ALGORITHMS
+
+    train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
+    algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
+    for algo in ALGORITHMS.values():
+        p = algos.add_parser(
+            algo.name,
+            help=algo.summary,
+            description=f"{algo.summary}. Flags left out take the "
+            "tuned preset of the env if it has one, else the defaults shown.",
+        )
+        p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
+        p.add_argument("--seed", type=int, default=0, help="seed of envs, network init and sampling (default: 0)")
+        p.add_argument("--out", default=None, help="run folder to write (default: runs/ALGO-ENV_ID-sSEED)")
+        p.add_argument(
+            "--env-kwargs",
+            type=json.loads,
+            default=None,
+            metavar="JSON",
+            help="keyword arguments for gymnasium.make, as JSON: '{\"sutton_barto_reward\": true}'",
+        )
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+        group = p.add_argument_group("hyperparameters")
+        hints = typing.get_type_hints(algo.config_cls)
+        for f in fields(algo.config_cls):
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"hp_{f.name}", **_flag_kwargs(f, hints[f.name]))
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from rlship.training import ALGORITHMS
+
+    algo = ALGORITHMS[args.algo]
+    overrides = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_")}
+    config = algo.make_config(args.env_id, **overrides)
+    result = algo.train(
+        args.env_id, config, seed=args.seed, out=args.out, progress=args.progress, env_kwargs=args.env_kwargs
+    )
+    print(json.dumps(result.summary(), indent=2))
+    if result.reward_threshold is not None and not result.solved:
+        print(
+            f"warning: not solved: evaluation {result.evaluation.metric} is below the reward threshold "
+            f"{result.reward_threshold:g} after {result.env_steps} env steps; try more --total-steps",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from rlship.evaluation import evaluate
+    from rlship.policy import load_policy
+
+    policy = load_policy(args.source)
+    result = evaluate(
+        policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
+    )
+    print(json.dumps({"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlship", description="Train, publish and serve RL policies.")
+    from rlship import __version__
+
+    parser.add_argument("--version", action="version", version=f"rlship {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
+    ev.add_argument("source", metavar="SOURCE", help="policy folder, or 'default' for the embedded CartPole-v1 policy")
+    ev.add_argument("--episodes", type=int, default=100, help="episodes to run (default: 100)")
+    ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
+    ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _run_train, "evaluate": _run_evaluate}[args.command](args)
+    except (RlshipError, ValueError) as exc:
+        print(f"rlship {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rlship {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

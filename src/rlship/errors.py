@@ -1,0 +1,19 @@
+"""The errors rlship raises on purpose: each one says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class RlshipError(Exception):
+    """Base class of every error rlship raises deliberately."""
+
+
+class ArtifactError(RlshipError):
+    """A policy folder is missing a file, or a file in it is corrupt or of an unknown format."""
+
+
+class ObservationError(RlshipError, ValueError):
+    """Observations given to a policy do not match its observation space."""
+
+
+class UnsupportedEnvError(RlshipError):
+    """The environment (or its spaces) is not one this algorithm can train on."""

@@ -1,0 +1,137 @@
+"""The one evaluation protocol rlship uses everywhere (training's stop check, results.json, the CLI, the card).
+
+Real `gymnasium.make(env_id)` episodes (the env's own TimeLimit), 100 by default, greedy actions by default,
+mean and std of the undiscounted return. Episode i is reset with seed `EVAL_SEED_OFFSET + seed + i`; training
+seeds its envs below `EVAL_SEED_OFFSET`, so evaluation never replays a start state that training was seeded
+with. All episodes run side by side: one batched policy call per time step for every episode still running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlship.policy import Policy
+
+EVAL_SEED_OFFSET = 1_000_000
+DEFAULT_EPISODES = 100
+
+# obs batch (N, *obs_shape) -> actions (N,)
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    env_id: str
+    mean_reward: float
+    std_reward: float
+    n_eval_episodes: int
+    deterministic: bool
+    seed: int
+    episode_seeds: list[int]
+    episode_returns: list[float]
+    episode_lengths: list[int]
+    wall_seconds: float
+    date: str
+
+    @property
+    def metric(self) -> str:
+        """The model-card `mean_reward` string."""
+        return f"{self.mean_reward:.2f} +/- {self.std_reward:.2f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    return [EVAL_SEED_OFFSET + seed + i for i in range(episodes)]
+
+
+def run_episodes(
+    act: ActFn,
+    env_id: str,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[list[float], list[int]]:
+    """Run one episode in each of `episodes` envs side by side; returns (returns, lengths).
+
+    A hand-stepped list of envs rather than a gymnasium vector env: each env must play exactly one episode, and
+    a vector env would keep stepping (and auto-resetting) the envs that are already done.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1; got {episodes}")
+    envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(episodes)]
+    try:
+        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, episode_seeds(seed, episodes), strict=True)])
+        returns = np.zeros(episodes)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        running = np.arange(episodes)
+        while running.size:
+            actions = act(obs[running])
+            still = []
+            for i, action in zip(running, actions, strict=True):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+                returns[i] += float(reward)
+                lengths[i] += 1
+                if not (terminated or truncated):
+                    still.append(i)
+            running = np.asarray(still, dtype=np.int64)
+    finally:
+        for env in envs:
+            env.close()
+    return returns.tolist(), lengths.tolist()
+
+
+def evaluate(
+    policy: Policy,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    deterministic: bool = True,
+    env_id: str | None = None,
+) -> EvalResult:
+    """Evaluate a policy by the protocol above (on its own env unless `env_id` is given)."""
+    rng = np.random.default_rng(EVAL_SEED_OFFSET + seed)  # stochastic evaluation is reproducible too
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return policy.act(obs, deterministic=deterministic, rng=rng).actions
+
+    return evaluate_fn(
+        act, env_id or policy.spec.env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_kwargs
+    )
+
+
+def evaluate_fn(
+    act: ActFn,
+    env_id: str,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    deterministic: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> EvalResult:
+    """The protocol for any batched act function (used to evaluate other libraries' agents the same way)."""
+    start = time.perf_counter()
+    returns, lengths = run_episodes(act, env_id, episodes, seed, env_kwargs)
+    return EvalResult(
+        env_id=env_id,
+        mean_reward=float(np.mean(returns)),
+        std_reward=float(np.std(returns)),
+        n_eval_episodes=episodes,
+        deterministic=deterministic,
+        seed=seed,
+        episode_seeds=episode_seeds(seed, episodes),
+        episode_returns=returns,
+        episode_lengths=lengths,
+        wall_seconds=time.perf_counter() - start,
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+    )

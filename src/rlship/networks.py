@@ -1,0 +1,103 @@
+"""The networks a policy artifact can describe, built from the `network` entry of config.json alone.
+
+A network is a set of named heads on an MLP. With `shared_trunk` the heads are linear layers on one shared
+MLP body (half the work per step: the fast choice on a CPU, where small layers cost their call overhead, not
+their arithmetic); without it each head is its own MLP from the observation (Stable-Baselines3's default for
+actor-critic, safer when the value loss would disturb the policy's features). Head names say what the output
+means:
+  "logits": unnormalised action log-probabilities (policy-gradient methods)
+  "value":  the state value V(s) (actor-critic methods)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+HEAD_KINDS = ("logits", "value")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    # head name -> output size
+    heads: dict[str, int] = field(default_factory=dict)
+    shared_trunk: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": "mlp_heads", **asdict(self), "hidden_sizes": list(self.hidden_sizes)}
+
+    @classmethod
+    def from_dict(cls, desc: dict[str, object]) -> NetworkSpec:
+        if desc.get("kind", "mlp_heads") != "mlp_heads":
+            raise ValueError(f"unknown network kind {desc.get('kind')!r}; this rlship knows 'mlp_heads'")
+        spec = cls(
+            hidden_sizes=tuple(int(h) for h in desc["hidden_sizes"]),  # type: ignore[union-attr]
+            activation=str(desc["activation"]),
+            heads={str(k): int(v) for k, v in desc["heads"].items()},  # type: ignore[union-attr]
+            shared_trunk=bool(desc.get("shared_trunk", False)),
+        )
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        unknown = set(self.heads) - set(HEAD_KINDS)
+        if unknown or not self.heads:
+            raise ValueError(f"network heads must be a non-empty subset of {HEAD_KINDS}; got {sorted(self.heads)}")
+        if any(h <= 0 for h in self.hidden_sizes):
+            raise ValueError(f"hidden sizes must be positive; got {list(self.hidden_sizes)}")
+
+
+def mlp(
+    in_dim: int, hidden_sizes: tuple[int, ...], activation: str, out_dim: int | None, out_gain: float = 1.0
+) -> nn.Sequential:
+    """Linear layers with orthogonal init (gain sqrt(2) inside, `out_gain` on the output layer, if any), as in
+    the PPO implementation details SB3 and CleanRL both follow: small output gains start the policy near uniform."""
+    layers: list[nn.Module] = []
+    sizes = (in_dim, *hidden_sizes)
+    for a, b in itertools.pairwise(sizes):
+        layers += [_orthogonal(nn.Linear(a, b), math.sqrt(2)), ACTIVATIONS[activation]()]
+    if out_dim is not None:
+        layers.append(_orthogonal(nn.Linear(sizes[-1], out_dim), out_gain))
+    return nn.Sequential(*layers)
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+_OUT_GAIN = {"logits": 0.01, "value": 1.0}
+
+
+class HeadsNetwork(nn.Module):
+    """Named heads on a shared MLP trunk, or one MLP per head; `forward` returns {head name: output}."""
+
+    def __init__(self, obs_dim: int, spec: NetworkSpec) -> None:
+        super().__init__()
+        spec.validate()
+        self.spec = spec
+        if spec.shared_trunk:
+            self.trunk: nn.Module = mlp(obs_dim, spec.hidden_sizes, spec.activation, out_dim=None)
+            width = spec.hidden_sizes[-1] if spec.hidden_sizes else obs_dim
+            heads = {n: mlp(width, (), spec.activation, size, _OUT_GAIN[n]) for n, size in spec.heads.items()}
+        else:
+            self.trunk = nn.Identity()
+            heads = {
+                n: mlp(obs_dim, spec.hidden_sizes, spec.activation, size, _OUT_GAIN[n])
+                for n, size in spec.heads.items()
+            }
+        self.heads = nn.ModuleDict(heads)
+
+    def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.trunk(obs)
+        return {name: head(features) for name, head in self.heads.items()}

@@ -1,0 +1,254 @@
+"""The policy artifact: `Policy` (network + spec), and saving/loading the folder that holds it.
+
+A policy folder holds `config.json` (everything needed to rebuild the network and know what it acts on) and
+`model.safetensors` (the weights; never a pickle). `load_policy` rebuilds the network from config.json alone.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rlship.errors import ArtifactError, ObservationError, RlshipError
+from rlship.networks import HeadsNetwork, NetworkSpec
+from rlship.spaces import space_from_dict, space_to_dict
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+RESULTS_FILE = "results.json"
+DEFAULT_POLICY = "default"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a policy acts on and how it was made: the parts of config.json other code relies on."""
+
+    algorithm: str
+    env_id: str
+    observation_space: gym.spaces.Box
+    action_space: gym.spaces.Discrete
+    network: NetworkSpec
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return tuple(self.observation_space.shape)
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.action_space.n)
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """What `Policy.act` returns for a batch of N observations."""
+
+    actions: np.ndarray  # (N,) int64
+    probabilities: np.ndarray  # (N, n_actions) float32: the action distribution the actions come from
+    values: np.ndarray | None = None  # (N,) float32 state values, for actor-critic policies
+
+
+class Policy:
+    """A trained policy: call `act` on a batch of observations."""
+
+    def __init__(self, spec: PolicySpec, network: HeadsNetwork, config: dict[str, Any], source: str = "") -> None:
+        self.spec = spec
+        self.network = network.eval()
+        self.config = config  # the whole config.json, hyperparameters and versions included
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"Policy({self.spec.algorithm} on {self.spec.env_id}, source={self.source or 'memory'!r})"
+
+    def check_observations(self, observations: Any) -> np.ndarray:
+        """Observations as a float32 batch (N, *obs_shape); a single observation becomes a batch of one."""
+        shape = self.spec.obs_shape
+        batch_shape = f"(N, {', '.join(map(str, shape))})"
+        try:
+            obs = np.asarray(observations, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ObservationError(
+                f"observations must be numbers shaped {shape} (or a batch {batch_shape}): {exc}"
+            ) from exc
+        if obs.shape == shape:
+            obs = obs[None]
+        if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape or obs.shape[0] == 0:
+            raise ObservationError(
+                f"{self.spec.env_id} observations have shape {shape}; got an array of shape {obs.shape}. "
+                f"Send one observation of shape {shape} or a non-empty batch of shape {batch_shape}."
+            )
+        if not np.isfinite(obs).all():
+            raise ObservationError("observations contain NaN or infinity; send finite numbers")
+        return obs
+
+    def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
+        """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""
+        obs = self.check_observations(observations)
+        with torch.inference_mode():
+            out = self.network(torch.from_numpy(obs))
+            probs = torch.softmax(out["logits"], dim=-1).numpy()
+            values = out["value"].squeeze(-1).numpy() if "value" in out else None
+        if deterministic:
+            actions = probs.argmax(axis=1)
+        else:
+            actions = sample_categorical(probs, rng if rng is not None else np.random.default_rng())
+        return ActResult(actions=actions.astype(np.int64), probabilities=probs, values=values)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write config.json and model.safetensors into `folder` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
+        return folder
+
+
+def sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One sample per row of `probs` by inverting the CDF (cheaper than building a distribution object)."""
+    cdf = probs.cumsum(axis=1)
+    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((u > cdf).sum(axis=1), probs.shape[1] - 1)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("rlship", "torch", "gymnasium", "numpy", "safetensors"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "unknown"
+    return versions
+
+
+def new_policy(
+    algorithm: str,
+    env_id: str,
+    observation_space: gym.Space[Any],
+    action_space: gym.Space[Any],
+    network_spec: NetworkSpec,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Policy:
+    """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first)."""
+    config = {
+        "format_version": FORMAT_VERSION,
+        "algorithm": algorithm,
+        "env_id": env_id,
+        "env_kwargs": env_kwargs or {},
+        "observation_space": space_to_dict(observation_space),
+        "action_space": space_to_dict(action_space),
+        "network": network_spec.to_dict(),
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        "versions": library_versions(),
+    }
+    spec = spec_from_config(config)
+    return Policy(spec, HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network), config)
+
+
+def spec_from_config(config: dict[str, Any]) -> PolicySpec:
+    obs_space = space_from_dict(config["observation_space"])
+    act_space = space_from_dict(config["action_space"])
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"observation_space must be a 1-D Box; got {config['observation_space']}")
+    if not isinstance(act_space, gym.spaces.Discrete):
+        raise ValueError(f"action_space must be Discrete; got {config['action_space']}")
+    return PolicySpec(
+        algorithm=str(config["algorithm"]),
+        env_id=str(config["env_id"]),
+        observation_space=obs_space,
+        action_space=act_space,
+        network=NetworkSpec.from_dict(config["network"]),
+        env_kwargs=dict(config.get("env_kwargs") or {}),
+    )
+
+
+def default_policy_dir() -> Path:
+    """The CartPole-v1 policy shipped inside the package."""
+    return Path(str(resources.files("rlship") / "default_policy"))
+
+
+def resolve_source(source: str | Path) -> Path:
+    """The local folder a policy source names: "default", or a path."""
+    text = str(source)
+    if text == DEFAULT_POLICY:
+        return default_policy_dir()
+    if text.startswith("hf://"):
+        raise RlshipError(
+            f"{text}: loading policies from the Hugging Face Hub is not in this version of rlship yet; "
+            "download the repository and pass its local folder instead"
+        )
+    return Path(text).expanduser()
+
+
+def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
+    """Load a policy from a folder written by `rlship train` (or "default", the embedded CartPole-v1 policy)."""
+    folder = resolve_source(source)
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"{folder}: no such policy folder. Pass a folder written by `rlship train` "
+            f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), or 'default' for the embedded CartPole-v1 policy."
+        )
+    config = read_json(folder / CONFIG_FILE)
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{folder / CONFIG_FILE}: format_version {version!r} is not one this rlship reads ({FORMAT_VERSION}); "
+            "upgrade rlship or retrain the policy"
+        )
+    try:
+        spec = spec_from_config(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        missing = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ArtifactError(f"{folder / CONFIG_FILE}: invalid policy config: {missing}") from exc
+    network = HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network)
+    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
+    return Policy(spec, network, config, source=str(source))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: file not found; a policy folder needs {path.name} (written by `rlship train`)")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc}); the file is corrupt, re-create it") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights from safetensors, checked name by name and shape by shape against the network config.json built."""
+    if not path.is_file():
+        raise ArtifactError(f"{path}: file not found; a policy folder needs {WEIGHTS_FILE} (written by `rlship train`)")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path}: not a readable safetensors file ({exc}); the file is corrupt, re-create it"
+        ) from exc
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        raise ArtifactError(
+            f"{path}: weights do not match the network in {CONFIG_FILE} "
+            f"(missing {missing}, unexpected {extra}, wrong shape {wrong}); the two files come from different runs"
+        )
+    return state

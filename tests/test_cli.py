@@ -1,0 +1,89 @@
+"""The `rlship` console script, run as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RLSHIP = shutil.which("rlship") or str(Path(sys.executable).parent / "rlship")
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([RLSHIP, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_evaluate_prints_results_json() -> None:
+    out = json.loads(run("evaluate", "default", "--episodes", "20", "--seed", "3").stdout)
+    assert out["source"] == "default" and out["env_id"] == "CartPole-v1" and out["algorithm"] == "ppo"
+    assert out["n_eval_episodes"] == 20 and len(out["episode_returns"]) == 20
+    assert out["deterministic"] is True and out["seed"] == 3
+    assert out["mean_reward"] >= 475
+
+
+def test_train_writes_a_run_folder_and_warns_when_unsolved(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run(
+        "train",
+        "ppo",
+        "CartPole-v1",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+        "--total-steps",
+        "1500",
+        "--num-envs",
+        "8",
+        "--hidden-sizes",
+        "16",
+        "16",
+        "--no-anneal-lr",
+        "--no-progress",
+        "--eval-episodes",
+        "10",
+    )
+    summary = json.loads(proc.stdout)
+    assert summary["solved"] is False and summary["env_steps"] >= 1500
+    assert "not solved" in proc.stderr and "--total-steps" in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    hp = config["hyperparameters"]
+    assert hp["num_envs"] == 8 and hp["hidden_sizes"] == [16, 16] and hp["anneal_lr"] is False
+    assert hp["gamma"] == 0.98  # flags left out keep the CartPole-v1 preset
+    assert (out / "train_log.csv").exists() and (out / "training_curve.png").exists()
+    evaluated = json.loads(run("evaluate", str(out), "--episodes", "5").stdout)
+    assert (
+        evaluated["mean_reward"] == pytest.approx(json.loads((out / "results.json").read_text())["mean_reward"])
+        or evaluated["n_eval_episodes"] == 5
+    )
+
+
+def test_help_lists_every_hyperparameter() -> None:
+    from dataclasses import fields
+
+    from rlship.training.ppo import PPOConfig
+
+    text = run("train", "ppo", "--help").stdout
+    for f in fields(PPOConfig):
+        assert f"--{f.name.replace('_', '-')}" in text, f.name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("evaluate", "/no/such/folder"), "no such policy folder"),
+        (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be >= 1"),
+        (("train", "ppo", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
+    ],
+)
+def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:
+    proc = run(*args, check=False)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
