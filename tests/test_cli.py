@@ -59,10 +59,9 @@ def test_train_writes_a_run_folder_and_warns_when_unsolved(tmp_path: Path) -> No
     assert hp["gamma"] == 0.98  # flags left out keep the CartPole-v1 preset
     assert (out / "train_log.csv").exists() and (out / "training_curve.png").exists()
     evaluated = json.loads(run("evaluate", str(out), "--episodes", "5").stdout)
-    assert (
-        evaluated["mean_reward"] == pytest.approx(json.loads((out / "results.json").read_text())["mean_reward"])
-        or evaluated["n_eval_episodes"] == 5
-    )
+    shipped = json.loads((out / "results.json").read_text())
+    assert evaluated["n_eval_episodes"] == 5
+    assert evaluated["episode_returns"] == shipped["episode_returns"][:5]  # same protocol, same first seeds
 
 
 def test_help_lists_every_hyperparameter() -> None:

@@ -245,6 +245,7 @@ def train(
                 break
     finally:
         envs.close()
+        log.close()
     return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
 
 

@@ -121,9 +121,10 @@ class TrainLog:
             refresh=False,
         )
 
-    def close(self) -> None:
+    def close(self) -> None:  # idempotent: called when a run ends and again on the way out of a failed one
         self._bar.close()
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
 
 
 @dataclass(frozen=True)
