@@ -121,10 +121,9 @@ class TrainLog:
             refresh=False,
         )
 
-    def close(self) -> None:  # idempotent: called when a run ends and again on the way out of a failed one
+    def close(self) -> None:  # the algorithm closes its log when its loop ends, failed or not
         self._bar.close()
-        if not self._file.closed:
-            self._file.close()
+        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -163,9 +162,8 @@ def finish_run(
     env_steps: int,
     eval_episodes: int,
 ) -> TrainResult:
-    """Close the log, evaluate by the protocol, and write the artifact: weights, config, results, curve."""
+    """Evaluate by the protocol and write the artifact: weights, config, results, curve (`log` is closed)."""
     train_seconds = log.elapsed()
-    log.close()
     policy.save(out)
     evaluation = evaluate(policy, episodes=eval_episodes, seed=0)
     solved = stop.threshold is not None and evaluation.mean_reward >= stop.threshold
