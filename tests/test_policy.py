@@ -165,3 +165,56 @@ def test_weights_from_another_network_are_refused(saved_policy: Path) -> None:
 def test_hub_sources_are_not_loaded_yet() -> None:
     with pytest.raises(rlship.RlshipError, match="Hugging Face Hub is not in this version"):
         load_policy("hf://owner/name")
+
+
+def _value_based(tmp_path: Path, epsilon: float) -> Path:
+    import gymnasium as gym
+
+    from rlship.networks import NetworkSpec
+    from rlship.policy import new_policy
+
+    torch.manual_seed(0)
+    env = gym.make("CartPole-v1")
+    policy = new_policy(
+        "dqn",
+        "CartPole-v1",
+        env.observation_space,
+        env.action_space,
+        NetworkSpec((16,), "relu", {"q_values": 2}),
+        hyperparameters={},
+        seed=0,
+        action_distribution="epsilon_greedy",
+        epsilon=epsilon,
+    )
+    return policy.save(tmp_path / "dqn")
+
+
+def test_epsilon_greedy_policy_reports_q_values_and_the_distribution_it_samples(tmp_path: Path) -> None:
+    policy = load_policy(_value_based(tmp_path, epsilon=0.2))
+    obs = observations(6)
+    result = policy.act(obs)
+    assert result.values is None and result.q_values is not None and result.q_values.shape == (6, 2)
+    np.testing.assert_array_equal(result.actions, result.q_values.argmax(axis=1))
+    expected = np.full((6, 2), 0.1, dtype=np.float32)
+    expected[np.arange(6), result.actions] = 0.9
+    np.testing.assert_allclose(result.probabilities, expected, rtol=1e-6)
+    many = policy.act(np.repeat(obs[:1], 4000, axis=0), deterministic=False, rng=np.random.default_rng(0))
+    greedy_share = (many.actions == result.actions[0]).mean()
+    assert abs(greedy_share - 0.9) < 0.03
+
+
+def test_uniform_policy_samples_even_when_deterministic(saved_policy: Path) -> None:
+    config = json.loads((saved_policy / "config.json").read_text())
+    config["action_distribution"] = {"kind": "uniform"}
+    (saved_policy / "config.json").write_text(json.dumps(config))
+    result = load_policy(saved_policy).act(np.zeros((4000, 4)), rng=np.random.default_rng(0))
+    np.testing.assert_allclose(result.probabilities, 0.5)
+    assert 0.45 < result.actions.mean() < 0.55
+
+
+def test_unknown_action_distribution_is_refused(saved_policy: Path) -> None:
+    config = json.loads((saved_policy / "config.json").read_text())
+    config["action_distribution"] = {"kind": "boltzmann"}
+    (saved_policy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="unknown action_distribution kind 'boltzmann'"):
+        load_policy(saved_policy)

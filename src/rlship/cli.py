@@ -1,4 +1,5 @@
-"""The `rlship` command: train, evaluate (more verbs arrive with the hub and serving modules)."""
+"""The `rlship` command. Each verb is a `register(subparsers)` function that adds its parser and sets
+`handler` (args -> exit code); the hub and serving packages register their verbs the same way."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
@@ -30,10 +31,14 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def register_train(sub: Subparsers) -> None:
     from rlship.training import ALGORITHMS
 
     train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
+    train.set_defaults(handler=_run_train)
     algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for algo in ALGORITHMS.values():
         p = algos.add_parser(
@@ -90,26 +95,35 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_evaluate(sub: Subparsers) -> None:
+    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
+    ev.set_defaults(handler=_run_evaluate)
+    ev.add_argument("source", metavar="SOURCE", help="policy folder, or 'default' for the embedded CartPole-v1 policy")
+    ev.add_argument("--episodes", type=int, default=100, help="episodes to run (default: 100)")
+    ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
+    ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+
+
+# The verbs, in the order `rlship --help` lists them.
+COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlship", description="Train, publish and serve RL policies.")
     from rlship import __version__
 
     parser.add_argument("--version", action="version", version=f"rlship {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_train(sub)
-    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
-    ev.add_argument("source", metavar="SOURCE", help="policy folder, or 'default' for the embedded CartPole-v1 policy")
-    ev.add_argument("--episodes", type=int, default=100, help="episodes to run (default: 100)")
-    ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
-    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
-    ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _run_train, "evaluate": _run_evaluate}[args.command](args)
+        return int(args.handler(args))
     except (RlshipError, ValueError) as exc:
         print(f"rlship {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ actor-critic, safer when the value loss would disturb the policy's features). He
 means:
   "logits": unnormalised action log-probabilities (policy-gradient methods)
   "value":  the state value V(s) (actor-critic methods)
+  "q_values": the action values Q(s, a) (value-based methods such as DQN)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-HEAD_KINDS = ("logits", "value")
+HEAD_KINDS = ("logits", "value", "q_values")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
     return layer
 
 
-_OUT_GAIN = {"logits": 0.01, "value": 1.0}
+_OUT_GAIN = {"logits": 0.01, "value": 1.0, "q_values": 1.0}
 
 
 class HeadsNetwork(nn.Module):

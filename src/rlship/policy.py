@@ -28,6 +28,12 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 RESULTS_FILE = "results.json"
 DEFAULT_POLICY = "default"
+# How a policy turns its network's outputs into the action distribution `act` reports and samples from
+# (config.json's "action_distribution"; "softmax" when absent):
+#   softmax         probabilities = softmax(logits head); greedy action = the most probable one
+#   epsilon_greedy  probabilities = epsilon spread uniformly + (1 - epsilon) on argmax of the q_values head
+#   uniform         probabilities = 1 / n_actions; it has no greedy action, so it samples even when deterministic
+ACTION_DISTRIBUTIONS = ("softmax", "epsilon_greedy", "uniform")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class PolicySpec:
     action_space: gym.spaces.Discrete
     network: NetworkSpec
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    action_distribution: str = "softmax"
+    epsilon: float = 0.0  # the epsilon of an epsilon_greedy distribution
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -55,18 +63,27 @@ class ActResult:
     """What `Policy.act` returns for a batch of N observations."""
 
     actions: np.ndarray  # (N,) int64
-    probabilities: np.ndarray  # (N, n_actions) float32: the action distribution the actions come from
+    probabilities: np.ndarray  # (N, n_actions) float32: the distribution `deterministic=False` samples from
     values: np.ndarray | None = None  # (N,) float32 state values, for actor-critic policies
+    q_values: np.ndarray | None = None  # (N, n_actions) float32 action values, for value-based policies
 
 
 class Policy:
     """A trained policy: call `act` on a batch of observations."""
 
-    def __init__(self, spec: PolicySpec, network: HeadsNetwork, config: dict[str, Any], source: str = "") -> None:
+    def __init__(
+        self,
+        spec: PolicySpec,
+        network: HeadsNetwork,
+        config: dict[str, Any],
+        source: str = "",
+        revision: str | None = None,
+    ) -> None:
         self.spec = spec
         self.network = network.eval()
         self.config = config  # the whole config.json, hyperparameters and versions included
-        self.source = source
+        self.source = source  # what it was loaded from, as the user named it ("default", a folder, "hf://...")
+        self.revision = revision  # for Hub sources: the commit the files were downloaded at
 
     def __repr__(self) -> str:
         return f"Policy({self.spec.algorithm} on {self.spec.env_id}, source={self.source or 'memory'!r})"
@@ -96,14 +113,31 @@ class Policy:
         """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""
         obs = self.check_observations(observations)
         with torch.inference_mode():
-            out = self.network(torch.from_numpy(obs))
-            probs = torch.softmax(out["logits"], dim=-1).numpy()
-            values = out["value"].squeeze(-1).numpy() if "value" in out else None
-        if deterministic:
-            actions = probs.argmax(axis=1)
+            out = {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
+        probs, greedy = self._distribution(out, len(obs))
+        values = out["value"][:, 0] if "value" in out else None
+        if deterministic and greedy is not None:
+            actions = greedy
         else:
             actions = sample_categorical(probs, rng if rng is not None else np.random.default_rng())
-        return ActResult(actions=actions.astype(np.int64), probabilities=probs, values=values)
+        return ActResult(
+            actions=actions.astype(np.int64), probabilities=probs, values=values, q_values=out.get("q_values")
+        )
+
+    def _distribution(self, out: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities (n, n_actions), greedy actions or None) by the spec's action distribution."""
+        kind, n_actions = self.spec.action_distribution, self.spec.n_actions
+        if kind == "uniform":
+            return np.full((n, n_actions), 1.0 / n_actions, dtype=np.float32), None
+        if kind == "epsilon_greedy":
+            greedy = out["q_values"].argmax(axis=1)
+            probs = np.full((n, n_actions), self.spec.epsilon / n_actions, dtype=np.float32)
+            probs[np.arange(n), greedy] += np.float32(1.0 - self.spec.epsilon)
+            return probs, greedy
+        logits = out["logits"]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        return probs, probs.argmax(axis=1)
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into `folder` (created if needed)."""
@@ -141,8 +175,13 @@ def new_policy(
     hyperparameters: dict[str, Any],
     seed: int,
     env_kwargs: dict[str, Any] | None = None,
+    action_distribution: str = "softmax",
+    epsilon: float = 0.0,
 ) -> Policy:
     """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first)."""
+    distribution: dict[str, Any] = {"kind": action_distribution}
+    if action_distribution == "epsilon_greedy":
+        distribution["epsilon"] = epsilon
     config = {
         "format_version": FORMAT_VERSION,
         "algorithm": algorithm,
@@ -151,6 +190,7 @@ def new_policy(
         "observation_space": space_to_dict(observation_space),
         "action_space": space_to_dict(action_space),
         "network": network_spec.to_dict(),
+        "action_distribution": distribution,
         "hyperparameters": hyperparameters,
         "seed": seed,
         "versions": library_versions(),
@@ -166,13 +206,26 @@ def spec_from_config(config: dict[str, Any]) -> PolicySpec:
         raise ValueError(f"observation_space must be a 1-D Box; got {config['observation_space']}")
     if not isinstance(act_space, gym.spaces.Discrete):
         raise ValueError(f"action_space must be Discrete; got {config['action_space']}")
+    network = NetworkSpec.from_dict(config["network"])
+    distribution = config.get("action_distribution") or {"kind": "softmax"}
+    kind = distribution.get("kind")
+    if kind not in ACTION_DISTRIBUTIONS:
+        raise ValueError(f"unknown action_distribution kind {kind!r}; this rlship knows {list(ACTION_DISTRIBUTIONS)}")
+    needed = {"softmax": "logits", "epsilon_greedy": "q_values"}.get(kind)
+    if needed is not None and network.heads.get(needed) != act_space.n:
+        raise ValueError(f"a {kind} policy needs a {needed!r} head of size {act_space.n}; got heads {network.heads}")
+    epsilon = float(distribution.get("epsilon", 0.0))
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"action_distribution epsilon must be in [0, 1]; got {epsilon}")
     return PolicySpec(
         algorithm=str(config["algorithm"]),
         env_id=str(config["env_id"]),
         observation_space=obs_space,
         action_space=act_space,
-        network=NetworkSpec.from_dict(config["network"]),
+        network=network,
         env_kwargs=dict(config.get("env_kwargs") or {}),
+        action_distribution=kind,
+        epsilon=epsilon,
     )
 
 
