@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
+from pathlib import Path
 from typing import Any
 
 from rlship.errors import RlshipError
@@ -36,6 +38,7 @@ Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 
 def register_train(sub: Subparsers) -> None:
     from rlship.training import ALGORITHMS
+    from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
 
     train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
     train.set_defaults(handler=_run_train)
@@ -48,8 +51,23 @@ def register_train(sub: Subparsers) -> None:
             "tuned preset of the env if it has one, else the defaults shown.",
         )
         p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
-        p.add_argument("--seed", type=int, default=0, help="seed of envs, network init and sampling (default: 0)")
+        # --seed defaults to None (meaning 0) so that --resume can tell a seed given on purpose from none at all
+        p.add_argument("--seed", type=int, default=None, help="seed of envs, network init and sampling (default: 0)")
         p.add_argument("--out", default=None, help="run folder to write (default: runs/ALGO-ENV_ID-sSEED)")
+        p.add_argument(
+            "--resume",
+            default=None,
+            metavar="RUN_DIR",
+            help="continue the run in RUN_DIR from its checkpoint (same folder, hyperparameters, seed and budget)",
+        )
+        p.add_argument(
+            "--checkpoint-every",
+            type=float,
+            default=DEFAULT_EVERY_SECONDS,
+            metavar="SECONDS",
+            help="wall seconds between checkpoints in RUN_DIR/checkpoint/; 0: after every update, inf: only on "
+            f"Ctrl-C (default: {DEFAULT_EVERY_SECONDS:g})",
+        )
         p.add_argument(
             "--env-kwargs",
             type=json.loads,
@@ -66,15 +84,41 @@ def register_train(sub: Subparsers) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from rlship.training import ALGORITHMS
+    from rlship.training.checkpoint import CheckpointOptions, resume_settings
 
     algo = ALGORITHMS[args.algo]
     overrides = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_")}
-    config = algo.make_config(args.env_id, **overrides)
+    seed, env_kwargs, out = args.seed, args.env_kwargs, args.out
+    if args.resume is not None:
+        if out is not None and Path(out).resolve() != Path(args.resume).resolve():
+            raise ValueError(f"--resume {args.resume} writes into that run's own folder; drop --out {out}")
+        overrides, seed, env_kwargs = resume_settings(
+            args.resume, algo.name, args.env_id, overrides, seed=seed, env_kwargs=env_kwargs
+        )
+        out = args.resume
+    kwargs: dict[str, Any] = {}
+    if "checkpoint" in inspect.signature(algo.train).parameters:
+        kwargs["checkpoint"] = CheckpointOptions(every_seconds=args.checkpoint_every, resume=args.resume is not None)
+    elif args.resume is not None:
+        raise ValueError(f"{algo.name} has no checkpoints, so --resume cannot continue it; start a new run")
+    try:
+        config = algo.make_config(args.env_id, **overrides)
+    except TypeError as exc:  # a checkpoint's hyperparameters this version of the algorithm does not know
+        raise ValueError(str(exc)) from exc
     result = algo.train(
-        args.env_id, config, seed=args.seed, out=args.out, progress=args.progress, env_kwargs=args.env_kwargs
+        args.env_id, config, seed=seed or 0, out=out, progress=args.progress, env_kwargs=env_kwargs, **kwargs
     )
     print(json.dumps(result.summary(), indent=2))
-    if result.reward_threshold is not None and not result.solved:
+    if result.interrupted:
+        print(
+            f"rlship train: interrupted at {result.env_steps} env steps. {result.out} holds a checkpoint and the "
+            f"policy so far (short evaluation: {result.evaluation.metric}). Resume with:\n"
+            f"  rlship train {algo.name} {args.env_id} --resume {result.out}",
+            file=sys.stderr,
+        )
+        return 130
+    # (an algorithm without a step budget, the random baseline, is not expected to solve anything)
+    if result.reward_threshold is not None and not result.solved and hasattr(config, "total_steps"):
         print(
             f"warning: not solved: evaluation {result.evaluation.metric} is below the reward threshold "
             f"{result.reward_threshold:g} after {result.env_steps} env steps; try more --total-steps",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlship.training import ppo
+from rlship.training import ppo, random_policy
 from rlship.training.run import TrainResult
 
 
@@ -25,6 +25,13 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(
         "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
+    ),
+    "random": Algorithm(
+        "random",
+        "uniform random actions: the baseline every algorithm is read against (trains for zero steps)",
+        random_policy.RandomConfig,
+        random_policy.make_config,
+        random_policy.train,
     ),
 }
 

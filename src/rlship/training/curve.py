@@ -13,8 +13,13 @@ import numpy as np
 
 
 def plot_training_curve(
-    rows: Sequence[dict[str, float]], path: Path, title: str, threshold: float | None = None
+    rows: Sequence[dict[str, float]],
+    path: Path,
+    title: str,
+    threshold: float | None = None,
+    evaluation: float | None = None,
 ) -> Path:
+    """The curve of a run's log rows; a run without updates (the random baseline) shows its evaluation mean."""
     steps = np.array([r["env_steps"] for r in rows], dtype=float)
     wall = np.array([r["wall_seconds"] for r in rows], dtype=float)
     mean = np.array([r["return_mean"] for r in rows], dtype=float)
@@ -25,6 +30,10 @@ def plot_training_curve(
         ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.2, linewidth=0)
         if threshold is not None:
             ax.axhline(threshold, color="tab:green", linestyle="--", label=f"reward threshold {threshold:g}")
+        if not rows:
+            if evaluation is not None:
+                ax.axhline(evaluation, color="tab:orange", linestyle=":", label=f"evaluation mean {evaluation:.1f}")
+            ax.text(0.5, 0.5, "no training updates (zero env steps)", transform=ax.transAxes, ha="center")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("episode return")

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
 
 
@@ -122,9 +123,11 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
     out = Path(out or f"runs/ppo-{env_id}-s{seed}")
+    ckpt = Checkpointer(out, "ppo", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(seed)
@@ -166,87 +169,94 @@ def train(
         progress,
         desc=f"ppo {env_id} s{seed}",
     )
-    next_obs, _ = envs.reset(seed=seed)
+    counters = ckpt.track(
+        network=net, optimizer=optimizer, rng=rng, generator=generator, stats=stats, stop=stop, log=log
+    )
+    env_steps, updates = counters.get("env_steps", 0), counters.get("updates", 0)
+    next_obs, _ = envs.reset(seed=ckpt.env_seed)
     obs_buf[0] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
     prev_done = np.zeros(N, dtype=bool)
-    env_steps = 0
-    try:
-        while env_steps < cfg.total_steps:
-            frac = 1.0 - env_steps / cfg.total_steps if cfg.anneal_lr else 1.0
-            lr, clip = cfg.learning_rate * frac, cfg.clip_range * frac
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+    with ckpt.interruptible():
+        try:
+            while env_steps < cfg.total_steps:
+                frac = 1.0 - env_steps / cfg.total_steps if cfg.anneal_lr else 1.0
+                lr, clip = cfg.learning_rate * frac, cfg.clip_range * frac
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
-            # --- rollout: T steps of all N envs with the current policy
-            with torch.inference_mode():
-                for t in range(T):
-                    heads = net(obs_buf[t])
-                    values_buf[t] = heads["value"].squeeze(-1)
-                    log_probs = torch.log_softmax(heads["logits"], dim=-1)
-                    action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
-                    actions_buf[t] = action
-                    logp_buf[t] = log_probs.gather(1, action[:, None]).squeeze(-1)
-                    next_obs, reward, term, trunc, _ = envs.step(action.numpy())
-                    obs_buf[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
-                    rewards[t], terminated[t] = reward, term
-                    dones[t] = term | trunc
-                    valid[t] = ~prev_done  # False: this step only reset an env that ended at the previous step
-                    prev_done = dones[t].copy()
-                    stats.update(rewards[t], dones[t], valid[t])
-                values_buf[T] = net(obs_buf[T])["value"].squeeze(-1)
-            env_steps += int(valid.sum())
+                # --- rollout: T steps of all N envs with the current policy
+                with torch.inference_mode():
+                    for t in range(T):
+                        heads = net(obs_buf[t])
+                        values_buf[t] = heads["value"].squeeze(-1)
+                        log_probs = torch.log_softmax(heads["logits"], dim=-1)
+                        action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+                        actions_buf[t] = action
+                        logp_buf[t] = log_probs.gather(1, action[:, None]).squeeze(-1)
+                        next_obs, reward, term, trunc, _ = envs.step(action.numpy())
+                        obs_buf[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
+                        rewards[t], terminated[t] = reward, term
+                        dones[t] = term | trunc
+                        valid[t] = ~prev_done  # False: this step only reset an env that ended at the previous step
+                        prev_done = dones[t].copy()
+                        stats.update(rewards[t], dones[t], valid[t])
+                    values_buf[T] = net(obs_buf[T])["value"].squeeze(-1)
+                env_steps += int(valid.sum())
 
-            advantages = compute_gae(rewards, values_buf.numpy(), terminated, dones, cfg.gamma, cfg.gae_lambda)
-            returns = advantages + values_buf.numpy()[:T]
+                advantages = compute_gae(rewards, values_buf.numpy(), terminated, dones, cfg.gamma, cfg.gae_lambda)
+                returns = advantages + values_buf.numpy()[:T]
 
-            # --- update on the valid transitions
-            keep = torch.from_numpy(valid.reshape(-1))
-            b_obs = obs_buf[:T].reshape(T * N, obs_dim)[keep]
-            b_actions = actions_buf.reshape(-1)[keep]
-            b_logp = logp_buf.reshape(-1)[keep]
-            b_adv = torch.from_numpy(advantages.reshape(-1))[keep]
-            b_returns = torch.from_numpy(returns.reshape(-1))[keep]
-            n = b_obs.shape[0]
-            metrics = []
-            for _ in range(cfg.epochs):
-                order = torch.from_numpy(rng.permutation(n))
-                for start in range(0, n, cfg.minibatch_size):
-                    idx = order[start : start + cfg.minibatch_size]
-                    if idx.numel() < 2:  # advantage normalisation needs two samples
-                        continue
-                    metrics.append(
-                        _update(
-                            net,
-                            optimizer,
-                            net.parameters(),
-                            cfg,
-                            clip,
-                            b_obs[idx],
-                            b_actions[idx],
-                            b_logp[idx],
-                            b_adv[idx],
-                            b_returns[idx],
+                # --- update on the valid transitions
+                keep = torch.from_numpy(valid.reshape(-1))
+                b_obs = obs_buf[:T].reshape(T * N, obs_dim)[keep]
+                b_actions = actions_buf.reshape(-1)[keep]
+                b_logp = logp_buf.reshape(-1)[keep]
+                b_adv = torch.from_numpy(advantages.reshape(-1))[keep]
+                b_returns = torch.from_numpy(returns.reshape(-1))[keep]
+                n = b_obs.shape[0]
+                metrics = []
+                for _ in range(cfg.epochs):
+                    order = torch.from_numpy(rng.permutation(n))
+                    for start in range(0, n, cfg.minibatch_size):
+                        idx = order[start : start + cfg.minibatch_size]
+                        if idx.numel() < 2:  # advantage normalisation needs two samples
+                            continue
+                        metrics.append(
+                            _update(
+                                net,
+                                optimizer,
+                                net.parameters(),
+                                cfg,
+                                clip,
+                                b_obs[idx],
+                                b_actions[idx],
+                                b_logp[idx],
+                                b_adv[idx],
+                                b_returns[idx],
+                            )
                         )
-                    )
-                if cfg.target_kl is not None and metrics and metrics[-1][3] > cfg.target_kl:
+                    if cfg.target_kl is not None and metrics and metrics[-1][3] > cfg.target_kl:
+                        break
+                m = torch.stack([torch.stack(x) for x in metrics]).mean(0).tolist()
+                log.log(
+                    env_steps,
+                    stats,
+                    learning_rate=lr,
+                    policy_loss=m[0],
+                    value_loss=m[1],
+                    entropy=m[2],
+                    approx_kl=m[3],
+                    clip_fraction=m[4],
+                )
+                updates += 1
+                if stop.solved(stats, policy):
                     break
-            m = torch.stack([torch.stack(x) for x in metrics]).mean(0).tolist()
-            log.log(
-                env_steps,
-                stats,
-                learning_rate=lr,
-                policy_loss=m[0],
-                value_loss=m[1],
-                entropy=m[2],
-                approx_kl=m[3],
-                clip_fraction=m[4],
-            )
-            if stop.solved(stats, policy):
-                break
-    finally:
-        envs.close()
-        log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
+                if ckpt.safe_point(env_steps=env_steps, updates=updates):  # True: Ctrl-C, checkpoint written
+                    break
+        finally:
+            envs.close()
+            log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
 
 
 def compute_gae(

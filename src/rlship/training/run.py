@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -21,11 +22,27 @@ from tqdm import tqdm
 from rlship.evaluation import EvalResult, evaluate
 from rlship.policy import RESULTS_FILE, Policy
 
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlship.training.checkpoint import Checkpointer
+
 LOG_FILE = "train_log.csv"
 CURVE_FILE = "training_curve.png"
 # The confirming evaluations of the stop rule use their own evaluation seeds, away from the final evaluation's
 # (seed 0 and up), so that the reported score is not the one the stop decision was taken on.
 CONFIRM_EVAL_SEED = 100_000
+# An interrupted run (Ctrl-C) still writes its artifact, evaluated on this many episodes so the stop stays quick;
+# results.json says so ("interrupted": true, "solved": false): it is not the protocol's 100-episode score.
+INTERRUPTED_EVAL_EPISODES = 10
+# TensorBoard tags of the columns every TrainLog has; an algorithm's own columns go under "train/".
+TENSORBOARD_TAGS = {
+    "wall_seconds": "time/wall_seconds",
+    "episodes": "rollout/episodes",
+    "return_mean": "rollout/return_mean",
+    "return_std": "rollout/return_std",
+}
+_tensorboard_notice_given = False
 
 
 def hp(default: Any, help: str) -> Any:
@@ -87,19 +104,38 @@ class StopRule:
 
 
 class TrainLog:
-    """train_log.csv (one row per update, flushed as it goes so a run can be watched) and the progress bar."""
+    """train_log.csv (one row per update, flushed as it goes so a run can be watched), the same rows as
+    TensorBoard scalars beside it (when the tensorboard package is installed; x axis: env steps), and the
+    progress bar."""
 
     def __init__(self, out: Path, total_steps: int, fields: Sequence[str], progress: bool, desc: str) -> None:
+        self.out = out
         self.fields = ["env_steps", "wall_seconds", "episodes", "return_mean", "return_std", *fields]
         self.rows: list[dict[str, float]] = []
         self._file: IO[str] = (out / LOG_FILE).open("w", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
         self._writer.writeheader()
         self._bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+        self._tensorboard: SummaryWriter | None = None
+        self._tensorboard_opened = False  # opened at the first row, once a resume (if any) has restored the log
+        self._restored_steps: int | None = None
         self.start = time.perf_counter()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def restore(self, rows: list[dict[str, float]], elapsed: float) -> None:
+        """Go on from a checkpoint: its rows are the log so far (rows written after it, by a run that crashed,
+        are dropped), and the clock goes on from its elapsed seconds."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._writer.writeheader()
+        self._writer.writerows(rows)
+        self._file.flush()
+        self.rows = list(rows)
+        self.start = time.perf_counter() - elapsed
+        self._restored_steps = int(rows[-1]["env_steps"]) if rows else 0
+        self._bar.update(self._restored_steps - self._bar.n)
 
     def log(self, env_steps: int, stats: EpisodeStats, **values: float) -> None:
         row = {
@@ -113,6 +149,7 @@ class TrainLog:
         self.rows.append(row)
         self._writer.writerow(row)
         self._file.flush()
+        self._log_tensorboard(row)
         self._bar.update(env_steps - self._bar.n)
         self._bar.set_postfix(
             episodes=stats.episodes,
@@ -121,9 +158,43 @@ class TrainLog:
             refresh=False,
         )
 
+    def _log_tensorboard(self, row: dict[str, float]) -> None:
+        if not self._tensorboard_opened:
+            self._tensorboard_opened = True
+            # A resumed run drops the events a crashed run wrote after its checkpoint (TensorBoard's purge_step).
+            purge = None if self._restored_steps is None else self._restored_steps + 1
+            self._tensorboard = open_tensorboard(self.out, purge_step=purge)
+        if self._tensorboard is None:
+            return
+        step = int(row["env_steps"])
+        for name, value in row.items():
+            if name != "env_steps" and value is not None:
+                self._tensorboard.add_scalar(TENSORBOARD_TAGS.get(name, f"train/{name}"), value, step)
+        self._tensorboard.add_scalar("time/steps_per_second", step / max(row["wall_seconds"], 1e-9), step)
+
     def close(self) -> None:  # the algorithm closes its log when its loop ends, failed or not
         self._bar.close()
         self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+
+def open_tensorboard(out: Path, purge_step: int | None = None) -> SummaryWriter | None:
+    """A SummaryWriter writing event files into `out`, or None (said once per process) without tensorboard."""
+    global _tensorboard_notice_given
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if not _tensorboard_notice_given:
+            _tensorboard_notice_given = True
+            print(
+                "rlship: TensorBoard logging is off (the tensorboard package is not installed); "
+                "pip install 'rlship[tensorboard]' to write event files beside train_log.csv",
+                file=sys.stderr,
+            )
+        return None
+    # A deep queue: with the default (10) each add_scalar waits for the writer thread (about 0.4 ms a scalar).
+    return SummaryWriter(str(out), purge_step=purge_step, max_queue=10_000, flush_secs=30)
 
 
 @dataclass(frozen=True)
@@ -138,6 +209,7 @@ class TrainResult:
     env_steps: int
     train_seconds: float  # from the first env step until training stopped (confirming evaluations included)
     confirmations: int  # confirming evaluations the stop rule ran
+    interrupted: bool = False  # stopped by Ctrl-C: the evaluation is short and the run can be resumed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -148,6 +220,7 @@ class TrainResult:
             "env_steps": self.env_steps,
             "train_seconds": round(self.train_seconds, 3),
             "confirmations": self.confirmations,
+            "interrupted": self.interrupted,
             "mean_reward": self.evaluation.mean_reward,
             "std_reward": self.evaluation.std_reward,
             "out": str(self.out),
@@ -161,30 +234,54 @@ def finish_run(
     stop: StopRule,
     env_steps: int,
     eval_episodes: int,
+    checkpointer: Checkpointer | None = None,
 ) -> TrainResult:
-    """Evaluate by the protocol and write the artifact: weights, config, results, curve (`log` is closed)."""
+    """Evaluate by the protocol and write the artifact: weights, config, results, curve (`log` is closed).
+
+    A run stopped by Ctrl-C (`checkpointer.interrupted`) writes the same artifact, evaluated on a few episodes
+    only and marked interrupted in results.json, so it can be loaded and looked at, then resumed."""
     train_seconds = log.elapsed()
+    interrupted = checkpointer is not None and checkpointer.interrupted
     policy.save(out)
-    evaluation = evaluate(policy, episodes=eval_episodes, seed=0)
-    solved = stop.threshold is not None and evaluation.mean_reward >= stop.threshold
+    episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
+    evaluation = evaluate(policy, episodes=episodes, seed=0)
+    solved = not interrupted and stop.threshold is not None and evaluation.mean_reward >= stop.threshold
+    training: dict[str, Any] = {
+        "env_steps": env_steps,
+        "train_seconds": round(train_seconds, 3),
+        "confirming_evaluations": [
+            {"mean_reward": c.mean_reward, "std_reward": c.std_reward, "seed": c.seed} for c in stop.confirmations
+        ],
+    }
+    if checkpointer is not None:
+        training.update(checkpointer.summary())
     results = {
         **evaluation.to_dict(),
         "reward_threshold": stop.threshold,
         "solved": solved,
-        "training": {
-            "env_steps": env_steps,
-            "train_seconds": round(train_seconds, 3),
-            "confirming_evaluations": [
-                {"mean_reward": c.mean_reward, "std_reward": c.std_reward, "seed": c.seed} for c in stop.confirmations
-            ],
-        },
+        "interrupted": interrupted,
+        "training": training,
     }
+    if interrupted:
+        results["note"] = (
+            f"training was interrupted at {env_steps} env steps; this is a short evaluation ({episodes} episodes), "
+            "not the final one. Resume the run to finish it"
+        )
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     from rlship.training.curve import plot_training_curve  # matplotlib is slow to import: only once a run ends
 
+    title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
     plot_training_curve(
-        log.rows, out / CURVE_FILE, title=f"{policy.spec.algorithm} on {policy.spec.env_id}", threshold=stop.threshold
+        log.rows, out / CURVE_FILE, title=title, threshold=stop.threshold, evaluation=evaluation.mean_reward
     )
     return TrainResult(
-        policy, out, evaluation, stop.threshold, solved, env_steps, train_seconds, len(stop.confirmations)
+        policy,
+        out,
+        evaluation,
+        stop.threshold,
+        solved,
+        env_steps,
+        train_seconds,
+        len(stop.confirmations),
+        interrupted,
     )
