@@ -14,6 +14,7 @@ import pytest
 from rlship import load_policy
 from rlship.evaluation import EVAL_SEED_OFFSET, evaluate
 from rlship.training import ppo
+from rlship.training.checkpoint import CheckpointOptions
 from rlship.training.run import CONFIRM_EVAL_SEED, TrainResult
 
 
@@ -89,7 +90,10 @@ def test_total_steps_caps_an_unsolved_run(tmp_path: Path) -> None:
 def test_same_seed_same_weights(tmp_path: Path) -> None:
     cfg = ppo.make_config("CartPole-v1", total_steps=3000, eval_episodes=5)
     a = ppo.train("CartPole-v1", cfg, seed=5, out=tmp_path / "a", progress=False)
-    b = ppo.train("CartPole-v1", cfg, seed=5, out=tmp_path / "b", progress=False)
+    # checkpointing after every update leaves the run unchanged: it reads the RNG states, never draws from them
+    every_update = CheckpointOptions(every_seconds=0)
+    b = ppo.train("CartPole-v1", cfg, seed=5, out=tmp_path / "b", progress=False, checkpoint=every_update)
+    assert (tmp_path / "b" / "checkpoint" / "state.json").exists()
     c = ppo.train("CartPole-v1", cfg, seed=6, out=tmp_path / "c", progress=False)
     wa, wb, wc = (dict(r.policy.network.state_dict()) for r in (a, b, c))
     assert all(np.array_equal(wa[k].numpy(), wb[k].numpy()) for k in wa)

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rlship.training import ppo, random_policy
+from rlship.training.checkpoint import (
+    DEFAULT_EVERY_SECONDS,
+    CheckpointError,
+    CheckpointOptions,
+    read_checkpoint_state,
+    resume_settings,
+)
 from rlship.training.run import TrainResult
 
 
@@ -35,4 +43,24 @@ ALGORITHMS: dict[str, Algorithm] = {
     ),
 }
 
-__all__ = ["ALGORITHMS", "Algorithm", "TrainResult"]
+
+def resume(run_dir: str | Path, progress: bool = True, checkpoint_every: float = DEFAULT_EVERY_SECONDS) -> TrainResult:
+    """Continue the run in `run_dir` from its checkpoint, with the algorithm, env, seed and hyperparameters it was
+    started with (what `rlship train ALGO ENV_ID --resume RUN_DIR` does)."""
+    state = read_checkpoint_state(run_dir)
+    algo = ALGORITHMS.get(state["algorithm"])
+    if algo is None:
+        raise CheckpointError(f"{run_dir}: the checkpoint is of a {state['algorithm']!r} run, unknown to this rlship")
+    hyperparameters, seed, env_kwargs = resume_settings(run_dir, algo.name, state["env_id"], {})
+    return algo.train(
+        state["env_id"],
+        algo.make_config(state["env_id"], **hyperparameters),
+        seed=seed,
+        out=run_dir,
+        progress=progress,
+        env_kwargs=env_kwargs,
+        checkpoint=CheckpointOptions(every_seconds=checkpoint_every, resume=True),
+    )
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "CheckpointOptions", "TrainResult", "resume"]

@@ -1,0 +1,258 @@
+"""Checkpoints: exact save/restore, atomic writes, clear errors, Ctrl-C, and a real interrupted-then-resumed run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from rlship import load_policy
+from rlship.cli import main
+from rlship.evaluation import evaluate
+from rlship.training import checkpoint as ckpt_module
+from rlship.training.checkpoint import (
+    STATE_FILE,
+    Checkpointer,
+    CheckpointError,
+    CheckpointOptions,
+    read_checkpoint_state,
+    resume_settings,
+)
+from rlship.training.run import EpisodeStats, StopRule, TrainLog
+from tests.conftest import make_untrained
+from tests.test_cli import RLSHIP, run
+from tests.test_tensorboard import read_scalars
+
+HP = {"learning_rate": 0.01, "hidden_sizes": (16, 16)}
+
+
+def make_run(out: Path, seed: int = 0, resume: bool = False, hp: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The objects a training loop holds, a few steps into training, and a Checkpointer for them."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = Checkpointer(out, "ppo", "CartPole-v1", seed, hp or HP, None, CheckpointOptions(resume=resume))
+    policy = make_untrained(seed)
+    optimizer = torch.optim.Adam(policy.network.parameters(), lr=0.01)
+    objects = {
+        "network": policy.network,
+        "optimizer": optimizer,
+        "rng": np.random.default_rng(seed),
+        "generator": torch.Generator().manual_seed(seed),
+        "stats": EpisodeStats(2, window=3),
+        "stop": StopRule(475.0, episodes=2),
+        "log": TrainLog(out, 100, ["loss"], progress=False, desc="test"),
+    }
+    return {"ckpt": ckpt, "policy": policy, **objects}
+
+
+def advance(r: dict[str, Any]) -> None:
+    """A few real updates and draws, so that every object holds non-trivial state."""
+    obs = torch.randn(8, 4, generator=r["generator"])
+    for _ in range(3):
+        loss = r["network"](obs)["logits"].pow(2).mean()  # any loss: the point is real Adam state
+        r["optimizer"].zero_grad()
+        loss.backward()
+        r["optimizer"].step()
+    r["rng"].random(5)
+    r["stats"].update(np.array([1.0, 1.0]), np.array([True, False]), np.array([True, True]))
+    r["stop"].confirmations.append(evaluate(r["policy"], episodes=2, seed=7))
+    r["log"].log(64, r["stats"], loss=loss.item())
+
+
+def tracked(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r[k] for k in ("network", "optimizer", "rng", "generator", "stats", "stop", "log")}
+
+
+@pytest.fixture
+def saved_run(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    r = make_run(out)
+    r["ckpt"].track(**tracked(r))
+    advance(r)
+    r["ckpt"].save(env_steps=64, updates=1)
+    r["log"].close()
+    return out
+
+
+def test_a_checkpoint_restores_every_object_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    a = make_run(out)
+    assert a["ckpt"].track(**tracked(a)) == {}  # a fresh run has no counters
+    advance(a)
+    torch.manual_seed(123)
+    a["ckpt"].save(env_steps=64, updates=1)
+    a["log"].close()
+
+    b = make_run(out, seed=0, resume=True)
+    advance_other = torch.Generator().manual_seed(99)  # b starts from other state: restore must overwrite it
+    b["network"](torch.randn(2, 4, generator=advance_other)).get("logits").sum().backward()
+    b["optimizer"].step()
+    counters = b["ckpt"].track(**tracked(b))
+    assert counters == {"env_steps": 64, "updates": 1}
+    for (ka, va), (kb, vb) in zip(a["network"].state_dict().items(), b["network"].state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+    sa, sb = a["optimizer"].state_dict(), b["optimizer"].state_dict()
+    assert sa["param_groups"][0]["lr"] == sb["param_groups"][0]["lr"]
+    for pid, state in sa["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, sb["state"][pid][key]), (pid, key)
+    # the RNG streams go on where they were: the next draws are equal
+    assert np.array_equal(a["rng"].random(4), b["rng"].random(4))
+    assert torch.equal(torch.rand(3, generator=a["generator"]), torch.rand(3, generator=b["generator"]))
+    assert list(a["stats"].recent) == list(b["stats"].recent) and a["stats"].episodes == b["stats"].episodes == 1
+    assert [c.mean_reward for c in b["stop"].confirmations] == [c.mean_reward for c in a["stop"].confirmations]
+    assert b["log"].rows == a["log"].rows and b["log"].elapsed() >= a["log"].rows[-1]["wall_seconds"]
+    with (out / "train_log.csv").open() as f:  # the CSV holds the checkpoint's rows, ready to be appended to
+        assert [int(row["env_steps"]) for row in csv.DictReader(f)] == [64]
+    b["log"].close()
+    assert b["ckpt"].resumed_at == [64]
+
+
+def test_the_global_torch_rng_is_restored(saved_run: Path) -> None:
+    state = read_checkpoint_state(saved_run)
+    b = make_run(saved_run, resume=True)
+    torch.manual_seed(999)
+    b["ckpt"].track(**tracked(b))
+    b["log"].close()
+    expected = torch.Generator()
+    from safetensors.torch import load_file
+
+    expected.set_state(load_file(str(saved_run / "checkpoint" / state["tensors_file"]))["rng/torch"])
+    assert torch.equal(torch.rand(4), torch.rand(4, generator=expected))
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(saved_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = make_run(saved_run, resume=True)
+    r["ckpt"].track(**tracked(r))
+    real_replace = os.replace
+
+    def crash_on_commit(src: Any, dst: Any) -> None:
+        if Path(dst).name == STATE_FILE:
+            raise OSError("disk full (simulated crash at the commit point)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt_module.os, "replace", crash_on_commit)
+    with pytest.raises(OSError, match="simulated"):
+        r["ckpt"].save(env_steps=999, updates=9)
+    monkeypatch.undo()
+    r["log"].close()
+    again = make_run(saved_run, resume=True)
+    assert again["ckpt"].track(**tracked(again)) == {"env_steps": 64, "updates": 1}  # the old one, intact
+    again["log"].close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / STATE_FILE).unlink(), "no checkpoint to resume from"),
+        (lambda d: (d / STATE_FILE).write_text("{not json"), "not valid JSON"),
+        (lambda d: next(d.glob("tensors-*")).write_bytes(b"garbage"), "do not match the checksum"),
+        (lambda d: next(d.glob("tensors-*")).unlink(), "tensor file missing"),
+    ],
+)
+def test_a_damaged_checkpoint_is_refused_with_a_clear_error(saved_run: Path, damage: Any, message: str) -> None:
+    damage(saved_run / "checkpoint")
+    with pytest.raises(CheckpointError, match=message):
+        make_run(saved_run, resume=True)
+
+
+def test_a_checkpoint_of_another_run_is_refused(saved_run: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"learning_rate: checkpoint 0.01, now 0.5"):
+        make_run(saved_run, resume=True, hp={**HP, "learning_rate": 0.5})
+    with pytest.raises(CheckpointError, match="seed=0"):
+        make_run(saved_run, seed=1, resume=True)
+    with pytest.raises(CheckpointError, match=r"a ppo run, not dqn.*rlship train ppo CartPole-v1 --resume"):
+        resume_settings(saved_run, "dqn", "CartPole-v1", {})
+    with pytest.raises(CheckpointError, match=r"--gamma 0.5"):
+        resume_settings(saved_run, "ppo", "CartPole-v1", {"gamma": 0.5, "learning_rate": None})
+    # a fresh run may not overwrite an unfinished one by accident
+    with pytest.raises(CheckpointError, match=r"unfinished run.*--resume"):
+        make_run(saved_run)
+    with pytest.raises(CheckpointError, match="no such run folder"):
+        resume_settings(saved_run.parent / "nowhere", "ppo", "CartPole-v1", {})
+
+
+def test_ctrl_c_asks_for_a_stop_and_a_second_one_aborts(saved_run: Path) -> None:
+    r = make_run(saved_run, resume=True)
+    ckpt = r["ckpt"]
+    ckpt.track(**tracked(r))
+    before = signal.getsignal(signal.SIGINT)
+    with ckpt.interruptible():
+        assert ckpt.safe_point(env_steps=70) is False
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs in this (main) thread at the next bytecode
+        assert ckpt.safe_point(env_steps=80) is True and ckpt.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
+    r["log"].close()
+    assert read_checkpoint_state(saved_run)["counters"] == {"env_steps": 80}  # written at the stop
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"training ended before it wrote {path}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.05)
+
+
+def log_steps(run_dir: Path) -> list[int]:
+    with (run_dir / "train_log.csv").open() as f:
+        return [int(row["env_steps"]) for row in csv.DictReader(f)]
+
+
+def test_interrupt_a_real_training_run_then_resume_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "ppo", "CartPole-v1", "--seed", "1", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(
+        [RLSHIP, *args, "--total-steps", "8000", "--eval-episodes", "10", "--checkpoint-every", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(out / "checkpoint" / STATE_FILE, proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert f"--resume {out}" in stderr and "Traceback" not in stderr
+
+    # the interrupted run left a valid checkpoint and a usable, honestly labelled artifact
+    stopped_at = read_checkpoint_state(out)["counters"]["env_steps"]
+    assert 0 < stopped_at < 8000 and json.loads(stdout)["env_steps"] == stopped_at
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True and results["solved"] is False and results["n_eval_episodes"] == 10
+    assert "interrupted" in results["note"]
+    assert load_policy(out).act(np.zeros(4)).actions.shape == (1,)
+    assert (out / "training_curve.png").exists() and log_steps(out)[-1] == stopped_at
+
+    # explicit flags that contradict the run are refused (the CLI's own code, in this process to save a start-up)
+    assert main(["train", "ppo", "CartPole-v1", "--resume", str(out), "--gamma", "0.5", "--seed", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "--gamma 0.5 (the run has 0.98)" in error and "--seed" not in error  # --seed 1 is the run's own seed
+
+    resumed = run("train", "ppo", "CartPole-v1", "--resume", str(out), "--no-progress")
+    summary = json.loads(resumed.stdout)
+    assert summary["interrupted"] is False and summary["env_steps"] > stopped_at
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is False and results["n_eval_episodes"] == 10
+    assert results["training"]["resumed_at_env_steps"] == [stopped_at]
+    steps = log_steps(out)  # one log: the first part's rows, then the resumed part's, steps still increasing
+    assert steps == sorted(set(steps)) and stopped_at in steps and steps[-1] == summary["env_steps"]
+    assert 0 < steps[steps.index(stopped_at) + 1] - stopped_at <= 32 * 32  # one more PPO rollout
+    # TensorBoard holds both parts too (two event files, one per process), on the same env-step axis as the CSV
+    assert len(list(out.glob("events.out.tfevents.*"))) == 2
+    assert [step for step, _ in read_scalars(out)["rollout/return_mean"]] == steps
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 1 and config["hyperparameters"]["total_steps"] == 8000  # same run, same budget
+    assert main(["train", "ppo", "CartPole-v1", "--resume", str(out)]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
