@@ -256,3 +256,14 @@ def test_interrupt_a_real_training_run_then_resume_it(tmp_path: Path, capsys: py
     assert config["seed"] == 1 and config["hyperparameters"]["total_steps"] == 8000  # same run, same budget
     assert main(["train", "ppo", "CartPole-v1", "--resume", str(out)]) == 1
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_new_run_replaces_a_finished_one_only_once_training_starts(saved_run: Path) -> None:
+    (saved_run / "results.json").write_text(json.dumps({"interrupted": False}))  # the run finished
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        make_run(saved_run, resume=True)
+    r = make_run(saved_run)  # a new run in the same folder is allowed...
+    assert (saved_run / "checkpoint").exists() and (saved_run / "results.json").exists()  # ...and deletes nothing yet
+    r["ckpt"].track(**tracked(r))
+    r["log"].close()
+    assert not (saved_run / "checkpoint").exists() and not (saved_run / "results.json").exists()

@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -197,12 +198,16 @@ class Checkpointer:
                 f"{self.out} holds an unfinished run with a checkpoint; continue it with --resume {self.out} "
                 "(Python: checkpoint=CheckpointOptions(resume=True)), or pick another --out, or delete the folder"
             )
-        if self.dir.is_dir():  # a finished run's leftovers: the new run replaces that run's files
-            for path in self.dir.iterdir():
-                path.unlink()
-            self.dir.rmdir()
-        for path in self.out.glob("events.out.tfevents.*"):  # its TensorBoard events too
+
+    def _clear_previous_run(self) -> None:
+        """A fresh run into a finished run's folder replaces that run: its checkpoint, TensorBoard events and
+        results go first (a stale results.json would mark this run's own checkpoints as finished). Done when
+        training is about to start, so that a run failing at setup (unknown env, bad space) deletes nothing."""
+        if self.dir.is_dir():
+            shutil.rmtree(self.dir)
+        for path in self.out.glob("events.out.tfevents.*"):
             path.unlink()
+        (self.out / RESULTS_FILE).unlink(missing_ok=True)
 
     def _load(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         if run_finished(self.out):
@@ -261,6 +266,7 @@ class Checkpointer:
             _codec(obj)  # refuse an object it cannot save now, not at the first checkpoint
         self._objects = objects
         if self._loaded is None:
+            self._clear_previous_run()
             return {}
         state, tensors = self._loaded
         names = set(state["objects"])

@@ -112,9 +112,9 @@ class TrainLog:
         self.out = out
         self.fields = ["env_steps", "wall_seconds", "episodes", "return_mean", "return_std", *fields]
         self.rows: list[dict[str, float]] = []
-        self._file: IO[str] = (out / LOG_FILE).open("w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
-        self._writer.writeheader()
+        # Opened at the first row (or restore, or close): until then a resume that fails leaves the old log intact.
+        self._file: IO[str] | None = None
+        self._writer: csv.DictWriter[str] | None = None
         self._bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
         self._tensorboard: SummaryWriter | None = None
         self._tensorboard_opened = False  # opened at the first row, once a resume (if any) has restored the log
@@ -124,13 +124,21 @@ class TrainLog:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    def _csv(self) -> csv.DictWriter[str]:
+        if self._writer is None:
+            self._file = (self.out / LOG_FILE).open("w", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
+            self._writer.writeheader()
+        return self._writer
+
     def restore(self, rows: list[dict[str, float]], elapsed: float) -> None:
         """Go on from a checkpoint: its rows are the log so far (rows written after it, by a run that crashed,
         are dropped), and the clock goes on from its elapsed seconds."""
-        self._file.seek(0)
-        self._file.truncate()
-        self._writer.writeheader()
-        self._writer.writerows(rows)
+        if self._file is not None:  # rows logged before the restore are replaced, not kept
+            self._file.close()
+            self._file = self._writer = None
+        self._csv().writerows(rows)
+        assert self._file is not None
         self._file.flush()
         self.rows = list(rows)
         self.start = time.perf_counter() - elapsed
@@ -147,7 +155,8 @@ class TrainLog:
             **values,
         }
         self.rows.append(row)
-        self._writer.writerow(row)
+        self._csv().writerow(row)
+        assert self._file is not None
         self._file.flush()
         self._log_tensorboard(row)
         self._bar.update(env_steps - self._bar.n)
@@ -174,7 +183,10 @@ class TrainLog:
 
     def close(self) -> None:  # the algorithm closes its log when its loop ends, failed or not
         self._bar.close()
-        self._file.close()
+        if self._file is None or not self._file.closed:
+            self._csv()  # a run without rows still leaves its header
+            assert self._file is not None
+            self._file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
 
