@@ -27,7 +27,9 @@ class Algorithm:
     summary: str
     config_cls: type
     make_config: Callable[..., Any]  # (env_id, **overrides) -> config: defaults < env preset < overrides
-    train: Callable[..., TrainResult]  # (env_id, config, seed, out, progress, env_kwargs) -> TrainResult
+    # (env_id, config, seed, out, progress, env_kwargs[, checkpoint: CheckpointOptions]) -> TrainResult; the CLI
+    # offers --resume only to algorithms whose train takes `checkpoint` (NOTES-infra.md: how to adopt it)
+    train: Callable[..., TrainResult]
 
 
 ALGORITHMS: dict[str, Algorithm] = {

@@ -116,8 +116,11 @@ class TrainLog:
         self._file: IO[str] | None = None
         self._writer: csv.DictWriter[str] | None = None
         self._bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+        # Imported here, before the clock starts (about 0.3 s, once per process); the writer itself opens at the
+        # first row, once a resume (if any) has said which steps to purge.
+        self._summary_writer_cls = import_summary_writer()
         self._tensorboard: SummaryWriter | None = None
-        self._tensorboard_opened = False  # opened at the first row, once a resume (if any) has restored the log
+        self._tensorboard_opened = False
         self._restored_steps: int | None = None
         self.start = time.perf_counter()
 
@@ -172,7 +175,11 @@ class TrainLog:
             self._tensorboard_opened = True
             # A resumed run drops the events a crashed run wrote after its checkpoint (TensorBoard's purge_step).
             purge = None if self._restored_steps is None else self._restored_steps + 1
-            self._tensorboard = open_tensorboard(self.out, purge_step=purge)
+            if self._summary_writer_cls is not None:
+                # A deep queue: with the default (10) each add_scalar waits for the writer thread (~0.4 ms a scalar)
+                self._tensorboard = self._summary_writer_cls(
+                    str(self.out), purge_step=purge, max_queue=10_000, flush_secs=30
+                )
         if self._tensorboard is None:
             return
         step = int(row["env_steps"])
@@ -191,8 +198,8 @@ class TrainLog:
             self._tensorboard.close()
 
 
-def open_tensorboard(out: Path, purge_step: int | None = None) -> SummaryWriter | None:
-    """A SummaryWriter writing event files into `out`, or None (said once per process) without tensorboard."""
+def import_summary_writer() -> type[SummaryWriter] | None:
+    """torch's SummaryWriter, or None (said once per process) when the tensorboard package is not installed."""
     global _tensorboard_notice_given
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -205,8 +212,7 @@ def open_tensorboard(out: Path, purge_step: int | None = None) -> SummaryWriter 
                 file=sys.stderr,
             )
         return None
-    # A deep queue: with the default (10) each add_scalar waits for the writer thread (about 0.4 ms a scalar).
-    return SummaryWriter(str(out), purge_step=purge_step, max_queue=10_000, flush_secs=30)
+    return SummaryWriter
 
 
 @dataclass(frozen=True)
