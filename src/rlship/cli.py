@@ -105,9 +105,19 @@ def _run_train(args: argparse.Namespace) -> int:
         config = algo.make_config(args.env_id, **overrides)
     except TypeError as exc:  # a checkpoint's hyperparameters this version of the algorithm does not know
         raise ValueError(str(exc)) from exc
-    result = algo.train(
-        args.env_id, config, seed=seed or 0, out=out, progress=args.progress, env_kwargs=env_kwargs, **kwargs
-    )
+    out = out or f"runs/{algo.name}-{args.env_id}-s{seed or 0}"
+    try:
+        result = algo.train(
+            args.env_id, config, seed=seed or 0, out=out, progress=args.progress, env_kwargs=env_kwargs, **kwargs
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C: aborted at once, so the last periodic checkpoint is what is left
+        if (Path(out) / "checkpoint" / "state.json").is_file():
+            print(
+                f"rlship train: aborted; the last periodic checkpoint in {out} can be resumed: "
+                f"rlship train {algo.name} {args.env_id} --resume {out}",
+                file=sys.stderr,
+            )
+        raise
     print(json.dumps(result.summary(), indent=2))
     if result.interrupted:
         print(
