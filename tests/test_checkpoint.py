@@ -267,3 +267,29 @@ def test_a_new_run_replaces_a_finished_one_only_once_training_starts(saved_run: 
     r["ckpt"].track(**tracked(r))
     r["log"].close()
     assert not (saved_run / "checkpoint").exists() and not (saved_run / "results.json").exists()
+
+
+def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:
+    """The same in Python: SIGINT to this process stops `ppo.train` cleanly; `rlship.training.resume` goes on."""
+    import threading
+
+    from rlship.training import ppo, resume
+
+    out = tmp_path / "run"
+    cfg = ppo.make_config("CartPole-v1", total_steps=6000, eval_episodes=5)
+
+    def interrupt_after_first_checkpoint() -> None:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / STATE_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # handled in the main thread, where train runs
+
+    thread = threading.Thread(target=interrupt_after_first_checkpoint)
+    thread.start()
+    first = ppo.train("CartPole-v1", cfg, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(0))
+    thread.join()
+    assert first.interrupted and not first.solved and first.evaluation.n_eval_episodes == 5
+    assert first.env_steps == read_checkpoint_state(out)["counters"]["env_steps"] < 6000
+    second = resume(out, progress=False)
+    assert not second.interrupted and second.env_steps >= 6000
+    assert json.loads((out / "results.json").read_text())["training"]["resumed_at_env_steps"] == [first.env_steps]
