@@ -297,7 +297,8 @@ class Checkpointer:
         meta: dict[str, Any] = {}
         for name, obj in self._objects.items():
             own, meta[name] = _codec(obj).dump(obj)
-            tensors.update({f"{name}/{k}": v.detach().cpu().contiguous() for k, v in own.items()})
+            # copies: safetensors refuses tensors that share memory (tied weights, one module tracked twice)
+            tensors.update({f"{name}/{k}": v.detach().cpu().contiguous().clone() for k, v in own.items()})
         self.dir.mkdir(parents=True, exist_ok=True)
         self._saves += 1
         tensors_file = f"tensors-{self._saves:06d}.safetensors"
