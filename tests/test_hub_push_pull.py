@@ -171,6 +171,26 @@ def test_pull_never_fetches_pickles_and_names_missing_files(hub: FakeHub, tmp_pa
 
 
 @pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("hf://alice/nope", "not found (404)"),
+        ("hf://bob/private@main", "it is private and needs a token"),
+        ("hf://alice/public@no-such-branch", "that revision does not exist"),
+        ("hf://alice", "is not OWNER/NAME"),
+        ("hf://alice/public@", "nothing after '@'"),
+    ],
+)
+def test_pull_failures_say_what_to_do(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, source: str, message: str) -> None:
+    hub.add_repo("bob/private", {"config.json": b"{}"}, private=True)
+    hub.add_repo("alice/public", {"config.json": b"{}"})
+    if "private" in source:
+        monkeypatch.delenv("HF_TOKEN")  # anonymous: a private repo answers 401, as on the Hub
+    with pytest.raises((HubError, ValueError)) as info:
+        rlship.load_policy(source)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("setup", "repo_id", "message"),
     [
         ("no-token", "alice/x", "no Hugging Face token found"),
@@ -185,8 +205,6 @@ def test_pull_never_fetches_pickles_and_names_missing_files(hub: FakeHub, tmp_pa
 def test_push_failures_say_what_to_do_and_never_show_the_token(
     hub: FakeHub, package: Package, monkeypatch: pytest.MonkeyPatch, setup: str, repo_id: str, message: str
 ) -> None:
-    from huggingface_hub import constants
-
     if setup == "no-token":
         monkeypatch.delenv("HF_TOKEN")
     elif setup == "bad-token":
@@ -205,8 +223,6 @@ def test_push_failures_say_what_to_do_and_never_show_the_token(
     assert message in text, text
     assert f"could not push to {repo_id}" in text or f"cannot push to {repo_id}" in text
     _no_token_in(text, repr(info.value), str(info.value.__cause__), str(info.value.__context__))
-    if setup != "unreachable":
-        assert constants.ENDPOINT == hub.url
 
 
 def test_cli_push_dry_run_uploads_nothing_and_errors_keep_the_token_out(hub: FakeHub, tmp_path: Path) -> None:
@@ -225,11 +241,12 @@ def test_cli_push_dry_run_uploads_nothing_and_errors_keep_the_token_out(hub: Fak
         assert name in dry.stdout
     assert not [r for r in hub.requests if not r.path.startswith("/api/agent-harnesses")]  # nothing sent
 
+    read_only = {**env, "HF_TOKEN": READ_TOKEN}
     denied = subprocess.run(
-        [RLSHIP, *base, "--repo-id", "bob/cp"], capture_output=True, text=True, timeout=300, env=env
+        [RLSHIP, *base, "--repo-id", "alice/cp"], capture_output=True, text=True, timeout=300, env=read_only
     )
-    assert denied.returncode == 1 and "permission denied (403)" in denied.stderr
-    assert "Traceback" not in denied.stderr
+    assert denied.returncode == 1 and "the token is read-only" in denied.stderr
+    assert "Traceback" not in denied.stderr and "alice/cp" not in hub.repos  # failed before packaging
     done = subprocess.run(
         [RLSHIP, *base, "--repo-id", "alice/cp", "--commit-message", "from the CLI"],
         capture_output=True,
@@ -244,9 +261,5 @@ def test_cli_push_dry_run_uploads_nothing_and_errors_keep_the_token_out(hub: Fak
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["mean_reward"] == 500.0
-    missing = subprocess.run(
-        [RLSHIP, "evaluate", "hf://alice/nope"], capture_output=True, text=True, timeout=300, env=env
-    )
-    assert missing.returncode == 1 and "not found (404)" in missing.stderr
     _no_token_in(dry.stdout, dry.stderr, denied.stdout, denied.stderr, done.stdout, done.stderr)
-    _no_token_in(evaluated.stdout, evaluated.stderr, missing.stdout, missing.stderr)
+    _no_token_in(evaluated.stdout, evaluated.stderr)

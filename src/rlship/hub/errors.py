@@ -46,10 +46,13 @@ def hub_error(exc: BaseException, action: str, repo_id: str, token: str | None =
             f"{where}: the Hub could not be reached and the files are not in the local cache; "
             "check your network connection (and HF_ENDPOINT if you set it), then try again"
         )
+    elif status == 401 and action.startswith("push"):
+        message = f"{where}: the Hub rejected the token as invalid or expired (401); {TOKEN_HELP}"
     elif status == 401:
         message = (
-            f"{where}: the Hub rejected the token as invalid or expired (401), or the repository is private; "
-            f"{TOKEN_HELP}"
+            f"{where}: not authorized (401): the repository does not exist, or it is private and needs a token "
+            "(or the token is invalid or expired). Check OWNER/NAME; for a private repository set HF_TOKEN to a "
+            "token that can read it, or run `hf auth login`"
         )
     elif status == 403:
         message = (

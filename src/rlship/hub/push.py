@@ -60,12 +60,34 @@ def push_policy(
     check_repo_id(repo_id)
     if commit_message is not None and not commit_message.strip():
         raise ValueError("--commit-message is empty; give a message or leave the flag out")
+    if not dry_run:
+        writable_api(repo_id)  # a missing, invalid or read-only token fails now, not after packaging
     if out is not None:
         package = package_policy(source, out, repo_id=repo_id, episodes=episodes, seed=seed)
         return upload_package(package, repo_id, private, revision, commit_message, create_pr, dry_run)
     with tempfile.TemporaryDirectory(prefix="rlship-push-") as tmp:
         package = package_policy(source, Path(tmp) / "package", repo_id=repo_id, episodes=episodes, seed=seed)
         return upload_package(package, repo_id, private, revision, commit_message, create_pr, dry_run)
+
+
+def writable_api(repo_id: str) -> tuple[Any, str]:
+    """(HfApi, token) once the Hub has confirmed the token is valid and not read-only."""
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
+    if token is None:
+        raise HubError(f"cannot push to {repo_id}: no Hugging Face token found; {TOKEN_HELP}")
+    api = HfApi(token=token)
+    try:
+        role = ((api.whoami().get("auth") or {}).get("accessToken") or {}).get("role")
+    except Exception as exc:
+        raise hub_error(exc, "push to", repo_id, token) from None
+    if role == "read":
+        raise HubError(
+            f"cannot push to {repo_id}: the token is read-only; create a token with write access "
+            "(hf.co/settings/tokens) and set HF_TOKEN to it, or run `hf auth login` with it"
+        )
+    return api, token
 
 
 def upload_package(
@@ -80,19 +102,10 @@ def upload_package(
     """Upload a package made by `package_policy` to `repo_id` in one commit (or, if `dry_run`, only say what)."""
     if dry_run:
         return PushResult(repo_id, package, revision, dry_run=True, deleted=[])
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    token = get_token()
-    if token is None:
-        raise HubError(f"cannot push to {repo_id}: no Hugging Face token found; {TOKEN_HELP}")
-    api = HfApi(token=token)
+    api, token = writable_api(repo_id)
     try:
-        role = ((api.whoami().get("auth") or {}).get("accessToken") or {}).get("role")
-        if role == "read":
-            raise HubError(
-                f"cannot push to {repo_id}: the token is read-only; create a token with write access "
-                "(hf.co/settings/tokens) and set HF_TOKEN to it, or run `hf auth login` with it"
-            )
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
