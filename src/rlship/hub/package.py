@@ -23,7 +23,7 @@ import torch
 from rlship.envs import env_spec
 from rlship.errors import RlshipError
 from rlship.evaluation import DEFAULT_EPISODES, EvalResult, evaluate
-from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE, load_policy, read_json, resolve_source
+from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE, load_policy, locate_source, read_json
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 CURVE_FILE = "training_curve.png"
@@ -83,8 +83,8 @@ def package_policy(
     _check_out(out)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    policy = load_policy(source)
-    run = resolve_source(source)
+    run, _ = locate_source(source)  # a Hub source is downloaded once, here
+    policy = load_policy(run)
     timings["load"] = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
