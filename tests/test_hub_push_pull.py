@@ -132,6 +132,10 @@ def test_a_second_push_replaces_stale_files_in_the_same_commit(hub: FakeHub, pac
     assert "train_log.csv" not in files and "training_curve.png" not in files
     assert files["notes.txt"] == b"mine"  # a file rlship never writes stays
     assert len(hub.repos["alice/cartpole"].commits) == commits_before + 1
+    assert result.warnings == []
+    again = upload_package(package, "alice/cartpole", private=True)  # exists, public: said, not silently ignored
+    assert hub.repos["alice/cartpole"].private is False
+    assert "already existed and is public: --private did not change that" in again.warnings[0]
 
 
 def test_pull_never_fetches_pickles_and_names_missing_files(hub: FakeHub, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from rlship.evaluation import DEFAULT_EPISODES
@@ -31,7 +32,8 @@ def register(sub: Any) -> None:
         "push",
         help="package a run and upload it to a Hugging Face Hub model repo in one commit",
         description="Package RUN_DIR (as `rlship package`) and upload it in one commit; files an earlier push left "
-        "that the new package lacks are deleted in the same commit. The token comes from HF_TOKEN or `hf auth login`.",
+        "that the new package lacks (only names rlship writes) are deleted in the same commit. The token comes from "
+        "HF_TOKEN or `hf auth login`.",
     )
     push.set_defaults(handler=_run_push)
     push.add_argument("run_dir", metavar="RUN_DIR", help=source_help)
@@ -85,4 +87,6 @@ def _run_push(args: argparse.Namespace) -> int:
         print(f"  {sum(result.package.files.values()):>12,d}  total; nothing uploaded")
     else:
         print(json.dumps(result.summary(), indent=2))
+        for warning in result.warnings:
+            print(f"rlship push: warning: {warning}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ no longer has (only names rlship writes: files a user added by hand stay). The t
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class PushResult:
     revision: str | None
     dry_run: bool
     deleted: list[str]  # stale files the commit removed
+    warnings: list[str] = field(default_factory=list)  # things the user asked for that did not happen
     commit_url: str | None = None
     commit_oid: str | None = None
     pr_url: str | None = None
@@ -37,6 +38,7 @@ class PushResult:
             "mean_reward": self.package.evaluation.metric,
             "files": self.package.files,
             "deleted": self.deleted,
+            "warnings": self.warnings,
             "commit_url": self.commit_url,
             "commit": self.commit_oid,
             "pull_request": self.pr_url,
@@ -107,6 +109,12 @@ def upload_package(
     api, token = writable_api(repo_id)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        warnings = []
+        if private and not api.repo_info(repo_id).private:  # create_repo leaves an existing repo as it is
+            warnings.append(
+                f"{repo_id} already existed and is public: --private did not change that "
+                "(change its visibility in the repository settings on the Hub)"
+            )
         if revision is not None and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         remote = set(api.list_repo_files(repo_id, revision=revision))
@@ -135,6 +143,7 @@ def upload_package(
         revision,
         dry_run=False,
         deleted=stale,
+        warnings=warnings,
         commit_url=str(info.commit_url),
         commit_oid=info.oid,
         pr_url=info.pr_url,
