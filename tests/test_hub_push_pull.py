@@ -73,7 +73,9 @@ def test_push_then_pull_gives_the_same_actions(hub: FakeHub, trained, tmp_path: 
     assert commit.message == "my first agent" and commit.sha == result.commit_oid
     assert set(commit.files) == {".gitattributes", *result.package.files}
     assert commit.files["model.safetensors"] == (trained.out / "model.safetensors").read_bytes()
-    assert "rlship serve hf://alice/ppo-cartpole" in commit.files["README.md"].decode()
+    card = commit.files["README.md"].decode()
+    assert "rlship serve hf://alice/ppo-cartpole" in card
+    assert f'src="{hub.url}/alice/ppo-cartpole/resolve/main/replay.mp4"' in card
 
     policy = rlship.load_policy("hf://alice/ppo-cartpole")
     assert policy.source == "hf://alice/ppo-cartpole" and policy.revision == result.commit_oid

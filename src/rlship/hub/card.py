@@ -108,9 +108,9 @@ def _body(
         lines += [
             "## Replay",
             "",
-            f"The first evaluation episode (seed {seeds[0]}, {steps}greedy actions):",
+            f"The first evaluation episode (seed {seeds[0]}, {steps}greedy actions; [{video_file}]({video_file})):",
             "",
-            f'<video controls autoplay loop muted src="{video_file}"></video>',
+            f'<video controls autoplay loop muted src="{_file_url(repo, video_file)}"></video>',
             "",
         ]
     if curve_file:
@@ -152,6 +152,16 @@ def _body(
     if versions:
         lines += ["", "Trained with " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _file_url(repo: str, name: str) -> str:
+    """Where the Hub serves a file of the repo: an absolute URL plays wherever the card is shown (the model page,
+    the Hub's API, mirrors). A relative path while the repo id is still the placeholder."""
+    if repo == REPO_PLACEHOLDER:
+        return name
+    from huggingface_hub import constants
+
+    return f"{constants.ENDPOINT}/{repo}/resolve/main/{name}"
 
 
 def reproduce_command(config: dict[str, Any]) -> str:
