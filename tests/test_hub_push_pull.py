@@ -184,11 +184,16 @@ def test_pull_never_fetches_pickles_and_names_missing_files(hub: FakeHub, tmp_pa
         ("hf://alice/public@no-such-branch", "that revision does not exist"),
         ("hf://alice", "is not OWNER/NAME"),
         ("hf://alice/public@", "nothing after '@'"),
+        ("hf://alice/down", "the Hub had a server error (501)"),
+        ("hf://alice/forbidden", "access denied (403)"),
     ],
 )
 def test_pull_failures_say_what_to_do(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, source: str, message: str) -> None:
     hub.add_repo("bob/private", {"config.json": b"{}"}, private=True)
     hub.add_repo("alice/public", {"config.json": b"{}"})
+    # 501: a 5xx that huggingface_hub does not retry (it backs off about 23 s on 500, 502, 503 and 504 downloads)
+    hub.fail("HEAD", r"^/alice/down/", 501, "Not Implemented")
+    hub.fail("HEAD", r"^/alice/forbidden/", 403, "Access denied")
     if "private" in source:
         monkeypatch.delenv("HF_TOKEN")  # anonymous: a private repo answers 401, as on the Hub
     with pytest.raises((HubError, ValueError)) as info:

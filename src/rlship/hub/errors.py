@@ -22,6 +22,9 @@ def hub_error(exc: BaseException, action: str, repo_id: str, token: str | None =
     from huggingface_hub import constants
     from huggingface_hub import errors as hf
 
+    if isinstance(exc, hf.LocalEntryNotFoundError) and isinstance(exc.__cause__, hf.HfHubHTTPError):
+        # hf_hub_download hides a failed HEAD (403, 5xx) behind "not in the cache": report what the Hub answered
+        return hub_error(exc.__cause__, action, repo_id, token)
     status = None
     response = getattr(exc, "response", None)
     if response is not None:
@@ -53,6 +56,11 @@ def hub_error(exc: BaseException, action: str, repo_id: str, token: str | None =
             f"{where}: not authorized (401): the repository does not exist, or it is private and needs a token "
             "(or the token is invalid or expired). Check OWNER/NAME; for a private repository set HF_TOKEN to a "
             "token that can read it, or run `hf auth login`"
+        )
+    elif status == 403 and not action.startswith("push"):
+        message = (
+            f"{where}: access denied (403): the token cannot read this repository; use a token with read access "
+            "to it (HF_TOKEN or `hf auth login`)"
         )
     elif status == 403:
         message = (
