@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -166,3 +167,13 @@ def test_cli_package_and_a_video_failure_that_leaves_no_card(tmp_path: Path) -> 
     assert "could not encode replay.mp4" in proc.stderr and "Traceback" not in proc.stderr
     assert not broken.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".broken")]  # no staging folder left behind
+
+
+def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> None:
+    code = (
+        "import sys, rlship, rlship.cli; "
+        "print(sorted(m for m in ('huggingface_hub', 'imageio_ffmpeg', 'pygame') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
