@@ -14,11 +14,13 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 
 setup: $(VENV)/.installed
 
-# Train a CartPole-v1 policy, show its evaluation, and evaluate the embedded default policy the same way.
+# Train a CartPole-v1 policy, show its evaluation, evaluate the embedded default policy the same way, and package
+# the trained policy for the Hugging Face Hub (model card, replay video, fresh results; `rlship push` uploads it).
 demo: setup
 	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0
 	$(BIN)/rlship evaluate runs/ppo-CartPole-v1-s0 --episodes 100
 	$(BIN)/rlship evaluate default --episodes 100
+	$(BIN)/rlship package runs/ppo-CartPole-v1-s0 --out runs/ppo-CartPole-v1-s0-hub
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -34,6 +36,7 @@ $(VENV)/.bench: $(VENV)/.installed
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/package.py
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import rlship
 from rlship import ArtifactError, ObservationError, load_policy
 from tests.conftest import make_untrained
 
@@ -160,11 +159,6 @@ def test_weights_from_another_network_are_refused(saved_policy: Path) -> None:
     (saved_policy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ArtifactError, match="weights do not match the network"):
         load_policy(saved_policy)
-
-
-def test_hub_sources_are_not_loaded_yet() -> None:
-    with pytest.raises(rlship.RlshipError, match="Hugging Face Hub is not in this version"):
-        load_policy("hf://owner/name")
 
 
 def _value_based(tmp_path: Path, epsilon: float) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rlship.errors import RlshipError
+from rlship.hub import cli as hub_cli
 
 
 def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
@@ -152,7 +153,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def register_evaluate(sub: Subparsers) -> None:
     ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
     ev.set_defaults(handler=_run_evaluate)
-    ev.add_argument("source", metavar="SOURCE", help="policy folder, or 'default' for the embedded CartPole-v1 policy")
+    ev.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy)",
+    )
     ev.add_argument("--episodes", type=int, default=100, help="episodes to run (default: 100)")
     ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
@@ -160,7 +165,7 @@ def register_evaluate(sub: Subparsers) -> None:
 
 
 # The verbs, in the order `rlship --help` lists them.
-COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate]
+COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate, hub_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from rlship.errors import ArtifactError, ObservationError, RlshipError
+from rlship.errors import ArtifactError, ObservationError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.spaces import space_from_dict, space_to_dict
 
@@ -235,25 +235,31 @@ def default_policy_dir() -> Path:
 
 
 def resolve_source(source: str | Path) -> Path:
-    """The local folder a policy source names: "default", or a path."""
+    """The local folder a policy source names: "default", a path, or "hf://OWNER/NAME[@REVISION]" (downloaded)."""
+    return locate_source(source)[0]
+
+
+def locate_source(source: str | Path) -> tuple[Path, str | None]:
+    """(local folder, Hub commit sha or None) of a policy source."""
     text = str(source)
     if text == DEFAULT_POLICY:
-        return default_policy_dir()
+        return default_policy_dir(), None
     if text.startswith("hf://"):
-        raise RlshipError(
-            f"{text}: loading policies from the Hugging Face Hub is not in this version of rlship yet; "
-            "download the repository and pass its local folder instead"
-        )
-    return Path(text).expanduser()
+        from rlship.hub.pull import download_policy  # imports huggingface_hub: only when a Hub source is used
+
+        return download_policy(text)
+    return Path(text).expanduser(), None
 
 
 def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
-    """Load a policy from a folder written by `rlship train` (or "default", the embedded CartPole-v1 policy)."""
-    folder = resolve_source(source)
+    """Load a policy: a folder written by `rlship train`, "default" (the embedded CartPole-v1 policy), or
+    "hf://OWNER/NAME[@REVISION]" (config.json and model.safetensors only, through huggingface_hub's cache)."""
+    folder, revision = locate_source(source)
     if not folder.is_dir():
         raise ArtifactError(
             f"{folder}: no such policy folder. Pass a folder written by `rlship train` "
-            f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), or 'default' for the embedded CartPole-v1 policy."
+            f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), hf://OWNER/NAME for a policy on the Hugging Face Hub, "
+            "or 'default' for the embedded CartPole-v1 policy."
         )
     config = read_json(folder / CONFIG_FILE)
     version = config.get("format_version")
@@ -269,7 +275,7 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         raise ArtifactError(f"{folder / CONFIG_FILE}: invalid policy config: {missing}") from exc
     network = HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network)
     network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
-    return Policy(spec, network, config, source=str(source))
+    return Policy(spec, network, config, source=str(source), revision=revision)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""`rlship package`: a run folder made ready for the Hub.
+
+The package holds the run's weights and config exactly as trained, a fresh evaluation by the evaluation protocol
+(results.json, and the card's numbers, come from it: never from numbers the run folder claims), the
+hyperparameters, the training curve and log when the run has them, replay.mp4 and README.md (the model card).
+It is built in a staging folder next to `out` and moved into place only once every file is written, so a failure
+(a video that cannot be encoded, say) leaves no card pointing at files that are not there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlship.envs import env_spec
+from rlship.errors import RlshipError
+from rlship.evaluation import DEFAULT_EPISODES, EvalResult, evaluate
+from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE, load_policy, locate_source, read_json
+
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+CURVE_FILE = "training_curve.png"
+LOG_FILE = "train_log.csv"
+# Copied from the run folder when it has them; a card mentions the curve only when it is there.
+OPTIONAL_RUN_FILES = (CURVE_FILE, LOG_FILE)
+# Every file name a package can hold: `rlship push` deletes these from the repo when the new package lacks them.
+PACKAGE_FILES = frozenset(
+    {"README.md", CONFIG_FILE, WEIGHTS_FILE, RESULTS_FILE, HYPERPARAMETERS_FILE, "replay.mp4", *OPTIONAL_RUN_FILES}
+)
+REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Package:
+    folder: Path
+    repo_id: str | None
+    evaluation: EvalResult
+    replay_steps: int
+    files: dict[str, int]  # file name -> size in bytes
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: evaluation, video_render, video_encode, ...
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "repo_id": self.repo_id,
+            "env_id": self.evaluation.env_id,
+            "mean_reward": self.evaluation.metric,
+            "n_eval_episodes": self.evaluation.n_eval_episodes,
+            "replay_steps": self.replay_steps,
+            "files": self.files,
+            "seconds": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def check_repo_id(repo_id: str) -> str:
+    """`repo_id` if it is OWNER/NAME as the Hub spells repository ids, else a ValueError saying so."""
+    if not REPO_ID_PATTERN.fullmatch(repo_id) or ".." in repo_id or repo_id.endswith((".git", "-", ".")):
+        raise ValueError(
+            f"repo id {repo_id!r} is not OWNER/NAME (letters, digits, '-', '_', '.'; for example "
+            "'alice/ppo-CartPole-v1')"
+        )
+    return repo_id
+
+
+def package_policy(
+    source: str | Path,
+    out: str | Path,
+    repo_id: str | None = None,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+) -> Package:
+    """Write the Hub package of the policy at `source` (a run folder, "default" or "hf://...") into `out`."""
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    out = Path(out).expanduser()
+    _check_out(out)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    run, _ = locate_source(source)  # a Hub source is downloaded once, here
+    policy = load_policy(run)
+    timings["load"] = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # The evaluation and the replay call a tiny MLP on batches of at most `episodes` rows: extra torch threads only
+    # add synchronisation (4x slower evaluation measured with 2 threads on a busy 2-core machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        for name in (CONFIG_FILE, WEIGHTS_FILE, *OPTIONAL_RUN_FILES):
+            if (run / name).is_file():
+                shutil.copyfile(run / name, staging / name)
+        hyperparameters = policy.config.get("hyperparameters") or {}
+        (staging / HYPERPARAMETERS_FILE).write_text(json.dumps(hyperparameters, indent=2) + "\n")
+        timings["copy"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        evaluation = evaluate(policy, episodes=episodes, seed=seed, deterministic=True)
+        timings["evaluation"] = time.perf_counter() - start
+        _write_results(staging / RESULTS_FILE, evaluation, run)
+
+        from rlship.hub.video import VIDEO_FILE, record_replay
+
+        replay = record_replay(policy, staging / VIDEO_FILE, seed=seed)
+        timings["video_render"] = replay.render_seconds
+        timings["video_encode"] = replay.encode_seconds
+
+        from rlship.hub.card import CARD_FILE, render_card
+
+        start = time.perf_counter()
+        card = render_card(
+            policy.config,
+            evaluation,
+            repo_id,
+            video_file=VIDEO_FILE,
+            curve_file=CURVE_FILE if (staging / CURVE_FILE).is_file() else None,
+            replay_steps=replay.steps,
+        )
+        card.save(staging / CARD_FILE)
+        timings["card"] = time.perf_counter() - start
+
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
+    return Package(out, repo_id, evaluation, replay.steps, files, timings)
+
+
+def _check_out(out: Path) -> None:
+    """`out` must be new, empty, or an earlier package (which is replaced): never someone's other folder."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RlshipError(f"{out}: exists and is not a folder; pass a new folder to --out")
+    names = {p.name for p in out.iterdir()}
+    if names and not (names <= PACKAGE_FILES and "README.md" in names and CONFIG_FILE in names):
+        raise RlshipError(
+            f"{out}: not empty and not an earlier rlship package (it holds {sorted(names)[:5]}); "
+            "pass a new or empty folder to --out, so nothing of yours is overwritten"
+        )
+
+
+def _write_results(path: Path, evaluation: EvalResult, run: Path) -> None:
+    """results.json: the fresh evaluation, the env's threshold, and the run's training record when it has one."""
+    threshold = env_spec(evaluation.env_id).reward_threshold
+    results: dict[str, Any] = {
+        **evaluation.to_dict(),
+        "reward_threshold": threshold,
+        "solved": threshold is not None and evaluation.mean_reward >= threshold,
+    }
+    if (run / RESULTS_FILE).is_file():
+        training = read_json(run / RESULTS_FILE).get("training")
+        if training is not None:
+            results["training"] = training
+    path.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,0 +1,179 @@
+"""`rlship package`: the folder for the Hub (card, replay video, fresh results), checked by reading it back with
+huggingface_hub's own card parser and by decoding the video."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlship.errors import RlshipError
+from rlship.hub.package import Package, package_policy
+from rlship.networks import NetworkSpec
+from rlship.policy import new_policy
+from rlship.training.run import TrainResult
+from tests.test_cli import RLSHIP
+
+EPISODES = 10
+
+
+@pytest.fixture(scope="module")
+def packaged(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Package:
+    return package_policy(trained.out, tmp_path_factory.mktemp("hub") / "ppo", episodes=EPISODES, seed=0)
+
+
+def test_package_holds_weights_config_results_and_the_run_files(packaged: Package, trained: TrainResult) -> None:
+    files = {p.name for p in packaged.folder.iterdir()}
+    assert files == {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "results.json",
+        "hyperparameters.json",
+        "training_curve.png",
+        "train_log.csv",
+        "replay.mp4",
+    }
+    for name in ("config.json", "model.safetensors", "training_curve.png"):
+        assert (packaged.folder / name).read_bytes() == (trained.out / name).read_bytes(), name
+    config = json.loads((packaged.folder / "config.json").read_text())
+    assert json.loads((packaged.folder / "hyperparameters.json").read_text()) == config["hyperparameters"]
+    results = json.loads((packaged.folder / "results.json").read_text())
+    assert results["n_eval_episodes"] == EPISODES and results["deterministic"] is True and results["seed"] == 0
+    assert results["episode_seeds"] == [1_000_000 + i for i in range(EPISODES)]
+    assert results["reward_threshold"] == 475.0
+    shipped = json.loads((trained.out / "results.json").read_text())
+    assert results["episode_returns"] == shipped["episode_returns"][:EPISODES]  # a fresh run of the same protocol
+    assert results["training"] == shipped["training"]
+
+
+def test_card_metadata_parses_back_with_huggingface_hub_and_equals_results_json(packaged: Package) -> None:
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(packaged.folder / "README.md")
+    results = json.loads((packaged.folder / "results.json").read_text())
+    assert card.data.library_name == "rlship"
+    assert set(card.data.tags) == {
+        "reinforcement-learning",
+        "deep-reinforcement-learning",
+        "CartPole-v1",
+        "ppo",
+        "custom-implementation",
+    }
+    (result,) = card.data.eval_results
+    assert result.task_type == "reinforcement-learning"
+    assert result.dataset_type == "CartPole-v1" and result.dataset_name == "CartPole-v1"
+    assert result.metric_type == "mean_reward"
+    assert result.metric_value == f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
+    body = card.text
+    assert 'rlship.load_policy("hf://OWNER/NAME")' in body  # placeholder until push names the repo
+    assert "rlship serve hf://OWNER/NAME" in body
+    assert "rlship train ppo CartPole-v1 --seed 0" in body and "--gamma 0.98" in body
+    assert "![training curve](training_curve.png)" in body and 'src="replay.mp4"' in body
+    assert f"over {EPISODES} episodes" in body and "deterministic (greedy)" in body and "1000000" in body
+    assert "| learning_rate |" in body
+
+
+def test_replay_video_is_h264_yuv420p_with_one_frame_per_step_plus_the_reset_frame(packaged: Package) -> None:
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    video = packaged.folder / "replay.mp4"
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    reader.close()
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["fps"] == gym.make("CartPole-v1").metadata["render_fps"]
+    frames = [frame for frame in iio.imiter(video, plugin="FFMPEG")]
+    results = json.loads((packaged.folder / "results.json").read_text())
+    # The replay is the first evaluation episode (same seed, greedy actions): its length is in results.json.
+    assert packaged.replay_steps == results["episode_lengths"][0]
+    assert len(frames) == packaged.replay_steps + 1
+    assert frames[0].shape == (400, 600, 3)
+    assert not np.array_equal(frames[0], frames[-1])  # the cart moved: real frames, not one image repeated
+
+
+def test_any_algorithms_artifact_packages(tmp_path: Path) -> None:
+    """A value-based policy (q_values head, epsilon-greedy) with other hyperparameters: the card follows config.json."""
+    torch.manual_seed(0)
+    env = gym.make("CartPole-v1")
+    policy = new_policy(
+        "dqn",
+        "CartPole-v1",
+        env.observation_space,
+        env.action_space,
+        NetworkSpec((32,), "relu", {"q_values": 2}),
+        hyperparameters={"buffer_size": 50_000, "target_update_interval": 500, "double_q": True},
+        seed=3,
+        action_distribution="epsilon_greedy",
+        epsilon=0.05,
+    )
+    run = policy.save(tmp_path / "dqn-run")
+    package = package_policy(run, tmp_path / "hub", repo_id="alice/dqn-cartpole", episodes=3)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(package.folder / "README.md")
+    assert "dqn" in card.data.tags and card.data.eval_results[0].metric_value == package.evaluation.metric
+    assert "rlship train dqn CartPole-v1 --seed 3" in card.text and "--double-q" in card.text
+    assert 'rlship.load_policy("hf://alice/dqn-cartpole")' in card.text
+    assert "rlship serve hf://alice/dqn-cartpole" in card.text
+    assert "training_curve.png" not in card.text  # this run has no curve: the card does not point at one
+    assert "| buffer_size | `50000` |" in card.text
+
+
+def test_package_refuses_a_folder_that_is_not_a_package(tmp_path: Path, saved_policy: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(RlshipError, match="not an earlier rlship package"):
+        package_policy(saved_policy, out, episodes=2)
+    assert (out / "thesis.tex").read_text() == "precious"
+    with pytest.raises(ValueError, match="not OWNER/NAME"):
+        package_policy(saved_policy, tmp_path / "x", repo_id="no-owner", episodes=2)
+
+
+def test_cli_package_and_a_video_failure_that_leaves_no_card(tmp_path: Path) -> None:
+    out = tmp_path / "hub"
+    proc = subprocess.run(
+        [RLSHIP, "package", "default", "--out", str(out), "--episodes", "3", "--repo-id", "alice/cartpole"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["mean_reward"] == "500.00 +/- 0.00" and summary["replay_steps"] == 500
+    assert set(summary["seconds"]) >= {"evaluation", "video_render", "video_encode", "card"}
+    assert "hf://alice/cartpole" in (out / "README.md").read_text()
+
+    # An ffmpeg that cannot run: packaging fails with one clear line, and writes no folder at all.
+    broken = tmp_path / "broken"
+    env = {**os.environ, "IMAGEIO_FFMPEG_EXE": str(tmp_path / "no-ffmpeg-here")}
+    proc = subprocess.run(
+        [RLSHIP, "package", "default", "--out", str(broken), "--episodes", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 1
+    assert "could not encode replay.mp4" in proc.stderr and "Traceback" not in proc.stderr
+    assert not broken.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".broken")]  # no staging folder left behind
+
+
+def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> None:
+    code = (
+        "import sys, rlship, rlship.cli; "
+        "print(sorted(m for m in ('huggingface_hub', 'imageio_ffmpeg', 'pygame') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
