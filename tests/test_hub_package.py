@@ -177,3 +177,13 @@ def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> Non
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_an_interrupted_run_is_refused_unless_allowed(tmp_path: Path, saved_policy: Path) -> None:
+    (saved_policy / "results.json").write_text(json.dumps({"interrupted": True, "training": {"env_steps": 512}}))
+    with pytest.raises(RlshipError, match="was interrupted.*--resume"):
+        package_policy(saved_policy, tmp_path / "hub", episodes=2)
+    assert not (tmp_path / "hub").exists()
+    package = package_policy(saved_policy, tmp_path / "hub", episodes=2, allow_interrupted=True)
+    results = json.loads((package.folder / "results.json").read_text())
+    assert results["training_interrupted"] is True and results["n_eval_episodes"] == 2

@@ -139,9 +139,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from rlship.evaluation import evaluate
     from rlship.policy import load_policy
 
+    # Evaluation calls a tiny MLP on batches of at most `episodes` rows: extra torch threads only add
+    # synchronisation (measured 4x slower with 2 threads on a busy 2-core machine).
+    torch.set_num_threads(1)
     policy = load_policy(args.source)
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env

@@ -51,6 +51,11 @@ def register(sub: Any) -> None:
 
 def _evaluation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--allow-interrupted",
+        action="store_true",
+        help="package a run that was stopped by Ctrl-C and not resumed (refused by default)",
+    )
+    parser.add_argument(
         "--episodes", type=int, default=DEFAULT_EPISODES, help=f"evaluation episodes (default: {DEFAULT_EPISODES})"
     )
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
@@ -59,7 +64,14 @@ def _evaluation_flags(parser: argparse.ArgumentParser) -> None:
 def _run_package(args: argparse.Namespace) -> int:
     from rlship.hub.package import package_policy
 
-    package = package_policy(args.run_dir, args.out, repo_id=args.repo_id, episodes=args.episodes, seed=args.seed)
+    package = package_policy(
+        args.run_dir,
+        args.out,
+        repo_id=args.repo_id,
+        episodes=args.episodes,
+        seed=args.seed,
+        allow_interrupted=args.allow_interrupted,
+    )
     print(json.dumps(package.summary(), indent=2))
     return 0
 
@@ -78,6 +90,7 @@ def _run_push(args: argparse.Namespace) -> int:
         out=args.out,
         episodes=args.episodes,
         seed=args.seed,
+        allow_interrupted=args.allow_interrupted,
     )
     if result.dry_run:
         branch = result.revision or "main"

@@ -75,8 +75,12 @@ def package_policy(
     repo_id: str | None = None,
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
+    allow_interrupted: bool = False,
 ) -> Package:
-    """Write the Hub package of the policy at `source` (a run folder, "default" or "hf://...") into `out`."""
+    """Write the Hub package of the policy at `source` (a run folder, "default" or "hf://...") into `out`.
+
+    A run stopped by Ctrl-C is refused unless `allow_interrupted`: its policy is a snapshot mid-training, and
+    publishing one by mistake is easy when the folder looks like any other."""
     if repo_id is not None:
         check_repo_id(repo_id)
     out = Path(out).expanduser()
@@ -84,6 +88,11 @@ def package_policy(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     run, _ = locate_source(source)  # a Hub source is downloaded once, here
+    if not allow_interrupted and _was_interrupted(run):
+        raise RlshipError(
+            f"{run}: this training run was interrupted (results.json says so) and has not finished; resume it with "
+            f"`rlship train ALGO ENV_ID --resume {run}`, or pass --allow-interrupted to package it as it is"
+        )
     policy = load_policy(run)
     timings["load"] = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +161,11 @@ def _check_out(out: Path) -> None:
         )
 
 
+def _was_interrupted(run: Path) -> bool:
+    path = run / RESULTS_FILE
+    return path.is_file() and bool(read_json(path).get("interrupted", False))
+
+
 def _write_results(path: Path, evaluation: EvalResult, run: Path) -> None:
     """results.json: the fresh evaluation, the env's threshold, and the run's training record when it has one."""
     threshold = env_spec(evaluation.env_id).reward_threshold
@@ -164,4 +178,6 @@ def _write_results(path: Path, evaluation: EvalResult, run: Path) -> None:
         training = read_json(run / RESULTS_FILE).get("training")
         if training is not None:
             results["training"] = training
+        if read_json(run / RESULTS_FILE).get("interrupted"):
+            results["training_interrupted"] = True  # packaged with --allow-interrupted: say so on the Hub too
     path.write_text(json.dumps(results, indent=2) + "\n")

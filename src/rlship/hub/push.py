@@ -57,6 +57,7 @@ def push_policy(
     out: str | Path | None = None,
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
+    allow_interrupted: bool = False,
 ) -> PushResult:
     """Package `source` for `repo_id` (into `out`, else a temporary folder) and upload it, unless `dry_run`."""
     check_repo_id(repo_id)
@@ -65,10 +66,19 @@ def push_policy(
     if not dry_run:
         writable_api(repo_id)  # a missing, invalid or read-only token fails now, not after packaging
     if out is not None:
-        package = package_policy(source, out, repo_id=repo_id, episodes=episodes, seed=seed)
+        package = package_policy(
+            source, out, repo_id=repo_id, episodes=episodes, seed=seed, allow_interrupted=allow_interrupted
+        )
         return upload_package(package, repo_id, private, revision, commit_message, create_pr, dry_run)
     with tempfile.TemporaryDirectory(prefix="rlship-push-") as tmp:
-        package = package_policy(source, Path(tmp) / "package", repo_id=repo_id, episodes=episodes, seed=seed)
+        package = package_policy(
+            source,
+            Path(tmp) / "package",
+            repo_id=repo_id,
+            episodes=episodes,
+            seed=seed,
+            allow_interrupted=allow_interrupted,
+        )
         return upload_package(package, repo_id, private, revision, commit_message, create_pr, dry_run)
 
 
