@@ -13,6 +13,7 @@ from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from rlship.errors import RlshipError
+from rlship.serving import cli as serving_cli
 
 
 def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def register_evaluate(sub: Subparsers) -> None:
 
 
 # The verbs, in the order `rlship --help` lists them.
-COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate]
+COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate, serving_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
