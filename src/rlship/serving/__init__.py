@@ -30,4 +30,14 @@ def service_env(
     return env
 
 
-__all__ = ["service_env"]
+def require_extra(module: str) -> None:
+    """Raise a clear error when the `serve` extra (BentoML, httpx) is not installed."""
+    import importlib.util
+
+    from rlship.errors import RlshipError
+
+    if importlib.util.find_spec(module) is None:
+        raise RlshipError(f"{module} is not installed; serving needs the serve extra: pip install 'rlship[serve]'")
+
+
+__all__ = ["require_extra", "service_env"]

@@ -23,9 +23,10 @@ def register(sub: Subparsers) -> None:
     serve.add_argument(
         "source",
         nargs="?",
-        default="default",
+        default=None,
         metavar="SOURCE",
-        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy; the default)",
+        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy); "
+        "default: $RLSHIP_POLICY, else 'default'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port to listen on (default: 3000)")
@@ -54,15 +55,15 @@ def register(sub: Subparsers) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from rlship.serving import service_env
+    from rlship.serving import require_extra, service_env
 
-    for name, value in (("--port", args.port), ("--workers", args.workers)):
+    require_extra("bentoml")
+    source = args.source or os.environ.get("RLSHIP_POLICY") or "default"
+    workers = args.workers if args.workers is not None else int(os.environ.get("RLSHIP_WORKERS") or 1)
+    for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1; got {value}")
-    env = {
-        **os.environ,
-        **service_env(args.source, args.workers, args.max_batch, args.timeout, args.access_log),
-    }
+    env = {**os.environ, **service_env(source, workers, args.max_batch, args.timeout, args.access_log)}
     command = [sys.executable, "-m", "bentoml", "serve", "rlship.serving.service:PolicyService"]
     command += ["--host", args.host, "--port", str(args.port)]
     sys.stdout.flush()
@@ -72,6 +73,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from rlship.serving import require_extra
+
+    require_extra("httpx")
     from rlship.serving.simulate import simulate
 
     if args.episodes < 1:

@@ -86,7 +86,7 @@ def parse_request(body: bytes, policy: Policy, max_batch: int, batch: bool) -> t
             raise RequestError(
                 400, f"the body is not valid JSON ({errors[0]['msg']}); send {expected_body(policy, batch)}"
             ) from None
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors[:5])
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors[:3])
         raise RequestError(
             422,
             f"invalid request ({details}). Expected {expected_body(policy, batch)} "
