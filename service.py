@@ -9,6 +9,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from rlship.serving.service import PolicyService  # noqa: E402
+from rlship.serving.service import PolicyService
 
 __all__ = ["PolicyService"]
