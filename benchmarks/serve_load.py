@@ -3,8 +3,10 @@
     python benchmarks/serve_load.py                 # 1, 16, 64 connections on /act; the batch route; ratios
     python benchmarks/serve_load.py --soak 60       # then 60 s at 64 connections: errors and RSS growth
 
-Both servers are started here as subprocesses on free loopback ports, each one process with one torch thread:
-  rlship  `rlship serve` (BentoML: its worker, middlewares, /metrics, traffic timeout), RLSHIP_WORKERS=1
+Both servers are started here as subprocesses on free loopback ports, each with --workers processes (default 1)
+of one torch thread, and are measured in turns (rlship, bare, rlship, ...; --rounds) so that the load of a shared
+machine falls on both alike:
+  rlship  `rlship serve` (BentoML: its workers, middlewares, /metrics, traffic timeout)
   bare    uvicorn serving the same Starlette routes app (`rlship.serving.routes`): same parsing, same forward
           pass, same JSON; only BentoML is missing, so the ratio is BentoML's cost.
 The load generator is wrk (Debian package `wrk`, C, one thread) when installed, else an asyncio raw-socket
@@ -72,26 +74,40 @@ def tree_rss_mb(pid: int) -> float:
 # --- the servers -------------------------------------------------------------------------------------------
 
 
-def run_bare(port: int, max_batch: int) -> None:
-    """The peer: rlship's own routes app on bare uvicorn (same defaults BentoML's worker uses)."""
+def bare_app() -> object:
+    """The peer: rlship's own routes app, plus a /readyz, on bare uvicorn (the defaults BentoML's worker uses)."""
     import torch
-    import uvicorn
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
 
     from rlship.policy import load_policy
     from rlship.serving.routes import PolicyRoutes
 
     torch.set_num_threads(1)
-    routes = PolicyRoutes(max_batch=max_batch)
+    routes = PolicyRoutes(max_batch=int(os.environ["RLSHIP_MAX_BATCH"]))
     routes.load(load_policy("default"))
     app = routes.app()
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
 
     async def readyz(_request: object) -> PlainTextResponse:
         return PlainTextResponse("\n")
 
     app.router.routes.append(Route("/readyz", readyz))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return app
+
+
+def run_bare(port: int, workers: int) -> None:
+    import uvicorn
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    uvicorn.run(
+        "serve_load:bare_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 class NullResponder(asyncio.Protocol):
@@ -220,16 +236,20 @@ def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (default: 5)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (default: 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternate the two servers this many times per cell (default: 3)"
+    )
     parser.add_argument("--batch-size", type=int, default=1024, help="observations per /act_batch call")
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--soak", type=float, default=0.0, help="then soak: this many seconds at 64 connections")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of each server (default: 1)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        return run_bare(args.serve_bare, max(4096, args.batch_size))
+        return run_bare(args.serve_bare, args.workers)
     if args.serve_null:
         return run_null(args.serve_null)
 
@@ -240,12 +260,24 @@ def main() -> None:
 
     ports = {"rlship": free_port(), "bare": free_port(), "null": free_port()}
     rlship_exe = str(Path(sys.executable).parent / "rlship")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    max_batch = str(max(4096, args.batch_size))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RLSHIP_MAX_BATCH": max_batch}
     procs = {
         "rlship": start(
-            [rlship_exe, "serve", "--port", str(ports["rlship"]), "--max-batch", str(max(4096, args.batch_size))]
+            [
+                rlship_exe,
+                "serve",
+                "--port",
+                str(ports["rlship"]),
+                "--max-batch",
+                max_batch,
+                "--workers",
+                str(args.workers),
+            ]
         ),
-        "bare": start([sys.executable, __file__, "--serve-bare", str(ports["bare"])], env),
+        "bare": start(
+            [sys.executable, __file__, "--serve-bare", str(ports["bare"]), "--workers", str(args.workers)], env
+        ),
         "null": start([sys.executable, __file__, "--serve-null", str(ports["null"])]),
     }
     try:
@@ -260,18 +292,16 @@ def main() -> None:
 
         rows = []
         for c in args.connections:
-            row = {"connections": c}
-            for name in ("rlship", "bare"):
-                row[name] = load(f"http://127.0.0.1:{ports[name]}/act", ACT_BODY, c, args.seconds)
-            row["null"] = load(f"http://127.0.0.1:{ports['null']}/act", ACT_BODY, c, min(args.seconds, 2))
+            row = {"connections": c, **interleaved(load, ports, "/act", ACT_BODY, c, args.seconds, args.rounds)}
+            row["null"] = load(f"http://127.0.0.1:{ports['null']}/act", ACT_BODY, c, 2)
             rows.append(row)
-        batch = {
-            name: load(f"http://127.0.0.1:{ports[name]}/act_batch", batch_body, args.batch_connections, args.seconds)
-            for name in ("rlship", "bare")
-        }
+        batch = interleaved(load, ports, "/act_batch", batch_body, args.batch_connections, args.seconds, args.rounds)
         load2 = os.getloadavg()
 
-        print(f"\nPOST /act, {args.seconds:g} s per cell, one worker process each, torch threads 1\n")
+        print(
+            f"\nPOST /act: {args.rounds} rounds of {args.seconds:g} s per server and cell, taken in turns; "
+            f"{args.workers} worker process(es) each, torch threads 1\n"
+        )
         print(
             "| connections | rlship req/s | bare req/s | ratio | rlship p50 ms | bare p50 ms | rlship p99 ms "
             "| bare p99 ms | p99 ratio | client ceiling req/s | errors |"
@@ -284,7 +314,10 @@ def main() -> None:
                 f"| {r['p50']:.2f} | {b['p50']:.2f} | {r['p99']:.2f} | {b['p99']:.2f} | {r['p99'] / b['p99']:.2f} "
                 f"| {row['null']['rps']:.0f} | {r['errors'] + b['errors']} |"
             )
-        print(f"\nPOST /act_batch, {args.batch_size} observations per call, {args.batch_connections} connections\n")
+        print(
+            f"\nPOST /act_batch: {args.batch_size} observations per call, {args.batch_connections} connections, "
+            f"{args.rounds} rounds of {args.seconds:g} s in turns\n"
+        )
         print("| server | calls/s | observations/s | p50 ms | p99 ms | errors |")
         print("|---|---|---|---|---|---|")
         for name, m in batch.items():
@@ -310,6 +343,27 @@ def main() -> None:
     finally:
         for proc in procs.values():
             stop(proc)
+
+
+def interleaved(
+    load: object, ports: dict[str, int], path: str, body: str, connections: int, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Both servers measured in turns (rlship, bare, rlship, ...) so a change in the machine's load hits both;
+    req/s is the mean over rounds, latencies the median of the rounds' percentiles."""
+    runs: dict[str, list[dict[str, float]]] = {"rlship": [], "bare": []}
+    for _ in range(rounds):
+        for name in runs:
+            runs[name].append(load(f"http://127.0.0.1:{ports[name]}{path}", body, connections, seconds))  # type: ignore[operator]
+    return {
+        name: {
+            "rps": float(np.mean([m["rps"] for m in ms])),
+            "p50": float(np.median([m["p50"] for m in ms])),
+            "p99": float(np.median([m["p99"] for m in ms])),
+            "requests": sum(m["requests"] for m in ms),
+            "errors": sum(m["errors"] for m in ms),
+        }
+        for name, ms in runs.items()
+    }
 
 
 def soak(load: object, port: int, pid: int, seconds: float) -> None:
