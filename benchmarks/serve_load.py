@@ -3,9 +3,9 @@
     python benchmarks/serve_load.py                 # 1, 16, 64 connections on /act; the batch route; ratios
     python benchmarks/serve_load.py --soak 60       # then 60 s at 64 connections: errors and RSS growth
 
-Both servers are started here as subprocesses on free loopback ports, each with --workers processes (default 1)
-of one torch thread, and are measured in turns (rlship, bare, rlship, ...; --rounds) so that the load of a shared
-machine falls on both alike:
+Both servers are started here as subprocesses on free loopback ports, worker processes of one torch thread each
+(rlship: --workers, default 1; the bare peer: one), and are measured in turns (rlship, bare, rlship, ...;
+--rounds) so that the load of a shared machine falls on both alike:
   rlship  `rlship serve` (BentoML: its workers, middlewares, /metrics, traffic timeout)
   bare    uvicorn serving the same Starlette routes app (`rlship.serving.routes`): same parsing, same forward
           pass, same JSON; only BentoML is missing, so the ratio is BentoML's cost.
@@ -95,19 +95,10 @@ def bare_app() -> object:
     return app
 
 
-def run_bare(port: int, workers: int) -> None:
+def run_bare(port: int) -> None:
     import uvicorn
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    uvicorn.run(
-        "serve_load:bare_app",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 class NullResponder(asyncio.Protocol):
@@ -244,12 +235,18 @@ def main() -> None:
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--soak", type=float, default=0.0, help="then soak: this many seconds at 64 connections")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes of each server (default: 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="rlship's worker processes (default: 1); the bare peer stays one process (uvicorn's own multi-worker "
+        "mode answered a sequential client in ~46 ms here, no fair peer), so compare ratios at 1",
+    )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        return run_bare(args.serve_bare, args.workers)
+        return run_bare(args.serve_bare)
     if args.serve_null:
         return run_null(args.serve_null)
 
@@ -275,9 +272,7 @@ def main() -> None:
                 str(args.workers),
             ]
         ),
-        "bare": start(
-            [sys.executable, __file__, "--serve-bare", str(ports["bare"]), "--workers", str(args.workers)], env
-        ),
+        "bare": start([sys.executable, __file__, "--serve-bare", str(ports["bare"])], env),
         "null": start([sys.executable, __file__, "--serve-null", str(ports["null"])]),
     }
     try:
@@ -300,7 +295,7 @@ def main() -> None:
 
         print(
             f"\nPOST /act: {args.rounds} rounds of {args.seconds:g} s per server and cell, taken in turns; "
-            f"{args.workers} worker process(es) each, torch threads 1\n"
+            f"rlship {args.workers} worker process(es), bare 1; torch threads 1\n"
         )
         print(
             "| connections | rlship req/s | bare req/s | ratio | rlship p50 ms | bare p50 ms | rlship p99 ms "
