@@ -23,6 +23,7 @@ RUN pip install -c constraints-cpu.txt torch --index-url https://download.pytorc
 USER 10001
 ENV RLSHIP_POLICY=default \
     RLSHIP_WORKERS=1 \
+    BENTOML_DO_NOT_TRACK=True \
     HOME=/home/rlship \
     BENTOML_HOME=/home/rlship/bentoml
 EXPOSE 3000

@@ -6,6 +6,8 @@ This package's own import stays light (no BentoML, no torch) so the CLI starts f
 
 from __future__ import annotations
 
+import os
+
 
 def service_env(
     source: str = "default",
@@ -22,6 +24,8 @@ def service_env(
         # one thread per worker for every library that would start a pool of its own
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        # BentoML's usage statistics stay off unless the user turned them on explicitly
+        "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK", "True"),
     }
     if max_batch is not None:
         env["RLSHIP_MAX_BATCH"] = str(max_batch)

@@ -61,6 +61,8 @@ def _load_or_exit(source: str) -> Policy:
         raise SystemExit(f"rlship serve: cannot load policy {source!r} ({POLICY_ENV}): {exc}") from None
 
 
+# One torch thread per worker process: workers, not threads, scale the server; threads would oversubscribe the cores.
+torch.set_num_threads(1)
 POLICY = _load_or_exit(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
 routes = PolicyRoutes(max_batch=_env_int(MAX_BATCH_ENV, protocol.DEFAULT_MAX_BATCH))
 
@@ -79,8 +81,6 @@ class PolicyService:
     """Warms up the policy loaded at import (RLSHIP_POLICY) in each worker, then answers the policy routes."""
 
     def __init__(self) -> None:
-        # One torch thread per worker: workers, not threads, scale the server, and threads would oversubscribe.
-        torch.set_num_threads(1)
         routes.load(POLICY)
         logger.info(
             "rlship: serving %s %s policy from %r (revision %s), batches up to %d",
