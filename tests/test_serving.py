@@ -279,3 +279,19 @@ def test_every_kind_of_policy_answers_its_fields(heads: dict[str, int], distribu
     else:
         assert many["probabilities"] == [[0.5, 0.5]] * len(OBS)
     assert not (extra - has) & set(one)
+
+
+def test_routes_refuse_until_the_policy_is_loaded_and_warm() -> None:
+    routes = PolicyRoutes(max_batch=8)
+
+    async def ask() -> tuple[int, int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(routes.app()), base_url="http://policy") as c:
+            act = await c.post("/act", json={"observation": OBS[0]})
+            info = await c.get("/policy")
+            return act.status_code, info.status_code
+
+    assert not routes.ready
+    assert asyncio.run(ask()) == (503, 503)
+    routes.load(load_policy("default"))
+    assert routes.ready
+    assert asyncio.run(ask()) == (200, 200)

@@ -38,13 +38,13 @@ class PolicyRoutes:
 
     def load(self, policy: Policy) -> None:
         """Install `policy` and warm it up (first calls allocate), so the first client sees steady latency."""
-        self.policy = policy
         self._max_body = protocol.max_body_bytes(policy, self.max_batch)
         self._info = to_json(protocol.policy_info(policy, self.max_batch))
         zeros = np.zeros((self.max_batch, *policy.spec.obs_shape), dtype=np.float32)
         for n in (1, min(64, self.max_batch), self.max_batch):
             policy.act(zeros[:n], deterministic=True)
             policy.act(zeros[:n], deterministic=False, rng=self.rng)
+        self.policy = policy  # last: `ready` (and so /readyz) turns true only after the warm-up
 
     @property
     def ready(self) -> bool:
