@@ -156,6 +156,7 @@ BAD_ACT = {
     "missing field": ('{"deterministic": true}', 422, "observation: Field required"),
     "misspelt field": ('{"observations": [0.1, 0.2, 0.3, 0.4]}', 422, "Extra inputs"),
     "wrong flag type": ('{"observation": [0.1, 0.2, 0.3, 0.4], "deterministic": "yes"}', 422, "valid boolean"),
+    "negative seed": ('{"observation": [0, 0, 0, 0], "deterministic": false, "seed": -1}', 422, "seed"),
     "not JSON": ("observation=0.1,0.2", 400, "not valid JSON"),
     "truncated JSON": ('{"observation": [0.1, 0.2', 400, "not valid JSON"),
     "empty body": ("", 400, "not valid JSON"),

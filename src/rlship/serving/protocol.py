@@ -29,13 +29,13 @@ class _Request(BaseModel):
 class ActRequest(_Request):
     observation: list[float] = Field(description="one observation, shaped like the policy's observation space")
     deterministic: bool = Field(True, description="greedy action (true) or a sample from the probabilities")
-    seed: int | None = Field(None, description="seed for the sample when deterministic is false")
+    seed: int | None = Field(None, ge=0, description="seed for the sample when deterministic is false")
 
 
 class ActBatchRequest(_Request):
     observations: list[list[float]] = Field(description="a batch of observations, one per row")
     deterministic: bool = True
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0)
 
 
 class ActResponse(BaseModel):
