@@ -231,8 +231,8 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternate the two servers this many times per cell (default: 3)"
     )
-    parser.add_argument("--batch-size", type=int, default=1024, help="observations per /act_batch call")
-    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4096, help="observations per /act_batch call (default: 4096)")
+    parser.add_argument("--batch-connections", type=int, default=2)
     parser.add_argument("--soak", type=float, default=0.0, help="then soak: this many seconds at 64 connections")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
