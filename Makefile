@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test lint bench default-policy
+.PHONY: setup demo test lint bench bench-serve default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -14,17 +14,20 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 
 setup: $(VENV)/.installed
 
-# Train a CartPole-v1 policy, show its evaluation, evaluate the embedded default policy the same way, and package
-# the trained policy for the Hugging Face Hub (model card, replay video, fresh results; `rlship push` uploads it).
+# Train a CartPole-v1 policy, show its evaluation, evaluate the embedded default policy the same way, package
+# the trained policy for the Hugging Face Hub (model card, replay video, fresh results; `rlship push` uploads it),
+# then serve it on http://127.0.0.1:3000 (Ctrl+C stops it; the README shows the curl call to /act).
 demo: setup
 	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0
 	$(BIN)/rlship evaluate runs/ppo-CartPole-v1-s0 --episodes 100
 	$(BIN)/rlship evaluate default --episodes 100
 	$(BIN)/rlship package runs/ppo-CartPole-v1-s0 --out runs/ppo-CartPole-v1-s0-hub
+	@echo 'serving; in another shell: curl -s -X POST http://127.0.0.1:3000/act -H "content-type: application/json" -d '"'"'{"observation": [0.01, 0.0, 0.02, 0.0]}'"'"
+	$(BIN)/rlship serve runs/ppo-CartPole-v1-s0 --port 3000
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks service.py
+	$(BIN)/ruff format --check src tests benchmarks service.py
 
 test: lint
 	$(BIN)/pytest
@@ -37,6 +40,10 @@ $(VENV)/.bench: $(VENV)/.installed
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/package.py
+
+# The serving load test (benchmarks/serve_load.py) uses wrk when installed (Debian: apt-get install wrk).
+bench-serve: setup
+	$(BIN)/python benchmarks/serve_load.py --soak 60
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup

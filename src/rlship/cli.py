@@ -16,6 +16,7 @@ from typing import Any
 
 from rlship.errors import RlshipError
 from rlship.hub import cli as hub_cli
+from rlship.serving import cli as serving_cli
 
 
 def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
@@ -170,7 +171,12 @@ def register_evaluate(sub: Subparsers) -> None:
 
 
 # The verbs, in the order `rlship --help` lists them.
-COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_evaluate, hub_cli.register]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    register_train,
+    register_evaluate,
+    hub_cli.register,
+    serving_cli.register,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

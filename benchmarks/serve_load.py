@@ -1,0 +1,380 @@
+"""Load test of `rlship serve` against a bare uvicorn + Starlette endpoint doing the same work, in one run.
+
+    python benchmarks/serve_load.py                 # 1, 16, 64 connections on /act; the batch route; ratios
+    python benchmarks/serve_load.py --soak 60       # then 60 s at 64 connections: errors and RSS growth
+
+Both servers are started here as subprocesses on free loopback ports, worker processes of one torch thread each
+(rlship: --workers, default 1; the bare peer: one), and are measured in turns (rlship, bare, rlship, ...;
+--rounds) so that the load of a shared machine falls on both alike:
+  rlship  `rlship serve` (BentoML: its workers, middlewares, /metrics, traffic timeout)
+  bare    uvicorn serving the same Starlette routes app (`rlship.serving.routes`): same parsing, same forward
+          pass, same JSON; only BentoML is missing, so the ratio is BentoML's cost.
+The load generator is wrk (Debian package `wrk`, C, one thread) when installed, else an asyncio raw-socket
+client in a separate process. "client ceiling" drives a do-nothing asyncio HTTP responder with the same client:
+when it is far above the bare endpoint, the client is not what the table measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+ACT_BODY = '{"observation": [0.01, -0.02, 0.03, 0.04]}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tree_rss_mb(pid: int) -> float:
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+# --- the servers -------------------------------------------------------------------------------------------
+
+
+def bare_app() -> object:
+    """The peer: rlship's own routes app, plus a /readyz, on bare uvicorn (the defaults BentoML's worker uses)."""
+    import torch
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from rlship.policy import load_policy
+    from rlship.serving.routes import PolicyRoutes
+
+    torch.set_num_threads(1)
+    routes = PolicyRoutes(max_batch=int(os.environ["RLSHIP_MAX_BATCH"]))
+    routes.load(load_policy("default"))
+    app = routes.app()
+
+    async def readyz(_request: object) -> PlainTextResponse:
+        return PlainTextResponse("\n")
+
+    app.router.routes.append(Route("/readyz", readyz))
+    return app
+
+
+def run_bare(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class NullResponder(asyncio.Protocol):
+    """Answers every request head with a fixed 200: the fastest server possible, to find the client's ceiling."""
+
+    REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            match = re.search(rb"content-length:\s*(\d+)", self.buffer[:head_end], re.IGNORECASE)
+            size = head_end + 4 + (int(match.group(1)) if match else 0)
+            if len(self.buffer) < size:
+                return
+            self.buffer = self.buffer[size:]
+            self.transport.write(self.REPLY)  # type: ignore[attr-defined]
+
+
+def run_null(port: int) -> None:
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(NullResponder, "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --- the load generators -----------------------------------------------------------------------------------
+
+
+def wrk(url: str, body: str, connections: int, seconds: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n')
+        script.write('wrk.headers["Content-Type"] = "application/json"\n')
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def latency_ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (
+        sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    )
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": latency_ms("50%"),
+        "p99": latency_ms("99%"),
+        "requests": requests,
+        "errors": errors,
+    }
+
+
+async def _python_client(host: str, port: int, path: str, body: bytes, connections: int, seconds: float) -> dict:
+    request = (
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            size = int(re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(size)
+            latencies.append(time.perf_counter() - start)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - start
+    lat = np.asarray(latencies) * 1000
+    return {
+        "rps": len(lat) / elapsed,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "requests": len(lat),
+        "errors": errors,
+    }
+
+
+def python_client(url: str, body: str, connections: int, seconds: float) -> dict[str, float]:
+    """The asyncio client in a process of its own, so it never shares an interpreter with what it measures."""
+    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+    host, port, path = match.groups()  # type: ignore[union-attr]
+    code = (
+        "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import serve_load as s; "
+        "print(json.dumps(asyncio.run(s._python_client(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
+        "sys.argv[5].encode(), int(sys.argv[6]), float(sys.argv[7])))))"
+    )
+    args = [str(Path(__file__).parent), host, port, path, body, str(connections), str(seconds)]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (default: 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternate the two servers this many times per cell (default: 3)"
+    )
+    parser.add_argument("--batch-size", type=int, default=4096, help="observations per /act_batch call (default: 4096)")
+    parser.add_argument("--batch-connections", type=int, default=2)
+    parser.add_argument("--soak", type=float, default=0.0, help="then soak: this many seconds at 64 connections")
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="rlship's worker processes (default: 1); the bare peer stays one process (uvicorn's own multi-worker "
+        "mode answered a sequential client in ~46 ms here, no fair peer), so compare ratios at 1",
+    )
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        return run_bare(args.serve_bare)
+    if args.serve_null:
+        return run_null(args.serve_null)
+
+    client_name = "wrk" if args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")) else "python"
+    load = wrk if client_name == "wrk" else python_client
+    rng = np.random.default_rng(0)
+    batch_body = json.dumps({"observations": (rng.normal(size=(args.batch_size, 4)) * 0.05).round(6).tolist()})
+
+    ports = {"rlship": free_port(), "bare": free_port(), "null": free_port()}
+    rlship_exe = str(Path(sys.executable).parent / "rlship")
+    max_batch = str(max(4096, args.batch_size))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RLSHIP_MAX_BATCH": max_batch}
+    procs = {
+        "rlship": start(
+            [
+                rlship_exe,
+                "serve",
+                "--port",
+                str(ports["rlship"]),
+                "--max-batch",
+                max_batch,
+                "--workers",
+                str(args.workers),
+            ]
+        ),
+        "bare": start([sys.executable, __file__, "--serve-bare", str(ports["bare"])], env),
+        "null": start([sys.executable, __file__, "--serve-null", str(ports["null"])]),
+    }
+    try:
+        for name in ("rlship", "bare"):
+            took = wait_ready(f"http://127.0.0.1:{ports[name]}/readyz", procs[name])
+            print(f"{name} ready in {took:.1f} s")
+        time.sleep(0.5)
+        load1 = os.getloadavg()
+        print(f"client: {client_name}; cpus: {os.cpu_count()}; load average before: {load1[0]:.2f} (1 min)")
+        for name in ("rlship", "bare"):  # warm-up: first requests allocate
+            load(f"http://127.0.0.1:{ports[name]}/act", ACT_BODY, 16, 1)
+
+        rows = []
+        for c in args.connections:
+            row = {"connections": c, **interleaved(load, ports, "/act", ACT_BODY, c, args.seconds, args.rounds)}
+            row["null"] = load(f"http://127.0.0.1:{ports['null']}/act", ACT_BODY, c, 2)
+            rows.append(row)
+        batch = interleaved(load, ports, "/act_batch", batch_body, args.batch_connections, args.seconds, args.rounds)
+        load2 = os.getloadavg()
+
+        print(
+            f"\nPOST /act: {args.rounds} rounds of {args.seconds:g} s per server and cell, taken in turns; "
+            f"rlship {args.workers} worker process(es), bare 1; torch threads 1\n"
+        )
+        print(
+            "| connections | rlship req/s | bare req/s | ratio | rlship p50 ms | bare p50 ms | rlship p99 ms "
+            "| bare p99 ms | p99 ratio | client ceiling req/s | errors |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for row in rows:
+            r, b = row["rlship"], row["bare"]
+            print(
+                f"| {row['connections']} | {r['rps']:.0f} | {b['rps']:.0f} | {r['rps'] / b['rps']:.2f} "
+                f"| {r['p50']:.2f} | {b['p50']:.2f} | {r['p99']:.2f} | {b['p99']:.2f} | {r['p99'] / b['p99']:.2f} "
+                f"| {row['null']['rps']:.0f} | {r['errors'] + b['errors']} |"
+            )
+        print(
+            f"\nPOST /act_batch: {args.batch_size} observations per call, {args.batch_connections} connections, "
+            f"{args.rounds} rounds of {args.seconds:g} s in turns\n"
+        )
+        print("| server | calls/s | observations/s | p50 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|---|")
+        for name, m in batch.items():
+            print(
+                f"| {name} | {m['rps']:.1f} | {m['rps'] * args.batch_size:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} "
+                f"| {m['errors']} |"
+            )
+        print(f"\nload average during the run: {load1[0]:.2f} -> {load2[0]:.2f} (1 min) on {os.cpu_count()} cpus")
+
+        by_c = {row["connections"]: row for row in rows}
+        print("\ngoals:")
+        if 16 in by_c:
+            r, b = by_c[16]["rlship"], by_c[16]["bare"]
+            print(f"  /act req/s at 16 connections >= 60% of bare: {r['rps'] / b['rps']:.0%}")
+            print(f"  /act p99 at 16 connections within 2x of bare: {r['p99'] / b['p99']:.2f}x")
+        if 1 in by_c:
+            r, b = by_c[1]["rlship"], by_c[1]["bare"]
+            print(f"  sequential /act p50 within 1.5x of bare: {r['p50'] / b['p50']:.2f}x")
+        print(f"  /act_batch >= 200,000 observations/s: {batch['rlship']['rps'] * args.batch_size:,.0f}")
+
+        if args.soak > 0:
+            soak(load, ports["rlship"], procs["rlship"].pid, args.soak)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+def interleaved(
+    load: object, ports: dict[str, int], path: str, body: str, connections: int, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Both servers measured in turns (rlship, bare, rlship, ...) so a change in the machine's load hits both;
+    req/s is the mean over rounds, latencies the median of the rounds' percentiles."""
+    runs: dict[str, list[dict[str, float]]] = {"rlship": [], "bare": []}
+    for _ in range(rounds):
+        for name in runs:
+            runs[name].append(load(f"http://127.0.0.1:{ports[name]}{path}", body, connections, seconds))  # type: ignore[operator]
+    return {
+        name: {
+            "rps": float(np.mean([m["rps"] for m in ms])),
+            "p50": float(np.median([m["p50"] for m in ms])),
+            "p99": float(np.median([m["p99"] for m in ms])),
+            "requests": sum(m["requests"] for m in ms),
+            "errors": sum(m["errors"] for m in ms),
+        }
+        for name, ms in runs.items()
+    }
+
+
+def soak(load: object, port: int, pid: int, seconds: float) -> None:
+    url = f"http://127.0.0.1:{port}/act"
+    load(url, ACT_BODY, 64, 5)  # type: ignore[operator]  # settle allocations before the first reading
+    before = tree_rss_mb(pid)
+    result = load(url, ACT_BODY, 64, seconds)  # type: ignore[operator]
+    after = tree_rss_mb(pid)
+    growth = after / before - 1
+    print(
+        f"\nsoak: {seconds:g} s at 64 connections on /act: {result['requests']:,} requests, {result['rps']:.0f} req/s, "
+        f"p99 {result['p99']:.2f} ms, errors {result['errors']}; server RSS (all processes) {before:.0f} MB -> "
+        f"{after:.0f} MB ({growth:+.1%}); {'PASS' if result['errors'] == 0 and growth < 0.2 else 'FAIL'} "
+        "(no errors, growth under 20%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
