@@ -181,7 +181,7 @@ def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> Non
 
 def test_an_interrupted_run_is_refused_unless_allowed(tmp_path: Path, saved_policy: Path) -> None:
     (saved_policy / "results.json").write_text(json.dumps({"interrupted": True, "training": {"env_steps": 512}}))
-    with pytest.raises(RlshipError, match="was interrupted.*--resume"):
+    with pytest.raises(RlshipError, match=r"was interrupted.*--resume"):
         package_policy(saved_policy, tmp_path / "hub", episodes=2)
     assert not (tmp_path / "hub").exists()
     package = package_policy(saved_policy, tmp_path / "hub", episodes=2, allow_interrupted=True)
