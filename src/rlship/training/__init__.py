@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlship.training import ppo
+from rlship.training import a2c, cem, ppo, reinforce
 from rlship.training.run import TrainResult
 
 
@@ -25,6 +25,19 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(
         "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
+    ),
+    "cem": Algorithm(
+        "cem", "cross-entropy method (fit the policy to the elite episodes)", cem.CEMConfig, cem.make_config, cem.train
+    ),
+    "reinforce": Algorithm(
+        "reinforce",
+        "REINFORCE (vanilla policy gradient on whole episodes)",
+        reinforce.ReinforceConfig,
+        reinforce.make_config,
+        reinforce.train,
+    ),
+    "a2c": Algorithm(
+        "a2c", "advantage actor-critic (n-step returns, synchronous)", a2c.A2CConfig, a2c.make_config, a2c.train
     ),
 }
 
