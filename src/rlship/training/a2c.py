@@ -7,7 +7,8 @@ A_t = R_t - V(s_t), take one gradient step on
 log, check the stop rule, repeat.
 
 The two forms the tutorials show, chosen by `shared_trunk`: separate actor and critic MLPs (the default,
-as in Stable-Baselines3), or one MLP trunk with a policy head and a value head.
+as in Stable-Baselines3), or one MLP trunk with a policy head and a value head. The shared form wants a small
+`vf_coef` (0.05 solved CartPole-v1 on seeds 0-4; at 0.5 the value gradient crowds out the policy's in the trunk).
 
 Returns are computed like PPO's (`compute_gae` with lambda = 1 is exactly the n-step return minus the value):
 a termination bootstraps nothing; a truncation (time limit) bootstraps from the value of the final

@@ -121,7 +121,7 @@ def train(
             returns_to_go = discounted_returns(batch.rewards, cfg.gamma)
             mask = torch.from_numpy(batch.mask)
             returns = torch.from_numpy(returns_to_go)[mask]
-            if cfg.normalize_returns:
+            if cfg.normalize_returns and returns.numel() > 1:  # the std of one number is undefined
                 returns = (returns - returns.mean()) / (returns.std() + 1e-8)
 
             # --- one policy-gradient step on all the batch's steps
