@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlship.training import ppo, random_policy
+from rlship.training import a2c, cem, ppo, random_policy, reinforce
 from rlship.training.checkpoint import (
     DEFAULT_EVERY_SECONDS,
     CheckpointError,
@@ -35,6 +35,19 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(
         "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
+    ),
+    "cem": Algorithm(
+        "cem", "cross-entropy method (fit the policy to the elite episodes)", cem.CEMConfig, cem.make_config, cem.train
+    ),
+    "reinforce": Algorithm(
+        "reinforce",
+        "REINFORCE (vanilla policy gradient on whole episodes)",
+        reinforce.ReinforceConfig,
+        reinforce.make_config,
+        reinforce.train,
+    ),
+    "a2c": Algorithm(
+        "a2c", "advantage actor-critic (n-step returns, synchronous)", a2c.A2CConfig, a2c.make_config, a2c.train
     ),
     "random": Algorithm(
         "random",
