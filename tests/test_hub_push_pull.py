@@ -85,7 +85,11 @@ def test_push_then_pull_gives_the_same_actions(hub: FakeHub, trained, tmp_path: 
     assert sorted(hub.downloads()) == sorted(
         ["alice/ppo-cartpole/resolve/main/config.json"] * 2
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/model.safetensors"] * 2
+        + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/results.json"] * 2
     )
+    # results.json (plain JSON) comes along for `GET /policy`: the pushed evaluation, beside the weights
+    assert policy.folder is not None
+    assert json.loads((policy.folder / "results.json").read_text()) == json.loads(commit.files["results.json"])
     # No token in any file of the package or of the download cache.
     for folder in (tmp_path / "p", tmp_path / "hf-home"):
         for path in folder.rglob("*"):
@@ -163,7 +167,9 @@ def test_pull_never_fetches_pickles_and_names_missing_files(hub: FakeHub, tmp_pa
     loaded = rlship.load_policy("hf://alice/mixed")
     assert loaded.spec.env_id == "CartPole-v1"
     fetched = {path.rsplit("/", 1)[1] for path in hub.downloads()}
-    assert fetched == {"config.json", "model.safetensors"}
+    # results.json is asked for (the repo has none, and that is fine); nothing else is
+    assert fetched == {"config.json", "model.safetensors", "results.json"}
+    assert loaded.folder is not None and not (loaded.folder / "results.json").exists()
     assert not marker.exists()
 
     hub.add_repo("alice/pickle-only", {"model.pkl": evil})

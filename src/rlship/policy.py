@@ -78,12 +78,14 @@ class Policy:
         config: dict[str, Any],
         source: str = "",
         revision: str | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.spec = spec
         self.network = network.eval()
         self.config = config  # the whole config.json, hyperparameters and versions included
         self.source = source  # what it was loaded from, as the user named it ("default", a folder, "hf://...")
         self.revision = revision  # for Hub sources: the commit the files were downloaded at
+        self.folder = folder  # the local folder its files were read from (the Hub cache for hf:// sources)
 
     def __repr__(self) -> str:
         return f"Policy({self.spec.algorithm} on {self.spec.env_id}, source={self.source or 'memory'!r})"
@@ -275,7 +277,7 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         raise ArtifactError(f"{folder / CONFIG_FILE}: invalid policy config: {missing}") from exc
     network = HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network)
     network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
-    return Policy(spec, network, config, source=str(source), revision=revision)
+    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """`hf://OWNER/NAME[@REVISION]` sources: download a policy through huggingface_hub's cache.
 
-Only config.json and model.safetensors are ever requested: whatever else a repository holds (`.pt`, `.bin`,
-`.pkl`, code) is never downloaded, so it can never be unpickled or run. The weights are downloaded at the commit
-config.json resolved to, so the pair always comes from one commit even while someone pushes to the branch.
-The cache gives revision pinning and offline use (`HF_HUB_OFFLINE=1` once the files are cached) for free.
+Only config.json, model.safetensors and (when the repo has it) results.json are ever requested: whatever else a
+repository holds (`.pt`, `.bin`, `.pkl`, code) is never downloaded, so it can never be unpickled or run. The
+weights are downloaded at the commit config.json resolved to, so the pair always comes from one commit even while
+someone pushes to the branch. The cache gives revision pinning and offline use (`HF_HUB_OFFLINE=1` once the files
+are cached) for free.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from rlship.errors import ArtifactError, RlshipError
 from rlship.hub.errors import hub_error
-from rlship.policy import CONFIG_FILE, WEIGHTS_FILE
+from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE
 
 HF_PREFIX = "hf://"
 POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE)
@@ -64,4 +65,16 @@ def download_policy(source: str) -> tuple[Path, str]:
         raise hub_error(exc, "download", source, get_token()) from None
     if weights_path.parent != config_path.parent:
         raise ArtifactError(f"{source}: {CONFIG_FILE} and {WEIGHTS_FILE} came from different commits")
+    _download_results(repo_id, commit)
     return config_path.parent, commit
+
+
+def _download_results(repo_id: str, commit: str) -> None:
+    """results.json of the same commit, into the cache beside the policy (plain JSON, read by `GET /policy`).
+    Optional: a repository without it, or a Hub that fails on it, still gives a working policy."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(repo_id, RESULTS_FILE, revision=commit)
+    except Exception:  # the policy is already here; its evaluation summary is a nicety
+        return

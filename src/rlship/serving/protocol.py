@@ -13,7 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlship.errors import ObservationError, RlshipError
-from rlship.policy import RESULTS_FILE, Policy, read_json, resolve_source
+from rlship.policy import RESULTS_FILE, Policy, read_json
 
 DEFAULT_MAX_BATCH = 4096
 # A JSON number takes at most ~25 bytes ("-0.12345678901234567e-300,"); bodies beyond the largest allowed batch
@@ -169,11 +169,11 @@ EVALUATION_KEYS = ("mean_reward", "std_reward", "n_eval_episodes", "deterministi
 
 
 def _evaluation(policy: Policy) -> dict[str, Any] | None:
-    """The summary of results.json beside a local policy, or None (no file; Hub sources keep it in the cache)."""
-    if not policy.source or policy.source.startswith("hf://"):
+    """The summary of the results.json beside the policy's files, or None (a policy made in memory, or no file)."""
+    if policy.folder is None:
         return None
     try:
-        results = read_json(resolve_source(policy.source) / RESULTS_FILE)
+        results = read_json(policy.folder / RESULTS_FILE)
     except RlshipError:
         return None  # results.json is optional: a policy folder needs only config.json and the weights
     summary = {k: results[k] for k in EVALUATION_KEYS if k in results}
