@@ -88,6 +88,7 @@ def test_stochastic_act_samples_from_the_probabilities(saved_policy: Path) -> No
         (np.zeros((0, 4)), "non-empty"),
         (np.zeros((2, 2, 4)), "shape (2, 2, 4)"),
         ([0.0, float("nan"), 0.0, 0.0], "NaN"),
+        ([0.0, 1e300, 0.0, 0.0], "beyond float32's range"),
         (["a", "b", "c", "d"], "numbers"),
     ],
 )

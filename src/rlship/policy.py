@@ -95,7 +95,8 @@ class Policy:
         shape = self.spec.obs_shape
         batch_shape = f"(N, {', '.join(map(str, shape))})"
         try:
-            obs = np.asarray(observations, dtype=np.float32)
+            with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf: refused below
+                obs = np.asarray(observations, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ObservationError(
                 f"observations must be numbers shaped {shape} (or a batch {batch_shape}): {exc}"
@@ -108,6 +109,12 @@ class Policy:
                 f"Send one observation of shape {shape} or a non-empty batch of shape {batch_shape}."
             )
         if not np.isfinite(obs).all():
+            big = np.isfinite(np.asarray(observations, dtype=np.float64)).all()
+            if big:
+                raise ObservationError(
+                    f"observations contain numbers beyond float32's range (about ±{np.finfo(np.float32).max:.3g}); "
+                    "send finite float32 values"
+                )
             raise ObservationError("observations contain NaN or infinity; send finite numbers")
         return obs
 
