@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test lint bench default-policy
+.PHONY: setup demo test lint bench bench-algorithms default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ $(VENV)/.bench: $(VENV)/.installed
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/train_speed.py
+
+# Every rlship algorithm beside SB3 A2C and DQN (rl-zoo settings) on CartPole-v1: about 20 minutes on 2 cores.
+bench-algorithms: $(VENV)/.bench
+	$(BIN)/python benchmarks/algorithms.py
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rlship.training import ppo
+from rlship.training import dqn, ppo
 from rlship.training.run import TrainResult
 
 
@@ -25,6 +25,13 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(
         "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
+    ),
+    "dqn": Algorithm(
+        "dqn",
+        "Deep Q-Network (replay memory, target network, double DQN, epsilon-greedy)",
+        dqn.DQNConfig,
+        dqn.make_config,
+        dqn.train,
     ),
 }
 
