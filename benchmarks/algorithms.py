@@ -80,6 +80,9 @@ class Row:
         solved = [s for s, ok in zip(self.seconds, self.solved, strict=True) if ok]
         return statistics.median(solved) if solved else None
 
+    def median_seconds_all(self) -> float:
+        return statistics.median(self.seconds)
+
     def line(self) -> str:
         solved_steps = [s for s, ok in zip(self.steps, self.solved, strict=True) if ok]
         secs = self.median_seconds()
@@ -144,14 +147,18 @@ def main() -> None:
         print(row.line())
     print("\n(eval mean +/- std: all evaluation episodes of all seeds pooled; to-solve medians over solved seeds)")
 
+    print("ratios SB3 wall / rlship wall (> 1: rlship is faster):")
     for name in SB3_ZOO:
         ours = rows.get(f"rlship {name}")
-        if ours is None or ours.median_seconds() is None:
+        if ours is None:
             continue
-        for row in rows.values():
-            if row.name.startswith(f"sb3 {name} ") and row.median_seconds() is not None:
-                ratio = row.median_seconds() / ours.median_seconds()  # type: ignore[operator]
-                print(f"ratio {row.name} / rlship {name} median wall to solve: {ratio:.2f}x")
+        for row in (r for r in rows.values() if r.name.startswith(f"sb3 {name} ")):
+            solved_ours, solved_theirs = ours.median_seconds(), row.median_seconds()
+            to_solve = f"{solved_theirs / solved_ours:.2f}x" if solved_ours and solved_theirs else "n/a (unsolved)"
+            print(
+                f"  {row.name} / rlship {name}: median wall to solve {to_solve}; "
+                f"median wall of all runs {row.median_seconds_all() / ours.median_seconds_all():.2f}x"
+            )
 
 
 if __name__ == "__main__":
