@@ -8,8 +8,9 @@ rule like an rlship run (`--sb3-full` also runs the whole rl-zoo budget: 5e5 ste
 on a small CPU). A run counts as solved when its final evaluation reaches 475; "to solve" figures are the medians
 over solved seeds of the wall seconds and env steps of the run (an rlship run ends at its stop rule).
 
-The default (all rlship algorithms on seeds 0-4, SB3 on seeds 0-2 with the stop rule) takes about 20 minutes on
-2 CPU cores, mostly SB3 A2C.
+The default (every rlship algorithm and both SB3 peers on seeds 0-4, SB3 stopped by the stop rule) takes about
+15-20 minutes on 2 quiet CPU cores, most of it SB3 DQN (about 80 s a seed) and rlship DQN (about 45 s a seed);
+`--sb3-full` adds SB3 A2C's 5e5-step budget, over a minute a seed more.
 
     python benchmarks/algorithms.py
     python benchmarks/algorithms.py --algorithms dqn ppo --seeds 0 1 --sb3 dqn   # a quick look
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), help="rlship algorithms (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of the rlship runs")
     parser.add_argument("--sb3", nargs="*", default=list(SB3_ZOO), choices=list(SB3_ZOO), help="SB3 peers to run")
-    parser.add_argument("--sb3-seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the SB3 runs")
+    parser.add_argument("--sb3-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of the SB3 runs")
     parser.add_argument("--sb3-full", action="store_true", help="also report SB3's full rl-zoo budget (slow)")
     args = parser.parse_args()
     unknown = set(args.algorithms) - set(ALGORITHMS)

@@ -91,10 +91,12 @@ class DQNConfig:
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
                 "a minibatch is drawn from the replay memory: lower --batch-size or raise --buffer-size"
             )
-        if not 0 <= self.learning_starts < self.total_steps:
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0; got {self.learning_starts}")
+        if self.learning_starts + self.train_freq > self.total_steps:
             raise ValueError(
-                f"learning_starts ({self.learning_starts}) must be in [0, total_steps) (total_steps is "
-                f"{self.total_steps}); otherwise training never starts: lower --learning-starts"
+                f"learning_starts ({self.learning_starts}) + train_freq ({self.train_freq}) is beyond total_steps "
+                f"({self.total_steps}): no gradient step would ever run; lower --learning-starts or raise --total-steps"
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
