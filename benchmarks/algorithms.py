@@ -4,12 +4,12 @@ All in one process, one torch thread, the same seeds; every agent is scored by r
 (100 greedy episodes of gymnasium.make("CartPole-v1"), eval seed 0). The rlship rows are `rlship train ALGO
 CartPole-v1` with its defaults (the CartPole-v1 preset), for each algorithm in rlship's ALGORITHMS registry.
 SB3 runs rl-zoo's CartPole-v1 settings (hyperparams/a2c.yml and dqn.yml) and, by default, stops at rlship's stop
-rule like an rlship run (`--sb3-full` also runs the whole rl-zoo budget: 5e5 steps for A2C, several minutes a seed
-on a small CPU). A run counts as solved when its final evaluation reaches 475; "to solve" figures are the medians
+rule like an rlship run (`--sb3-full` also runs the whole rl-zoo budget: 5e5 steps for A2C, over a minute a
+seed). A run counts as solved when its final evaluation reaches 475; "to solve" figures are the medians
 over solved seeds of the wall seconds and env steps of the run (an rlship run ends at its stop rule).
 
 The default (every rlship algorithm and both SB3 peers on seeds 0-4, SB3 stopped by the stop rule) takes about
-15-20 minutes on 2 quiet CPU cores, most of it SB3 DQN (about 80 s a seed) and rlship DQN (about 45 s a seed);
+15-20 minutes on 2 quiet CPU cores, most of it SB3 DQN (about 70 s a seed) and rlship DQN (about 30 s a seed);
 `--sb3-full` adds SB3 A2C's 5e5-step budget, over a minute a seed more.
 
     python benchmarks/algorithms.py
