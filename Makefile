@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test lint bench bench-serve default-policy
+.PHONY: setup demo test lint bench bench-algorithms bench-serve default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(VENV)/.bench
 # The serving load test (benchmarks/serve_load.py) uses wrk when installed (Debian: apt-get install wrk).
 bench-serve: setup
 	$(BIN)/python benchmarks/serve_load.py --soak 60
+
+# Every rlship algorithm beside SB3 A2C and DQN (rl-zoo settings) on CartPole-v1: about 20 minutes on 2 cores.
+bench-algorithms: $(VENV)/.bench
+	$(BIN)/python benchmarks/algorithms.py
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup

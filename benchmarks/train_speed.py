@@ -17,52 +17,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from rlship.evaluation import EvalResult, evaluate_fn
+from _common import ENV, THRESHOLD, SB3Run, run_sb3
+from rlship.evaluation import EvalResult
 from rlship.training import ppo
-from rlship.training.run import CONFIRM_EVAL_SEED
 
-ENV = "CartPole-v1"
-THRESHOLD = 475.0
 ZOO = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
 ZOO_ENVS, ZOO_STEPS = 8, 100_000
 
 
-def sb3_run(seed: int, window: int, confirm_episodes: int) -> dict[str, object]:
+def sb3_run(seed: int, window: int, confirm_episodes: int) -> SB3Run:
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
-
-    def act(model: PPO):  # type: ignore[no-untyped-def]
-        return lambda obs: model.predict(obs, deterministic=True)[0]
-
-    class SameStopRule(BaseCallback):
-        """rlship's stop rule, checked after each rollout; its evaluations' time is kept apart."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.eval_seconds = 0.0
-            self.confirms = 0
-            self.solved_at: tuple[float, int] | None = None  # (seconds, env steps)
-
-        def _on_step(self) -> bool:
-            return True
-
-        def _on_rollout_end(self) -> None:
-            returns = [e["r"] for e in list(self.model.ep_info_buffer)[-window:]]
-            if self.solved_at or len(returns) < window or np.mean(returns) < THRESHOLD:
-                return
-            t = time.perf_counter()
-            result = evaluate_fn(act(self.model), ENV, confirm_episodes, CONFIRM_EVAL_SEED + self.confirms)
-            self.confirms += 1
-            self.eval_seconds += time.perf_counter() - t
-            if result.mean_reward >= THRESHOLD:
-                self.solved_at = (time.perf_counter() - start, self.num_timesteps)
 
     lr, clip = 1e-3, 0.2
     env = make_vec_env(ENV, n_envs=ZOO_ENVS, seed=seed)
@@ -76,12 +45,7 @@ def sb3_run(seed: int, window: int, confirm_episodes: int) -> dict[str, object]:
         verbose=0,
         **ZOO,
     )
-    callback = SameStopRule()
-    start = time.perf_counter()
-    model.learn(ZOO_STEPS, callback=callback)
-    full = time.perf_counter() - start - callback.eval_seconds
-    evaluation = evaluate_fn(act(model), ENV, 100, seed=0)
-    return {"full_seconds": full, "solved_at": callback.solved_at, "evaluation": evaluation}
+    return run_sb3(model, ZOO_STEPS, window, confirm_episodes, stop_when_solved=False)
 
 
 def row(name: str, seed: int, seconds: float | None, steps: int | None, ev: EvalResult | None) -> str:
@@ -115,23 +79,21 @@ def main() -> None:
         if args.no_sb3:
             continue
         sb3 = sb3_run(seed, cfg.solve_window, cfg.confirm_episodes)
-        ev = sb3["evaluation"]
-        assert isinstance(ev, EvalResult)
-        zoo_full.append(float(sb3["full_seconds"]))  # type: ignore[arg-type]
-        print(row("sb3 rl-zoo (1e5 steps)", seed, zoo_full[-1], ZOO_STEPS, ev), flush=True)
-        solved_at = sb3["solved_at"]
+        zoo_full.append(sb3.full_seconds)
+        print(row("sb3 rl-zoo (1e5 steps)", seed, sb3.full_seconds, ZOO_STEPS, sb3.evaluation), flush=True)
+        solved_at = sb3.solved_at
         if solved_at:
-            zoo_stop.append(solved_at[0])  # type: ignore[index]
+            zoo_stop.append(solved_at[0])
         print(
             row(
                 "sb3 same stop rule",
                 seed,
-                solved_at[0] if solved_at else None,  # type: ignore[index]
+                solved_at[0] if solved_at else None,
                 solved_at[1] if solved_at else None,
-                None,
+                sb3.solved_evaluation,
             ),
             flush=True,
-        )  # type: ignore[index]
+        )
 
     print(
         f"\nrlship ppo: train wall {statistics.mean(ours):.2f} s mean, {statistics.median(ours):.2f} s median, "

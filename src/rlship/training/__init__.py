@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlship.training import a2c, cem, ppo, random_policy, reinforce
+from rlship.training import a2c, cem, dqn, ppo, random_policy, reinforce
 from rlship.training.checkpoint import (
     DEFAULT_EVERY_SECONDS,
     CheckpointError,
@@ -33,8 +33,13 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm(
-        "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
+    # In the order the tutorials teach them; `rlship train --help` and the benchmark table list them so.
+    "random": Algorithm(
+        "random",
+        "uniform random actions: the baseline every algorithm is read against (trains for zero steps)",
+        random_policy.RandomConfig,
+        random_policy.make_config,
+        random_policy.train,
     ),
     "cem": Algorithm(
         "cem", "cross-entropy method (fit the policy to the elite episodes)", cem.CEMConfig, cem.make_config, cem.train
@@ -49,12 +54,15 @@ ALGORITHMS: dict[str, Algorithm] = {
     "a2c": Algorithm(
         "a2c", "advantage actor-critic (n-step returns, synchronous)", a2c.A2CConfig, a2c.make_config, a2c.train
     ),
-    "random": Algorithm(
-        "random",
-        "uniform random actions: the baseline every algorithm is read against (trains for zero steps)",
-        random_policy.RandomConfig,
-        random_policy.make_config,
-        random_policy.train,
+    "dqn": Algorithm(
+        "dqn",
+        "Deep Q-Network (replay memory, target network, double DQN, epsilon-greedy)",
+        dqn.DQNConfig,
+        dqn.make_config,
+        dqn.train,
+    ),
+    "ppo": Algorithm(
+        "ppo", "Proximal Policy Optimization (clipped surrogate, GAE)", ppo.PPOConfig, ppo.make_config, ppo.train
     ),
 }
 

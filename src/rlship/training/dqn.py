@@ -1,0 +1,329 @@
+"""Deep Q-Network (Mnih et al. 2015) with the options users expect today, on Gymnasium vector envs.
+
+Reads top to bottom: hyperparameters, the replay buffer, the TD target, then `train`: step all envs with
+epsilon-greedy actions (epsilon decays linearly), store the transitions, and every `train_freq` env steps run
+`gradient_steps` minibatch updates of the Huber TD loss against a target network; log, check the stop rule.
+
+Details, done the careful way:
+- Time limits are not failures: a truncated transition bootstraps from its final observation (stored as its
+  next observation), only a terminated one does not.
+- Next-step autoreset: the step after an episode ends only resets that env. It is no transition of the MDP
+  (its "next observation" is a new episode's start), so it is never stored and does not count as an env step.
+- Double DQN (van Hasselt et al. 2016) on by default: the online network picks the next action, the target
+  network values it, which curbs the overestimation that makes DQN on CartPole collapse after solving.
+- Target updates every `target_update_interval` env steps, hard (`tau` = 1) or Polyak-averaged (`tau` < 1).
+- The artifact is greedy when `deterministic`, and its probabilities are the epsilon-greedy distribution with
+  the final exploration epsilon: what the trained agent sampled from at the end of training (see `train`).
+
+All training state lives in a few named objects (q network, target network, optimizer, replay buffer,
+counters, rng) so that a checkpoint can hold it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rlship.envs import env_spec, make_vec_env, require_discrete_actions
+from rlship.networks import ACTIVATIONS, NetworkSpec
+from rlship.policy import new_policy
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+
+
+@dataclass
+class DQNConfig:
+    total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not")
+    num_envs: int = hp(4, "parallel envs stepped together")
+    buffer_size: int = hp(100_000, "transitions the replay memory holds (the oldest are overwritten)")
+    learning_starts: int = hp(1_000, "env steps of uniform-random play that fill the replay memory first")
+    batch_size: int = hp(64, "transitions per gradient step")
+    learning_rate: float = hp(1e-3, "Adam learning rate")
+    gamma: float = hp(0.99, "discount factor")
+    train_freq: int = hp(4, "env steps (all envs together) between training rounds")
+    gradient_steps: int = hp(1, "gradient steps per training round")
+    target_update_interval: int = hp(1_000, "env steps between target network updates")
+    tau: float = hp(1.0, "target update rate: 1 copies the online network, < 1 is Polyak averaging")
+    double_dqn: bool = hp(True, "double DQN: the online network picks the next action, the target network values it")
+    exploration_initial_eps: float = hp(1.0, "epsilon of epsilon-greedy at the start")
+    exploration_final_eps: float = hp(0.05, "epsilon at the end of the decay (and the artifact's epsilon)")
+    exploration_fraction: float = hp(0.1, "fraction of total_steps over which epsilon decays linearly")
+    max_grad_norm: float = hp(10.0, "global gradient-norm clip")
+    hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network")
+    activation: str = hp("relu", "hidden activation: tanh or relu")
+    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
+    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
+    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
+    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        for name in (
+            "total_steps",
+            "num_envs",
+            "buffer_size",
+            "batch_size",
+            "train_freq",
+            "gradient_steps",
+            "target_update_interval",
+            "solve_window",
+            "confirm_episodes",
+            "eval_episodes",
+            "torch_threads",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("learning_rate", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
+        for name in ("gamma", "exploration_initial_eps", "exploration_final_eps", "exploration_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1] (1 is a hard target update); got {self.tau}")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
+                "a minibatch is drawn from the replay memory: lower --batch-size or raise --buffer-size"
+            )
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0; got {self.learning_starts}")
+        if self.learning_starts + self.train_freq > self.total_steps:
+            raise ValueError(
+                f"learning_starts ({self.learning_starts}) + train_freq ({self.train_freq}) is beyond total_steps "
+                f"({self.total_steps}): no gradient step would ever run; lower --learning-starts or raise --total-steps"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
+
+    def epsilon(self, env_steps: int) -> float:
+        """The exploration epsilon after `env_steps`: linear from initial to final over the decay, then flat."""
+        decay_steps = self.exploration_fraction * self.total_steps
+        frac = min(1.0, env_steps / decay_steps) if decay_steps > 0 else 1.0
+        return self.exploration_initial_eps + frac * (self.exploration_final_eps - self.exploration_initial_eps)
+
+
+# Tuned defaults per env, applied over the DQNConfig defaults (user flags go over these).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tuned for wall time to solve on a CPU (benchmarks/algorithms.py): 8 envs stepped together keep the acting
+    # cost per env step low; one gradient step on 128 transitions per 4 env steps; a soft target (tau 0.05 every
+    # 16 env steps, a time constant of about 300 env steps) learns steadily where a hard copy oscillates; a short
+    # decay to a small epsilon lets the training returns the stop rule watches reach the threshold.
+    "CartPole-v1": dict(
+        total_steps=100_000,
+        num_envs=8,
+        batch_size=128,
+        learning_rate=1e-3,
+        train_freq=16,
+        gradient_steps=4,
+        target_update_interval=16,
+        tau=0.05,
+        exploration_fraction=0.1,
+        exploration_final_eps=0.02,
+        hidden_sizes=(128, 128),
+    ),
+}
+
+
+def make_config(env_id: str, **overrides: Any) -> DQNConfig:
+    """DQNConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
+    known = {f.name for f in fields(DQNConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown DQN hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return DQNConfig(**values)
+
+
+class ReplayBuffer:
+    """Replay memory: a preallocated NumPy ring buffer of (obs, action, reward, next_obs, terminated).
+
+    `add` takes one vector-env step and keeps only the rows marked `valid`: the reset steps of next-step
+    autoreset are dropped there. `terminated` is the only end flag stored: it is what cuts the bootstrap; a
+    truncated transition is stored as not terminated, with the final observation as its next observation.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)  # float: it multiplies the bootstrap
+        self.pos = 0  # where the next transition goes
+        self.size = 0  # transitions held (capacity once full)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        valid: np.ndarray,
+    ) -> None:
+        n = int(valid.sum())
+        if n == 0:
+            return
+        idx = (self.pos + np.arange(n)) % self.capacity
+        self.obs[idx] = obs[valid]
+        self.next_obs[idx] = next_obs[valid]
+        self.actions[idx] = actions[valid]
+        self.rewards[idx] = rewards[valid]
+        self.terminated[idx] = terminated[valid]
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """A uniform minibatch (with replacement, as SB3 and CleanRL draw): obs, actions, rewards, next_obs,
+        terminated as tensors."""
+        idx = rng.integers(0, self.size, batch_size)
+        return tuple(
+            torch.from_numpy(a[idx]) for a in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        )
+
+
+def td_targets(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    next_q_target: torch.Tensor,
+    next_q_online: torch.Tensor | None,
+    gamma: float,
+) -> torch.Tensor:
+    """r + gamma * (1 - terminated) * Q_target(s', a'), with a' = argmax Q_online(s', .) (double DQN) when
+    `next_q_online` is given, else a' = argmax Q_target(s', .) (the original DQN's max)."""
+    if next_q_online is None:
+        next_values = next_q_target.max(dim=1).values
+    else:
+        next_values = next_q_target.gather(1, next_q_online.argmax(dim=1, keepdim=True)).squeeze(1)
+    return rewards + gamma * (1.0 - terminated) * next_values
+
+
+def train(
+    env_id: str,
+    config: DQNConfig | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> TrainResult:
+    cfg = config or make_config(env_id)
+    out = Path(out or f"runs/dqn-{env_id}-s{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    envs = make_vec_env(env_id, cfg.num_envs, env_kwargs)
+    n_actions = require_discrete_actions(env_id, envs.single_action_space, "DQN")
+    # The artifact's epsilon is the final exploration epsilon: `act(deterministic=False)` then samples the
+    # distribution the agent really played at the end of training, and its probabilities say so. Greedy
+    # (`deterministic=True`, the evaluation protocol) ignores it.
+    policy = new_policy(
+        "dqn",
+        env_id,
+        envs.single_observation_space,
+        envs.single_action_space,
+        NetworkSpec(cfg.hidden_sizes, cfg.activation, {"q_values": n_actions}),
+        hyperparameters=asdict(cfg),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        action_distribution="epsilon_greedy",
+        epsilon=cfg.exploration_final_eps,
+    )
+    q_net = policy.network
+    target_net = copy.deepcopy(q_net)
+    target_net.requires_grad_(False)
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
+
+    N = cfg.num_envs
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    buffer = ReplayBuffer(cfg.buffer_size, obs_dim)
+    stats = EpisodeStats(N, cfg.solve_window)
+    stop = StopRule(env_spec(env_id).reward_threshold, cfg.confirm_episodes)
+    log = TrainLog(
+        out, cfg.total_steps, ["epsilon", "loss", "q_mean", "gradient_steps"], progress, desc=f"dqn {env_id} s{seed}"
+    )
+    obs, _ = envs.reset(seed=seed)
+    obs = np.asarray(obs, dtype=np.float32).reshape(N, obs_dim)
+    prev_done = np.zeros(N, dtype=bool)
+    env_steps = 0
+    n_gradient_steps = 0
+    next_train_at = cfg.learning_starts + cfg.train_freq  # the env-step counts at which the next round runs
+    next_target_at = cfg.learning_starts + cfg.target_update_interval
+    checked_episodes = 0  # the stop rule looks again only once new episodes have finished
+    losses: list[torch.Tensor] = []
+    q_means: list[torch.Tensor] = []
+    try:
+        while env_steps < cfg.total_steps:
+            # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
+            epsilon = cfg.epsilon(env_steps) if env_steps >= cfg.learning_starts else 1.0
+            actions = rng.integers(0, n_actions, N)
+            explore = rng.random(N) < epsilon
+            if not explore.all():
+                with torch.inference_mode():
+                    greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+                actions = np.where(explore, actions, greedy)
+            next_obs, reward, term, trunc, _ = envs.step(actions)
+            next_obs = np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim)
+            valid = ~prev_done  # False: this step only reset an env that ended at the previous step
+            buffer.add(obs, actions, reward, next_obs, term, valid)
+            dones = term | trunc
+            stats.update(reward, dones, valid)
+            prev_done = dones
+            obs = next_obs
+            env_steps += int(valid.sum())
+
+            # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
+            if env_steps < next_train_at:
+                continue
+            while env_steps >= next_train_at:
+                next_train_at += cfg.train_freq
+                for _ in range(cfg.gradient_steps):
+                    b_obs, b_actions, b_rewards, b_next_obs, b_terminated = buffer.sample(cfg.batch_size, rng)
+                    with torch.no_grad():
+                        next_q_target = target_net(b_next_obs)["q_values"]
+                        next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                        targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, cfg.gamma)
+                    q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                    loss = F.smooth_l1_loss(q, targets)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    losses.append(loss.detach())
+                    q_means.append(q.detach().mean())
+                    n_gradient_steps += 1
+            while env_steps >= next_target_at:
+                next_target_at += cfg.target_update_interval
+                with torch.no_grad():
+                    if cfg.tau >= 1.0:
+                        target_net.load_state_dict(q_net.state_dict())
+                    else:
+                        for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
+                            t.lerp_(p, cfg.tau)
+
+            # --- log, and the stop rule once new episodes have finished
+            log.log(
+                env_steps,
+                stats,
+                epsilon=epsilon,
+                loss=torch.stack(losses).mean().item(),
+                q_mean=torch.stack(q_means).mean().item(),
+                gradient_steps=n_gradient_steps,
+            )
+            losses.clear()
+            q_means.clear()
+            if stats.episodes > checked_episodes:
+                checked_episodes = stats.episodes
+                if stop.solved(stats, policy):
+                    break
+    finally:
+        envs.close()
+        log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)

@@ -1,0 +1,213 @@
+"""DQN: learns, writes an epsilon-greedy artifact that round-trips, stores only real transitions (truncation
+bootstraps, termination does not, autoreset steps are dropped), computes the double-DQN target, and refuses
+bad hyperparameters before training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlship import load_policy
+from rlship.training import ALGORITHMS, dqn
+from rlship.training.run import TrainResult
+from tests.test_cli import RLSHIP
+
+RANDOM_FLOOR = 22.0  # a uniform-random CartPole-v1 policy scores about 22 on the evaluation protocol
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, dqn.ReplayBuffer]:
+    """One short real DQN run on CartPole-v1 (CartPole preset, fewer steps), and the replay memory it filled."""
+    buffers: list[dqn.ReplayBuffer] = []
+
+    class RecordedBuffer(dqn.ReplayBuffer):  # the real buffer; the test only keeps a reference to look inside
+        def __init__(self, capacity: int, obs_dim: int) -> None:
+            super().__init__(capacity, obs_dim)
+            buffers.append(self)
+
+    cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(dqn, "ReplayBuffer", RecordedBuffer)
+    try:
+        result = dqn.train("CartPole-v1", cfg, seed=0, out=tmp_path_factory.mktemp("dqn") / "run", progress=False)
+    finally:
+        mp.undo()
+    return result, buffers[0]
+
+
+SHORT_STEPS = 20_000
+
+
+def test_short_run_learns_clearly_better_than_random(short_run: tuple[TrainResult, dqn.ReplayBuffer]) -> None:
+    result, _ = short_run
+    assert result.evaluation.n_eval_episodes == 100 and result.evaluation.deterministic
+    assert result.evaluation.mean_reward > 3 * RANDOM_FLOOR  # 95 on seed 0 (a full run solves at ~60k steps)
+    assert result.env_steps <= SHORT_STEPS + dqn.make_config("CartPole-v1").num_envs
+
+
+def test_artifact_round_trips_with_q_values_and_epsilon_greedy_probabilities(
+    short_run: tuple[TrainResult, dqn.ReplayBuffer],
+) -> None:
+    result, _ = short_run
+    loaded = load_policy(result.out)
+    cfg = dqn.make_config("CartPole-v1")
+    assert loaded.spec.algorithm == "dqn" and loaded.spec.action_distribution == "epsilon_greedy"
+    assert loaded.spec.epsilon == cfg.exploration_final_eps
+    assert set(loaded.spec.network.heads) == {"q_values"}
+    obs = np.random.default_rng(0).normal(0, 0.5, size=(64, 4)).astype(np.float32)
+    a, b = result.policy.act(obs), loaded.act(obs)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.q_values, b.q_values)
+    assert b.q_values.shape == (64, 2) and b.values is None
+    np.testing.assert_array_equal(b.actions, b.q_values.argmax(axis=1))  # greedy = argmax Q
+    eps = cfg.exploration_final_eps
+    expected = np.full((64, 2), eps / 2, dtype=np.float32)
+    expected[np.arange(64), b.actions] += 1 - eps
+    np.testing.assert_allclose(b.probabilities, expected, rtol=1e-6)
+    # deterministic=False samples that distribution: the non-greedy action about eps/2 of the time
+    sampled = loaded.act(np.repeat(obs[:1], 20_000, axis=0), deterministic=False, rng=np.random.default_rng(1))
+    off = float(np.mean(sampled.actions != b.actions[0]))
+    assert abs(off - eps / 2) < 0.01
+    # and the evaluation written to results.json is reproduced from the folder
+    results = json.loads((result.out / "results.json").read_text())
+    assert results["mean_reward"] == result.evaluation.mean_reward
+
+
+def test_replay_memory_holds_only_real_transitions(short_run: tuple[TrainResult, dqn.ReplayBuffer]) -> None:
+    """Every stored (obs, action) -> next_obs is one step of CartPole's own dynamics: no autoreset step (final obs
+    -> a new episode's start) was stored; and `terminated` is exactly "the pole fell or the cart left"."""
+    result, buffer = short_run
+    assert buffer.size == result.env_steps  # one transition per counted env step; reset steps neither
+    env = gym.make("CartPole-v1").unwrapped
+    env.reset(seed=0)
+    idx = np.random.default_rng(0).choice(buffer.size, 2000, replace=False)
+    for i in idx:
+        env.state = buffer.obs[i].astype(np.float64)
+        env.steps_beyond_terminated = None  # a state set by hand starts a fresh step
+        expected, _, terminated, _, _ = env.step(int(buffer.actions[i]))
+        np.testing.assert_allclose(buffer.next_obs[i], expected, atol=1e-5)
+        assert buffer.terminated[i] == float(terminated)
+
+
+def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
+    """With a 10-step time limit most episodes are truncated: those transitions must be stored as not terminated."""
+    buffers: list[dqn.ReplayBuffer] = []
+
+    class RecordedBuffer(dqn.ReplayBuffer):
+        def __init__(self, capacity: int, obs_dim: int) -> None:
+            super().__init__(capacity, obs_dim)
+            buffers.append(self)
+
+    cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(dqn, "ReplayBuffer", RecordedBuffer)
+    try:
+        result = dqn.train(
+            "CartPole-v1", cfg, seed=3, out=tmp_path / "run", progress=False, env_kwargs={"max_episode_steps": 10}
+        )
+    finally:
+        mp.undo()
+    buffer = buffers[0]
+    n = buffer.size
+    assert n == result.env_steps
+    fell = (np.abs(buffer.next_obs[:n, 0]) > 2.4) | (np.abs(buffer.next_obs[:n, 2]) > 12 * 2 * np.pi / 360)
+    np.testing.assert_array_equal(buffer.terminated[:n], fell.astype(np.float32))
+    with (tmp_path / "run" / "train_log.csv").open() as f:
+        episodes = int(list(csv.DictReader(f))[-1]["episodes"])
+    assert 0 < fell.sum() < episodes / 2  # some terminations; most episodes ended by the time limit
+
+
+def test_replay_buffer_wraps_around_and_drops_invalid_rows() -> None:
+    buffer = dqn.ReplayBuffer(capacity=5, obs_dim=1)
+
+    def add(values: list[float], valid: list[bool]) -> None:
+        v = np.array(values, dtype=np.float32)
+        buffer.add(v[:, None], v.astype(np.int64), v, v[:, None] + 0.5, v > 100, np.array(valid))
+
+    add([1, 2, 3], [True, True, True])
+    assert (buffer.pos, buffer.size) == (3, 3)
+    add([4, 99, 5, 6], [True, False, True, True])  # 99 is an autoreset step: dropped
+    assert (buffer.pos, buffer.size) == (1, 5)
+    assert buffer.obs[:, 0].tolist() == [6, 2, 3, 4, 5]  # 1 was the oldest: overwritten by 6
+    assert buffer.next_obs[:, 0].tolist() == [6.5, 2.5, 3.5, 4.5, 5.5]
+    assert buffer.actions.tolist() == [6, 2, 3, 4, 5] and buffer.rewards.tolist() == [6, 2, 3, 4, 5]
+    add([101], [True])
+    assert buffer.terminated.tolist() == [0, 1, 0, 0, 0]
+    obs, actions, rewards, next_obs, terminated = buffer.sample(1000, np.random.default_rng(0))
+    assert set(obs[:, 0].tolist()) == {101, 3, 4, 5, 6}  # uniform over everything held, nothing else
+    assert torch.equal(obs[:, 0] + 0.5, next_obs[:, 0]) and torch.equal(actions.float(), rewards)
+    assert torch.equal(terminated, (rewards > 100).float())
+
+
+def test_double_dqn_target_on_a_hand_example() -> None:
+    rewards = torch.tensor([1.0, 1.0, 0.5])
+    terminated = torch.tensor([0.0, 1.0, 0.0])
+    next_q_target = torch.tensor([[10.0, 20.0], [10.0, 20.0], [3.0, 7.0]])
+    next_q_online = torch.tensor([[5.0, 1.0], [5.0, 1.0], [0.0, 2.0]])  # picks action 0, 0, 1
+    gamma = 0.9
+    double = dqn.td_targets(rewards, terminated, next_q_target, next_q_online, gamma)
+    torch.testing.assert_close(double, torch.tensor([1 + 0.9 * 10, 1.0, 0.5 + 0.9 * 7]))
+    vanilla = dqn.td_targets(rewards, terminated, next_q_target, None, gamma)  # max over the target's values
+    torch.testing.assert_close(vanilla, torch.tensor([1 + 0.9 * 20, 1.0, 0.5 + 0.9 * 7]))
+
+
+def test_epsilon_decays_linearly_then_stays() -> None:
+    cfg = dqn.make_config(
+        "CartPole-v1", total_steps=1000, exploration_fraction=0.5, exploration_initial_eps=1.0, learning_starts=0
+    )
+    final = cfg.exploration_final_eps
+    assert cfg.epsilon(0) == 1.0
+    assert cfg.epsilon(250) == pytest.approx((1.0 + final) / 2)
+    assert cfg.epsilon(500) == pytest.approx(final) and cfg.epsilon(900) == pytest.approx(final)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"learning_rate": -1e-3}, "learning_rate must be > 0"),
+        ({"batch_size": 512, "buffer_size": 256}, "batch_size .512. is larger than buffer_size .256."),
+        ({"exploration_final_eps": 1.5}, "exploration_final_eps must be in"),
+        ({"exploration_initial_eps": -0.1}, "exploration_initial_eps must be in"),
+        ({"learning_starts": 5000, "total_steps": 4000}, r"learning_starts \(5000\) \+ train_freq \(16\) is beyond"),
+        ({"learning_starts": -1}, "learning_starts must be >= 0"),
+        ({"gamma": 1.01}, "gamma must be in"),
+        ({"tau": 0.0}, "tau must be in"),
+        ({"gradient_steps": 0}, "gradient_steps must be >= 1"),
+        ({"activation": "gelu"}, "activation must be one of"),
+    ],
+)
+def test_bad_hyperparameters_are_refused_before_training(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dqn.make_config("CartPole-v1", **overrides)
+
+
+def test_unknown_hyperparameter_and_presets() -> None:
+    with pytest.raises(TypeError, match="unknown DQN hyperparameters"):
+        dqn.make_config("CartPole-v1", learning_rat=1e-3)
+    assert dqn.make_config("CartPole-v1", gamma=0.9).gamma == 0.9
+    assert dqn.make_config("MountainCar-v0").buffer_size == dqn.DQNConfig().buffer_size  # no preset: defaults
+    assert ALGORITHMS["dqn"].config_cls is dqn.DQNConfig
+
+
+def test_cli_refuses_bad_hyperparameters_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [RLSHIP, "train", "dqn", "CartPole-v1", "--out", str(out), "--batch-size", "128", "--buffer-size", "64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlship train: error: batch_size (128) is larger than buffer_size")
+    assert not out.exists()  # refused before anything was written
+    text = subprocess.run([RLSHIP, "train", "dqn", "--help"], capture_output=True, text=True, timeout=120).stdout
+    for flag in ("--double-dqn", "--tau", "--target-update-interval", "--exploration-final-eps", "--train-freq"):
+        assert flag in text, flag
