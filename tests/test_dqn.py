@@ -211,3 +211,54 @@ def test_cli_refuses_bad_hyperparameters_in_one_line(tmp_path: Path) -> None:
     text = subprocess.run([RLSHIP, "train", "dqn", "--help"], capture_output=True, text=True, timeout=120).stdout
     for flag in ("--double-dqn", "--tau", "--target-update-interval", "--exploration-final-eps", "--train-freq"):
         assert flag in text, flag
+
+
+def test_replay_memory_survives_a_checkpoint() -> None:
+    rng = np.random.default_rng(0)
+    buffer = dqn.ReplayBuffer(8, 2)
+    for _ in range(5):  # 10 rows into 8 slots: wrapped
+        obs = rng.normal(size=(2, 2)).astype(np.float32)
+        buffer.add(obs, np.array([0, 1]), np.ones(2), obs + 1, np.array([False, True]), np.ones(2, dtype=bool))
+    tensors, meta = buffer.checkpoint_state()
+    restored = dqn.ReplayBuffer(8, 2)
+    restored.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
+    assert (restored.pos, restored.size) == (buffer.pos, buffer.size) == (2, 8)
+    for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(buffer, name))
+    with pytest.raises(ValueError, match="replay memory holds 8"):
+        dqn.ReplayBuffer(16, 2).load_checkpoint_state(tensors, meta)
+
+
+def test_interrupted_dqn_run_resumes_with_its_replay_memory(tmp_path: Path) -> None:
+    """SIGINT stops `dqn.train` at a safe point with a checkpoint; `resume` goes on from its counters."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from rlship.training import resume
+    from rlship.training.checkpoint import STATE_FILE, CheckpointOptions, read_checkpoint_state
+
+    out = tmp_path / "run"
+    cfg = dqn.make_config("CartPole-v1", total_steps=4000, learning_starts=500, eval_episodes=5)
+
+    def interrupt_after_first_checkpoint() -> None:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / STATE_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_after_first_checkpoint)
+    thread.start()
+    first = dqn.train("CartPole-v1", cfg, seed=1, out=out, progress=False, checkpoint=CheckpointOptions(0))
+    thread.join()
+    assert first.interrupted and not first.solved
+    state = read_checkpoint_state(out)
+    assert first.env_steps == state["counters"]["env_steps"] < 4000
+    assert state["objects"]["buffer"]["state"]["size"] == first.env_steps  # every real transition, nothing else
+    assert load_policy(out).spec.algorithm == "dqn"
+    second = resume(out, progress=False)
+    assert not second.interrupted and second.env_steps >= 4000
+    with (out / "train_log.csv").open() as f:
+        steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
+    assert steps == sorted(steps) and steps[0] <= first.env_steps < steps[-1]

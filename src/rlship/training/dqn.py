@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
 
 
@@ -179,6 +180,20 @@ class ReplayBuffer:
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
+    _ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated")
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """The filled part of the memory as tensors (no pickle), for the run's checkpoint."""
+        tensors = {name: torch.from_numpy(getattr(self, name)[: self.size].copy()) for name in self._ARRAYS}
+        return tensors, {"pos": self.pos, "size": self.size, "capacity": self.capacity}
+
+    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        if meta["capacity"] != self.capacity:
+            raise ValueError(f"the checkpoint's replay memory holds {meta['capacity']}; this run's {self.capacity}")
+        self.pos, self.size = int(meta["pos"]), int(meta["size"])
+        for name in self._ARRAYS:
+            getattr(self, name)[: self.size] = tensors[name].numpy()
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement, as SB3 and CleanRL draw): obs, actions, rewards, next_obs,
         terminated as tensors."""
@@ -211,9 +226,11 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
     out = Path(out or f"runs/dqn-{env_id}-s{seed}")
+    ckpt = Checkpointer(out, "dqn", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(seed)
@@ -249,81 +266,95 @@ def train(
     log = TrainLog(
         out, cfg.total_steps, ["epsilon", "loss", "q_mean", "gradient_steps"], progress, desc=f"dqn {env_id} s{seed}"
     )
-    obs, _ = envs.reset(seed=seed)
+    counters = ckpt.track(
+        q_net=q_net, target_net=target_net, optimizer=optimizer, buffer=buffer, rng=rng, stats=stats, stop=stop, log=log
+    )
+    env_steps = counters.get("env_steps", 0)
+    n_gradient_steps = counters.get("gradient_steps", 0)
+    # the env-step counts at which the next learning round and target update run
+    next_train_at = counters.get("next_train_at", cfg.learning_starts + cfg.train_freq)
+    next_target_at = counters.get("next_target_at", cfg.learning_starts + cfg.target_update_interval)
+    checked_episodes = counters.get("checked_episodes", 0)  # the stop rule looks again only after new episodes
+    obs, _ = envs.reset(seed=ckpt.env_seed)
     obs = np.asarray(obs, dtype=np.float32).reshape(N, obs_dim)
     prev_done = np.zeros(N, dtype=bool)
-    env_steps = 0
-    n_gradient_steps = 0
-    next_train_at = cfg.learning_starts + cfg.train_freq  # the env-step counts at which the next round runs
-    next_target_at = cfg.learning_starts + cfg.target_update_interval
-    checked_episodes = 0  # the stop rule looks again only once new episodes have finished
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
-    try:
-        while env_steps < cfg.total_steps:
-            # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
-            epsilon = cfg.epsilon(env_steps) if env_steps >= cfg.learning_starts else 1.0
-            actions = rng.integers(0, n_actions, N)
-            explore = rng.random(N) < epsilon
-            if not explore.all():
-                with torch.inference_mode():
-                    greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
-                actions = np.where(explore, actions, greedy)
-            next_obs, reward, term, trunc, _ = envs.step(actions)
-            next_obs = np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim)
-            valid = ~prev_done  # False: this step only reset an env that ended at the previous step
-            buffer.add(obs, actions, reward, next_obs, term, valid)
-            dones = term | trunc
-            stats.update(reward, dones, valid)
-            prev_done = dones
-            obs = next_obs
-            env_steps += int(valid.sum())
+    with ckpt.interruptible():
+        try:
+            while env_steps < cfg.total_steps:
+                # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
+                epsilon = cfg.epsilon(env_steps) if env_steps >= cfg.learning_starts else 1.0
+                actions = rng.integers(0, n_actions, N)
+                explore = rng.random(N) < epsilon
+                if not explore.all():
+                    with torch.inference_mode():
+                        greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+                    actions = np.where(explore, actions, greedy)
+                next_obs, reward, term, trunc, _ = envs.step(actions)
+                next_obs = np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim)
+                valid = ~prev_done  # False: this step only reset an env that ended at the previous step
+                buffer.add(obs, actions, reward, next_obs, term, valid)
+                dones = term | trunc
+                stats.update(reward, dones, valid)
+                prev_done = dones
+                obs = next_obs
+                env_steps += int(valid.sum())
 
-            # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
-            if env_steps < next_train_at:
-                continue
-            while env_steps >= next_train_at:
-                next_train_at += cfg.train_freq
-                for _ in range(cfg.gradient_steps):
-                    b_obs, b_actions, b_rewards, b_next_obs, b_terminated = buffer.sample(cfg.batch_size, rng)
+                # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
+                if env_steps < next_train_at:
+                    continue
+                while env_steps >= next_train_at:
+                    next_train_at += cfg.train_freq
+                    for _ in range(cfg.gradient_steps):
+                        b_obs, b_actions, b_rewards, b_next_obs, b_terminated = buffer.sample(cfg.batch_size, rng)
+                        with torch.no_grad():
+                            next_q_target = target_net(b_next_obs)["q_values"]
+                            next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                            targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, cfg.gamma)
+                        q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                        loss = F.smooth_l1_loss(q, targets)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+                        optimizer.step()
+                        losses.append(loss.detach())
+                        q_means.append(q.detach().mean())
+                        n_gradient_steps += 1
+                while env_steps >= next_target_at:
+                    next_target_at += cfg.target_update_interval
                     with torch.no_grad():
-                        next_q_target = target_net(b_next_obs)["q_values"]
-                        next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
-                        targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, cfg.gamma)
-                    q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
-                    loss = F.smooth_l1_loss(q, targets)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    losses.append(loss.detach())
-                    q_means.append(q.detach().mean())
-                    n_gradient_steps += 1
-            while env_steps >= next_target_at:
-                next_target_at += cfg.target_update_interval
-                with torch.no_grad():
-                    if cfg.tau >= 1.0:
-                        target_net.load_state_dict(q_net.state_dict())
-                    else:
-                        for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
-                            t.lerp_(p, cfg.tau)
+                        if cfg.tau >= 1.0:
+                            target_net.load_state_dict(q_net.state_dict())
+                        else:
+                            for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
+                                t.lerp_(p, cfg.tau)
 
-            # --- log, and the stop rule once new episodes have finished
-            log.log(
-                env_steps,
-                stats,
-                epsilon=epsilon,
-                loss=torch.stack(losses).mean().item(),
-                q_mean=torch.stack(q_means).mean().item(),
-                gradient_steps=n_gradient_steps,
-            )
-            losses.clear()
-            q_means.clear()
-            if stats.episodes > checked_episodes:
-                checked_episodes = stats.episodes
-                if stop.solved(stats, policy):
+                # --- log, and the stop rule once new episodes have finished
+                log.log(
+                    env_steps,
+                    stats,
+                    epsilon=epsilon,
+                    loss=torch.stack(losses).mean().item(),
+                    q_mean=torch.stack(q_means).mean().item(),
+                    gradient_steps=n_gradient_steps,
+                )
+                losses.clear()
+                q_means.clear()
+                if stats.episodes > checked_episodes:
+                    checked_episodes = stats.episodes
+                    if stop.solved(stats, policy):
+                        break
+                progress_counters = {
+                    "env_steps": env_steps,
+                    "gradient_steps": n_gradient_steps,
+                    "next_train_at": next_train_at,
+                    "next_target_at": next_target_at,
+                    "checked_episodes": checked_episodes,
+                }
+                if ckpt.safe_point(**progress_counters):  # True: Ctrl-C, checkpoint written
                     break
-    finally:
-        envs.close()
-        log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
+        finally:
+            envs.close()
+            log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
