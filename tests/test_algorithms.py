@@ -1,14 +1,18 @@
-"""The tutorial algorithms (cem, reinforce, a2c): each learns, writes an artifact any rlship code can load, and
-refuses bad hyperparameters before training starts."""
+"""The tutorial algorithms (cem, reinforce, a2c): each learns, writes an artifact any rlship code can load,
+refuses bad hyperparameters before training starts, and checkpoints, stops on Ctrl-C and resumes like PPO."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,8 +25,10 @@ from rlship.evaluation import evaluate
 from rlship.networks import NetworkSpec
 from rlship.policy import new_policy
 from rlship.training import ALGORITHMS, a2c, cem, reinforce
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions, read_checkpoint_state
 from rlship.training.episodes import play_episodes
 from rlship.training.run import EpisodeStats, TrainResult
+from tests.test_tensorboard import read_scalars
 
 RLSHIP = shutil.which("rlship") or str(Path(sys.executable).parent / "rlship")
 RANDOM_FLOOR = 22  # mean return of the uniform random policy on CartPole-v1
@@ -193,3 +199,118 @@ def test_cli_trains_and_evaluates_a2c_shared_trunk(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["algorithm"] == "a2c"
+
+
+# Tiny runs (a dozen updates or so) for the checkpoint tests; cem keeps two batches of elites so that its elite set
+# is more than the batch at hand and must come back from the checkpoint.
+CHECKPOINT_RUNS: dict[str, dict[str, Any]] = {
+    "cem": dict(total_steps=3000, elite_iterations=2),
+    "reinforce": dict(total_steps=1500),
+    "a2c": dict(total_steps=1500),
+}
+# The algorithm's own signals, as TrainLog columns and so as TensorBoard scalars
+OWN_TAGS = {
+    "cem": ["train/elite_threshold", "train/loss"],
+    "reinforce": ["train/loss", "train/entropy"],
+    "a2c": ["train/entropy", "train/value_loss", "train/policy_loss"],
+}
+
+
+def log_rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "train_log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINT_RUNS))
+def test_checkpointing_leaves_the_run_unchanged(tmp_path: Path, name: str) -> None:
+    algo = ALGORITHMS[name]
+    config = algo.make_config("CartPole-v1", eval_episodes=3, **CHECKPOINT_RUNS[name])
+    plain = algo.train("CartPole-v1", config, seed=4, out=tmp_path / "plain", progress=False)
+    # a checkpoint after every update reads the RNG states, never draws from them: the same run, byte for byte
+    kept = algo.train(
+        "CartPole-v1", config, seed=4, out=tmp_path / "kept", progress=False, checkpoint=CheckpointOptions(0)
+    )
+    plain_rows, kept_rows = log_rows(plain.out), log_rows(kept.out)
+    assert len(plain_rows) > 1  # several updates, each followed by a checkpoint
+    assert read_checkpoint_state(kept.out)["counters"] == {"env_steps": kept.env_steps, "updates": len(kept_rows)}
+    assert (plain.out / "model.safetensors").read_bytes() == (kept.out / "model.safetensors").read_bytes()
+    assert plain.env_steps == kept.env_steps
+    untimed = [{k: v for k, v in row.items() if k != "wall_seconds"} for row in plain_rows]
+    assert untimed == [{k: v for k, v in row.items() if k != "wall_seconds"} for row in kept_rows]  # losses too
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINT_RUNS))
+def test_ctrl_c_leaves_a_checkpoint_and_an_artifact_then_resume_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    algo, out = ALGORITHMS[name], tmp_path / "run"
+    config = algo.make_config("CartPole-v1", eval_episodes=3, **CHECKPOINT_RUNS[name])
+    real_safe_point = Checkpointer.safe_point
+
+    def ctrl_c_after_the_first_update(self: Checkpointer, **counters: Any) -> bool:
+        stop = real_safe_point(self, **counters)
+        if counters["updates"] == 1:  # a real SIGINT, as from a terminal: the algorithm must be interruptible()
+            os.kill(os.getpid(), signal.SIGINT)
+        return stop
+
+    monkeypatch.setattr(Checkpointer, "safe_point", ctrl_c_after_the_first_update)
+    reset_seeds: list[int | None] = []  # the episodic methods reset their envs in play_episodes: record its seeds
+    algo_module = sys.modules[algo.train.__module__]
+    if hasattr(algo_module, "play_episodes"):
+
+        def recording_play_episodes(*args: Any, seed: int | None = None) -> Any:
+            reset_seeds.append(seed)
+            return play_episodes(*args, seed=seed)
+
+        monkeypatch.setattr(algo_module, "play_episodes", recording_play_episodes)
+    # every_seconds=inf: no periodic checkpoint, so the one there is the one Ctrl-C wrote
+    first = algo.train("CartPole-v1", config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
+    monkeypatch.undo()
+    assert first.interrupted and not first.solved and first.evaluation.n_eval_episodes == 3
+    state = read_checkpoint_state(out)
+    assert state["algorithm"] == name and state["counters"] == {"env_steps": first.env_steps, "updates": 2}
+    assert 0 < first.env_steps < config.total_steps
+    if name == "cem":  # the elite set is in the checkpoint: the elites of both batches so far
+        assert state["objects"]["elites"] == {"kind": "custom", "state": {"batches": 2}}
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True and results["solved"] is False
+    assert load_policy(out).act(np.zeros(4, np.float32)).actions.shape == (1,)
+    assert [int(r["env_steps"]) for r in log_rows(out)][-1] == first.env_steps
+
+    if reset_seeds:
+        assert reset_seeds == [2, None]  # the run's seed for the first batch only
+        monkeypatch.setattr(algo_module, "play_episodes", recording_play_episodes)
+        reset_seeds.clear()
+
+    capsys.readouterr()
+    assert main(["train", name, "CartPole-v1", "--resume", str(out), "--no-progress"]) == 0  # the CLI's own path
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["interrupted"] is False and summary["env_steps"] >= config.total_steps
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is False and results["training"]["resumed_at_env_steps"] == [first.env_steps]
+    if reset_seeds:  # a resumed run reseeds its first batch, with a seed of its own (Checkpointer.env_seed)
+        assert reset_seeds[0] not in (None, 2) and set(reset_seeds[1:]) == {None}
+    steps = [int(r["env_steps"]) for r in log_rows(out)]
+    # one log: the first part's two rows, then the resumed part's, env steps going on from the checkpoint's
+    assert len(steps) > 3 and steps[1] == first.env_steps and steps == sorted(set(steps))
+    assert steps[-1] == summary["env_steps"]
+    assert len(list(out.glob("events.out.tfevents.*"))) == 2  # one event file per part
+    scalars = read_scalars(out)
+    for tag in OWN_TAGS[name]:
+        assert [step for step, _ in scalars[tag]] == steps, tag
+
+
+def test_the_cem_elite_set_round_trips_through_a_checkpoint(tmp_path: Path) -> None:
+    elites = cem.EliteSet(batches=2)
+    for n in (3, 5, 7):  # three batches: the oldest drops out
+        elites.add(torch.randn(n, 4), torch.randint(0, 2, (n,)))
+    out = tmp_path / "run"
+    ckpt = Checkpointer(out, "cem", "CartPole-v1", 0, {}, None, CheckpointOptions())
+    ckpt.track(elites=elites)
+    ckpt.save(env_steps=15)
+    again = cem.EliteSet(batches=2)
+    again.add(torch.zeros(1, 4), torch.zeros(1, dtype=torch.int64))  # replaced by the checkpoint's
+    Checkpointer(out, "cem", "CartPole-v1", 0, {}, None, CheckpointOptions(resume=True)).track(elites=again)
+    assert again.observations().shape == (12, 4)
+    assert torch.equal(again.observations(), elites.observations())
+    assert torch.equal(again.actions(), elites.actions())

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.ppo import compute_gae
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
 
@@ -116,9 +117,11 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
     out = Path(out or f"runs/a2c-{env_id}-s{seed}")
+    ckpt = Checkpointer(out, "a2c", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(seed)
@@ -160,61 +163,68 @@ def train(
     log = TrainLog(
         out, cfg.total_steps, ["policy_loss", "value_loss", "entropy"], progress, desc=f"a2c {env_id} s{seed}"
     )
-    next_obs, _ = envs.reset(seed=seed)
+    counters = ckpt.track(network=net, optimizer=optimizer, generator=generator, stats=stats, stop=stop, log=log)
+    env_steps, updates = counters.get("env_steps", 0), counters.get("updates", 0)
+    next_obs, _ = envs.reset(seed=ckpt.env_seed)  # the run's seed; on resume one derived from the checkpoint
     obs_buf[0] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
     prev_done = np.zeros(N, dtype=bool)
-    env_steps = 0
-    try:
-        while env_steps < cfg.total_steps:
-            # --- rollout: T steps of all N envs with the current policy
-            with torch.inference_mode():
-                for t in range(T):
-                    heads = net(obs_buf[t])
-                    values_buf[t] = heads["value"].squeeze(-1)
-                    action = torch.multinomial(torch.softmax(heads["logits"], -1), 1, generator=generator).squeeze(-1)
-                    actions_buf[t] = action
-                    next_obs, reward, term, trunc, _ = envs.step(action.numpy())
-                    obs_buf[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
-                    rewards[t], terminated[t] = reward, term
-                    dones[t] = term | trunc
-                    valid[t] = ~prev_done  # False: this step only reset an env that ended at the previous step
-                    prev_done = dones[t].copy()
-                    stats.update(rewards[t], dones[t], valid[t])
-                values_buf[T] = net(obs_buf[T])["value"].squeeze(-1)
-            env_steps += int(valid.sum())
+    with ckpt.interruptible():
+        try:
+            while env_steps < cfg.total_steps:
+                # --- rollout: T steps of all N envs with the current policy
+                with torch.inference_mode():
+                    for t in range(T):
+                        heads = net(obs_buf[t])
+                        values_buf[t] = heads["value"].squeeze(-1)
+                        action = torch.multinomial(torch.softmax(heads["logits"], -1), 1, generator=generator).squeeze(
+                            -1
+                        )
+                        actions_buf[t] = action
+                        next_obs, reward, term, trunc, _ = envs.step(action.numpy())
+                        obs_buf[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
+                        rewards[t], terminated[t] = reward, term
+                        dones[t] = term | trunc
+                        valid[t] = ~prev_done  # False: this step only reset an env that ended at the previous step
+                        prev_done = dones[t].copy()
+                        stats.update(rewards[t], dones[t], valid[t])
+                    values_buf[T] = net(obs_buf[T])["value"].squeeze(-1)
+                env_steps += int(valid.sum())
 
-            # --- n-step returns and advantages (lambda = 1: R_t - V(s_t))
-            advantages = compute_gae(rewards, values_buf.numpy(), terminated, dones, cfg.gamma, cfg.gae_lambda)
-            returns = advantages + values_buf.numpy()[:T]
+                # --- n-step returns and advantages (lambda = 1: R_t - V(s_t))
+                advantages = compute_gae(rewards, values_buf.numpy(), terminated, dones, cfg.gamma, cfg.gae_lambda)
+                returns = advantages + values_buf.numpy()[:T]
 
-            # --- one gradient step on the valid transitions
-            keep = torch.from_numpy(valid.reshape(-1))
-            b_adv = torch.from_numpy(advantages.reshape(-1))[keep]
-            b_returns = torch.from_numpy(returns.reshape(-1))[keep]
-            if cfg.normalize_advantage and b_adv.numel() > 1:
-                b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
-            heads = net(obs_buf[:T].reshape(T * N, obs_dim)[keep])
-            log_probs = torch.log_softmax(heads["logits"], dim=-1)
-            logp = log_probs.gather(1, actions_buf.reshape(-1)[keep][:, None]).squeeze(-1)
-            entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-            policy_loss = -(logp * b_adv).mean()
-            value_loss = value_loss_fn(heads["value"].squeeze(-1), b_returns)
-            loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+                # --- one gradient step on the valid transitions
+                keep = torch.from_numpy(valid.reshape(-1))
+                b_adv = torch.from_numpy(advantages.reshape(-1))[keep]
+                b_returns = torch.from_numpy(returns.reshape(-1))[keep]
+                if cfg.normalize_advantage and b_adv.numel() > 1:
+                    b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+                heads = net(obs_buf[:T].reshape(T * N, obs_dim)[keep])
+                log_probs = torch.log_softmax(heads["logits"], dim=-1)
+                logp = log_probs.gather(1, actions_buf.reshape(-1)[keep][:, None]).squeeze(-1)
+                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+                policy_loss = -(logp * b_adv).mean()
+                value_loss = value_loss_fn(heads["value"].squeeze(-1), b_returns)
+                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                optimizer.step()
 
-            log.log(
-                env_steps,
-                stats,
-                policy_loss=policy_loss.item(),
-                value_loss=value_loss.item(),
-                entropy=entropy.item(),
-            )
-            if stop.solved(stats, policy):
-                break
-    finally:
-        envs.close()
-        log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
+                log.log(
+                    env_steps,
+                    stats,
+                    policy_loss=policy_loss.item(),
+                    value_loss=value_loss.item(),
+                    entropy=entropy.item(),
+                )
+                updates += 1
+                if stop.solved(stats, policy):
+                    break
+                if ckpt.safe_point(env_steps=env_steps, updates=updates):  # True: Ctrl-C, checkpoint written
+                    break
+        finally:
+            envs.close()
+            log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.episodes import play_episodes
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
 
@@ -79,6 +80,34 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class EliteSet:
+    """The training set: (observations, actions) of the elite episodes of the last `batches` batches."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=batches)
+
+    def add(self, obs: torch.Tensor, actions: torch.Tensor) -> None:
+        self.batches.append((obs, actions))  # the oldest batch's elites drop out
+
+    def observations(self) -> torch.Tensor:
+        return torch.cat([o for o, _ in self.batches])
+
+    def actions(self) -> torch.Tensor:
+        return torch.cat([a for _, a in self.batches])
+
+    # a checkpoint holds the elites in safetensors (one tensor pair per batch, oldest first) and their count in JSON
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        tensors = {}
+        for i, (obs, actions) in enumerate(self.batches):
+            tensors[f"{i}/obs"], tensors[f"{i}/actions"] = obs, actions
+        return tensors, {"batches": len(self.batches)}
+
+    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        self.batches.clear()
+        for i in range(int(meta["batches"])):
+            self.add(tensors[f"{i}/obs"], tensors[f"{i}/actions"])
+
+
 def make_config(env_id: str, **overrides: Any) -> CEMConfig:
     """CEMConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
     known = {f.name for f in fields(CEMConfig)}
@@ -96,9 +125,11 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
     out = Path(out or f"runs/cem-{env_id}-s{seed}")
+    ckpt = Checkpointer(out, "cem", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(seed)
@@ -118,41 +149,48 @@ def train(
     )
     net = policy.network
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-    # (observations, actions) of the elite episodes of the last `elite_iterations` batches
-    elites: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=cfg.elite_iterations)
+    elites = EliteSet(cfg.elite_iterations)
 
     stats = EpisodeStats(cfg.batch_episodes, cfg.solve_window)
     stop = StopRule(env_spec(env_id).reward_threshold, cfg.confirm_episodes)
     log = TrainLog(
         out, cfg.total_steps, ["elite_threshold", "elite_episodes", "loss"], progress, desc=f"cem {env_id} s{seed}"
     )
-    env_steps = 0
-    try:
-        while env_steps < cfg.total_steps:
-            # --- play a batch of whole episodes with the current policy
-            batch = play_episodes(envs, net, generator, stats, seed=seed if env_steps == 0 else None)
-            env_steps += batch.env_steps
+    counters = ckpt.track(
+        network=net, optimizer=optimizer, generator=generator, elites=elites, stats=stats, stop=stop, log=log
+    )
+    env_steps, updates = counters.get("env_steps", 0), counters.get("updates", 0)
+    reset_seed = ckpt.env_seed  # seeds the first batch's resets (the run's seed; a derived one on resume)
+    with ckpt.interruptible():
+        try:
+            while env_steps < cfg.total_steps:
+                # --- play a batch of whole episodes with the current policy
+                batch = play_episodes(envs, net, generator, stats, seed=reset_seed)
+                reset_seed = None  # later batches go on from the envs' own RNG
+                env_steps += batch.env_steps
 
-            # --- the elite episodes: return at or above the batch's percentile
-            returns = batch.returns
-            threshold = float(np.percentile(returns, cfg.percentile))
-            elite = returns >= threshold
-            steps = torch.from_numpy(batch.mask & elite[None, :])  # (T, N): the elite episodes' steps
-            elites.append((batch.obs[steps], batch.actions[steps]))
+                # --- the elite episodes: return at or above the batch's percentile
+                returns = batch.returns
+                threshold = float(np.percentile(returns, cfg.percentile))
+                elite = returns >= threshold
+                steps = torch.from_numpy(batch.mask & elite[None, :])  # (T, N): the elite episodes' steps
+                elites.add(batch.obs[steps], batch.actions[steps])
 
-            # --- fit the policy to the elite actions (cross-entropy = negative log-likelihood)
-            obs = torch.cat([o for o, _ in elites])
-            actions = torch.cat([a for _, a in elites])
-            for _ in range(cfg.fit_steps):
-                loss = F.cross_entropy(net(obs)["logits"], actions)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                # --- fit the policy to the elite actions (cross-entropy = negative log-likelihood)
+                obs, actions = elites.observations(), elites.actions()
+                for _ in range(cfg.fit_steps):
+                    loss = F.cross_entropy(net(obs)["logits"], actions)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
 
-            log.log(env_steps, stats, elite_threshold=threshold, elite_episodes=int(elite.sum()), loss=loss.item())
-            if stop.solved(stats, policy):
-                break
-    finally:
-        envs.close()
-        log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
+                log.log(env_steps, stats, elite_threshold=threshold, elite_episodes=int(elite.sum()), loss=loss.item())
+                updates += 1
+                if stop.solved(stats, policy):
+                    break
+                if ckpt.safe_point(env_steps=env_steps, updates=updates):  # True: Ctrl-C, checkpoint written
+                    break
+        finally:
+            envs.close()
+            log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)

@@ -42,8 +42,9 @@ def play_episodes(
     stats: EpisodeStats,
     seed: int | None = None,
 ) -> EpisodeBatch:
-    """Reset `envs` (with `seed` the first time) and play one episode per env, sampling actions from the
-    network's "logits" head; finished episodes go into `stats`."""
+    """Reset `envs` (with `seed` at a run's first batch, and at the first after a resume; None goes on from the
+    envs' own RNG) and play one episode per env, sampling actions from the network's "logits" head; finished
+    episodes go into `stats`."""
     n = envs.num_envs
     obs, _ = envs.reset(seed=seed)
     alive = np.ones(n, dtype=bool)

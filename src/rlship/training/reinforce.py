@@ -21,6 +21,7 @@ import torch
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
+from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.episodes import play_episodes
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
 
@@ -84,9 +85,11 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
     out = Path(out or f"runs/reinforce-{env_id}-s{seed}")
+    ckpt = Checkpointer(out, "reinforce", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(seed)
@@ -110,36 +113,43 @@ def train(
     stats = EpisodeStats(cfg.batch_episodes, cfg.solve_window)
     stop = StopRule(env_spec(env_id).reward_threshold, cfg.confirm_episodes)
     log = TrainLog(out, cfg.total_steps, ["loss", "entropy"], progress, desc=f"reinforce {env_id} s{seed}")
-    env_steps = 0
-    try:
-        while env_steps < cfg.total_steps:
-            # --- play a batch of whole episodes with the current policy
-            batch = play_episodes(envs, net, generator, stats, seed=seed if env_steps == 0 else None)
-            env_steps += batch.env_steps
+    counters = ckpt.track(network=net, optimizer=optimizer, generator=generator, stats=stats, stop=stop, log=log)
+    env_steps, updates = counters.get("env_steps", 0), counters.get("updates", 0)
+    reset_seed = ckpt.env_seed  # seeds the first batch's resets (the run's seed; a derived one on resume)
+    with ckpt.interruptible():
+        try:
+            while env_steps < cfg.total_steps:
+                # --- play a batch of whole episodes with the current policy
+                batch = play_episodes(envs, net, generator, stats, seed=reset_seed)
+                reset_seed = None  # later batches go on from the envs' own RNG
+                env_steps += batch.env_steps
 
-            # --- discounted returns-to-go, G_t = r_t + gamma * G_{t+1} (rewards are 0 after an episode's end)
-            returns_to_go = discounted_returns(batch.rewards, cfg.gamma)
-            mask = torch.from_numpy(batch.mask)
-            returns = torch.from_numpy(returns_to_go)[mask]
-            if cfg.normalize_returns and returns.numel() > 1:  # the std of one number is undefined
-                returns = (returns - returns.mean()) / (returns.std() + 1e-8)
+                # --- discounted returns-to-go, G_t = r_t + gamma * G_{t+1} (rewards are 0 after an episode's end)
+                returns_to_go = discounted_returns(batch.rewards, cfg.gamma)
+                mask = torch.from_numpy(batch.mask)
+                returns = torch.from_numpy(returns_to_go)[mask]
+                if cfg.normalize_returns and returns.numel() > 1:  # the std of one number is undefined
+                    returns = (returns - returns.mean()) / (returns.std() + 1e-8)
 
-            # --- one policy-gradient step on all the batch's steps
-            log_probs = torch.log_softmax(net(batch.obs[mask])["logits"], dim=-1)
-            logp = log_probs.gather(1, batch.actions[mask][:, None]).squeeze(-1)
-            loss = -(logp * returns).sum() / cfg.batch_episodes
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+                # --- one policy-gradient step on all the batch's steps
+                log_probs = torch.log_softmax(net(batch.obs[mask])["logits"], dim=-1)
+                logp = log_probs.gather(1, batch.actions[mask][:, None]).squeeze(-1)
+                loss = -(logp * returns).sum() / cfg.batch_episodes
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
 
-            entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-            log.log(env_steps, stats, loss=loss.item(), entropy=entropy.item())
-            if stop.solved(stats, policy):
-                break
-    finally:
-        envs.close()
-        log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes)
+                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+                log.log(env_steps, stats, loss=loss.item(), entropy=entropy.item())
+                updates += 1
+                if stop.solved(stats, policy):
+                    break
+                if ckpt.safe_point(env_steps=env_steps, updates=updates):  # True: Ctrl-C, checkpoint written
+                    break
+        finally:
+            envs.close()
+            log.close()
+    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
