@@ -189,7 +189,7 @@ def test_bad_hyperparameters_are_refused_before_training(overrides: dict[str, ob
 
 
 def test_unknown_hyperparameter_and_presets() -> None:
-    with pytest.raises(TypeError, match="unknown DQN hyperparameters"):
+    with pytest.raises(TypeError, match="unknown DQNConfig hyperparameters"):
         dqn.make_config("CartPole-v1", learning_rat=1e-3)
     assert dqn.make_config("CartPole-v1", gamma=0.9).gamma == 0.9
     assert dqn.make_config("MountainCar-v0").buffer_size == dqn.DQNConfig().buffer_size  # no preset: defaults

@@ -125,7 +125,7 @@ def test_presets_and_overrides() -> None:
     assert cfg.gamma == 0.9  # an override beats the preset
     assert cfg.learning_rate == ppo.PRESETS["CartPole-v1"]["learning_rate"]  # None means "not given"
     assert ppo.make_config("MountainCar-v0").gamma == ppo.PPOConfig().gamma  # no preset: the defaults
-    with pytest.raises(TypeError, match="unknown PPO hyperparameters"):
+    with pytest.raises(TypeError, match="unknown PPOConfig hyperparameters"):
         ppo.make_config("CartPole-v1", gama=0.9)
     with pytest.raises(ValueError, match="num_envs must be >= 1"):
         ppo.make_config("CartPole-v1", num_envs=0)

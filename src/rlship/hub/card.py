@@ -11,14 +11,6 @@ from rlship.evaluation import EvalResult
 CARD_FILE = "README.md"
 # Written into a card packaged without a repo id; `rlship push` renders the card again with the real one.
 REPO_PLACEHOLDER = "OWNER/NAME"
-ALGORITHM_NAMES = {
-    "ppo": "PPO (Proximal Policy Optimization)",
-    "a2c": "A2C (Advantage Actor-Critic)",
-    "dqn": "DQN (Deep Q-Network)",
-    "reinforce": "REINFORCE (Monte-Carlo policy gradient)",
-    "cem": "CEM (Cross-Entropy Method)",
-    "random": "a uniformly random policy (a baseline)",
-}
 
 
 def card_tags(config: dict[str, Any]) -> list[str]:
@@ -83,7 +75,10 @@ def _body(
     network = config.get("network", {})
     heads = ", ".join(f"{k} ({v})" for k, v in network.get("heads", {}).items())
     hidden = " x ".join(str(h) for h in network.get("hidden_sizes", [])) or "none"
-    kind = ALGORITHM_NAMES.get(algorithm, algorithm)
+    from rlship.training import ALGORITHMS  # the registry's one-line summary: one description per algorithm
+
+    known = ALGORITHMS.get(algorithm)
+    kind = f"`{algorithm}` ({known.summary})" if known else f"`{algorithm}`"
     mode = "deterministic (greedy) actions" if evaluation.deterministic else "actions sampled from the policy"
     seeds = evaluation.episode_seeds
     lines = [

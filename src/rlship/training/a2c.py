@@ -18,7 +18,7 @@ reset step next-step autoreset inserts after each episode end is masked out of t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.ppo import compute_gae
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 VALUE_LOSSES = {"mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 OPTIMIZERS = ("adam", "rmsprop")
@@ -101,13 +101,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(env_id: str, **overrides: Any) -> A2CConfig:
-    """A2CConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
-    known = {f.name for f in fields(A2CConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown A2C hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return A2CConfig(**values)
+    """A2CConfig: defaults < the env's preset < overrides (None values are ignored)."""
+    return config_with_preset(A2CConfig, PRESETS, env_id, overrides)
 
 
 def train(

@@ -15,7 +15,7 @@ The tutorial (16 episodes, 70th percentile, one Adam step per batch) reaches ~20
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.episodes import play_episodes
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
 @dataclass
@@ -109,13 +109,8 @@ class EliteSet:
 
 
 def make_config(env_id: str, **overrides: Any) -> CEMConfig:
-    """CEMConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
-    known = {f.name for f in fields(CEMConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown CEM hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return CEMConfig(**values)
+    """CEMConfig: defaults < the env's preset < overrides (None values are ignored)."""
+    return config_with_preset(CEMConfig, PRESETS, env_id, overrides)
 
 
 def train(

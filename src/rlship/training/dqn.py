@@ -22,7 +22,7 @@ counters, rng) so that a checkpoint can hold it.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
 @dataclass
@@ -132,13 +132,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(env_id: str, **overrides: Any) -> DQNConfig:
-    """DQNConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
-    known = {f.name for f in fields(DQNConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown DQN hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return DQNConfig(**values)
+    """DQNConfig: defaults < the env's preset < overrides (None values are ignored)."""
+    return config_with_preset(DQNConfig, PRESETS, env_id, overrides)
 
 
 class ReplayBuffer:

@@ -14,7 +14,7 @@ further points they differ on, done the careful way here:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
 @dataclass
@@ -107,13 +107,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(env_id: str, **overrides: Any) -> PPOConfig:
-    """PPOConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
-    known = {f.name for f in fields(PPOConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown PPO hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return PPOConfig(**values)
+    """PPOConfig: defaults < the env's preset < overrides (None values are ignored)."""
+    return config_with_preset(PPOConfig, PRESETS, env_id, overrides)
 
 
 def train(

@@ -9,7 +9,7 @@ logits tell the same story as its distribution.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 from rlship.envs import env_spec, require_discrete_actions
 from rlship.networks import NetworkSpec
 from rlship.policy import new_policy
-from rlship.training.run import StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
 @dataclass
@@ -32,12 +32,8 @@ class RandomConfig:
 
 
 def make_config(env_id: str, **overrides: Any) -> RandomConfig:
-    """RandomConfig defaults, then `overrides` (None values are ignored); no env has a preset."""
-    known = {f.name for f in fields(RandomConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown random hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    return RandomConfig(**{k: v for k, v in overrides.items() if v is not None})
+    """RandomConfig: no env has a preset (None values are ignored)."""
+    return config_with_preset(RandomConfig, {}, env_id, overrides)
 
 
 def train(

@@ -11,7 +11,7 @@ CartPole-v1 the cut comes at 500 steps, where a policy that gets there is solved
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions
 from rlship.training.episodes import play_episodes
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, finish_run, hp
+from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
 @dataclass
@@ -69,13 +69,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(env_id: str, **overrides: Any) -> ReinforceConfig:
-    """ReinforceConfig defaults, then the env's preset, then `overrides` (None values are ignored)."""
-    known = {f.name for f in fields(ReinforceConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown REINFORCE hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**PRESETS.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return ReinforceConfig(**values)
+    """ReinforceConfig: defaults < the env's preset < overrides (None values are ignored)."""
+    return config_with_preset(ReinforceConfig, PRESETS, env_id, overrides)
 
 
 def train(

@@ -12,9 +12,9 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
     from rlship.training.checkpoint import Checkpointer
+
+C = TypeVar("C")
 
 LOG_FILE = "train_log.csv"
 CURVE_FILE = "training_curve.png"
@@ -50,6 +52,19 @@ def hp(default: Any, help: str) -> Any:
     if isinstance(default, (list, tuple, dict)):
         return field(default_factory=lambda: default, metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+def config_with_preset(
+    config_cls: type[C], presets: dict[str, dict[str, Any]], env_id: str, overrides: dict[str, Any]
+) -> C:
+    """An algorithm's config: the dataclass defaults, then the env's preset, then `overrides` (None values, the
+    CLI's flags left out, are ignored). An unknown name is a TypeError naming the known ones."""
+    known = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown {config_cls.__name__} hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+    values = {**presets.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return config_cls(**values)
 
 
 class EpisodeStats:
