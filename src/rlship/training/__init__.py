@@ -28,7 +28,7 @@ class Algorithm:
     config_cls: type
     make_config: Callable[..., Any]  # (env_id, **overrides) -> config: defaults < env preset < overrides
     # (env_id, config, seed, out, progress, env_kwargs[, checkpoint: CheckpointOptions]) -> TrainResult; the CLI
-    # offers --resume only to algorithms whose train takes `checkpoint` (NOTES-infra.md: how to adopt it)
+    # offers --resume only to algorithms whose train takes `checkpoint` (docs/adding-an-algorithm.md: how to adopt it)
     train: Callable[..., TrainResult]
 
 

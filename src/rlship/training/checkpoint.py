@@ -12,7 +12,7 @@ Writes are atomic: the tensor file is written under a new name (temp file, fsync
 replaced the same way; state.json is the single commit point, so a crash at any moment leaves the previous
 checkpoint or the new one, never a mix. Older tensor files are removed after the commit.
 
-An algorithm adopts all of this with a few calls (NOTES-infra.md has the PPO diff as the worked example):
+An algorithm adopts all of this with a few calls (docs/adding-an-algorithm.md; ppo.py is the worked example):
 
     ckpt = Checkpointer(out, "ppo", env_id, seed, asdict(cfg), env_kwargs, options)  # validates a resume first
     ... build network, optimizer, EpisodeStats, StopRule, TrainLog ...
