@@ -33,8 +33,8 @@ def register(sub: Subparsers) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes, one torch thread each; at most one per core (default: 1)",
+        default=None,
+        help="worker processes, one torch thread each; at most one per core (default: $RLSHIP_WORKERS, else 1)",
     )
     serve.add_argument("--max-batch", type=int, default=None, help="largest batch /act_batch accepts (default: 4096)")
     serve.add_argument("--timeout", type=int, default=None, help="seconds before a request answers 504 (default: 30)")
@@ -59,7 +59,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     require_extra("bentoml")
     source = args.source or os.environ.get("RLSHIP_POLICY") or "default"
-    workers = args.workers if args.workers is not None else int(os.environ.get("RLSHIP_WORKERS") or 1)
+    text = os.environ.get("RLSHIP_WORKERS") or "1"
+    if args.workers is None and not text.isdigit():
+        raise ValueError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
+    workers = args.workers if args.workers is not None else int(text)
     for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1; got {value}")
