@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -542,3 +542,24 @@ def resume_settings(
             f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out"
         )
     return dict(saved_hp), int(state["seed"]), dict(state.get("env_kwargs") or {})
+
+
+def start_run(
+    algorithm: str,
+    env_id: str,
+    cfg: Any,
+    seed: int,
+    out: str | Path | None,
+    env_kwargs: dict[str, Any] | None,
+    checkpoint: CheckpointOptions | None,
+) -> tuple[Path, Checkpointer]:
+    """What every algorithm's `train` does first, in this order: its run folder (default
+    runs/ALGO-ENV_ID-sSEED), the Checkpointer (which checks a resume before anything is written into the folder),
+    the folder itself, one torch thread count (`cfg.torch_threads`) and the seeded torch RNG that initialises
+    the network."""
+    folder = Path(out or f"runs/{algorithm}-{env_id}-s{seed}")
+    ckpt = Checkpointer(folder, algorithm, env_id, seed, asdict(cfg), env_kwargs, checkpoint)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(seed)
+    return folder, ckpt

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
-from rlship.training.checkpoint import Checkpointer, CheckpointOptions
+from rlship.training.checkpoint import CheckpointOptions, start_run
 from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
 
 
@@ -224,11 +224,7 @@ def train(
     checkpoint: CheckpointOptions | None = None,
 ) -> TrainResult:
     cfg = config or make_config(env_id)
-    out = Path(out or f"runs/dqn-{env_id}-s{seed}")
-    ckpt = Checkpointer(out, "dqn", env_id, seed, asdict(cfg), env_kwargs, checkpoint)  # checks a resume first
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(seed)
+    out, ckpt = start_run("dqn", env_id, cfg, seed, out, env_kwargs, checkpoint)
     rng = np.random.default_rng(seed)
 
     envs = make_vec_env(env_id, cfg.num_envs, env_kwargs)
