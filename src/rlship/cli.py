@@ -41,6 +41,7 @@ Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 def register_train(sub: Subparsers) -> None:
     from rlship.training import ALGORITHMS
     from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
+    from rlship.training.run import RUN_SETTINGS
 
     train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
     train.set_defaults(handler=_run_train)
@@ -80,7 +81,8 @@ def register_train(sub: Subparsers) -> None:
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
         group = p.add_argument_group("hyperparameters")
         hints = typing.get_type_hints(algo.config_cls)
-        for f in fields(algo.config_cls):
+        # the algorithm's own hyperparameters first, the settings every algorithm shares (RunSettings) after them
+        for f in sorted(fields(algo.config_cls), key=lambda f: f.name in RUN_SETTINGS):
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"hp_{f.name}", **_flag_kwargs(f, hints[f.name]))
 
 

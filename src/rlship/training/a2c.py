@@ -31,14 +31,23 @@ from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import CheckpointOptions, start_run
 from rlship.training.ppo import compute_gae
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
+from rlship.training.run import (
+    EpisodeStats,
+    RunSettings,
+    StopRule,
+    TrainLog,
+    TrainResult,
+    config_with_preset,
+    finish_run,
+    hp,
+)
 
 VALUE_LOSSES = {"mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 OPTIMIZERS = ("adam", "rmsprop")
 
 
 @dataclass
-class A2CConfig:
+class A2CConfig(RunSettings):
     total_steps: int = hp(500_000, "env steps (all envs together) before training stops, solved or not")
     num_envs: int = hp(8, "parallel envs")
     n_steps: int = hp(5, "steps per env between updates; returns bootstrap after at most this many steps")
@@ -54,21 +63,14 @@ class A2CConfig:
     hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the actor and critic MLPs (or shared trunk)")
     activation: str = hp("tanh", "hidden activation: tanh or relu")
     shared_trunk: bool = hp(False, "one MLP trunk with policy and value heads instead of separate actor and critic")
-    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
-    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
-    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.hidden_sizes = tuple(self.hidden_sizes)
         for name in (
             "total_steps",
             "num_envs",
             "n_steps",
-            "solve_window",
-            "confirm_episodes",
-            "eval_episodes",
-            "torch_threads",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")

@@ -28,11 +28,20 @@ from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import CheckpointOptions, start_run
 from rlship.training.episodes import play_episodes
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
+from rlship.training.run import (
+    EpisodeStats,
+    RunSettings,
+    StopRule,
+    TrainLog,
+    TrainResult,
+    config_with_preset,
+    finish_run,
+    hp,
+)
 
 
 @dataclass
-class CEMConfig:
+class CEMConfig(RunSettings):
     total_steps: int = hp(500_000, "env steps (of played episodes) before training stops, solved or not")
     batch_episodes: int = hp(16, "episodes per batch, one per vector env")
     percentile: float = hp(70.0, "episodes with a return at or above this percentile of the batch are elites")
@@ -41,22 +50,15 @@ class CEMConfig:
     learning_rate: float = hp(0.01, "Adam learning rate")
     hidden_sizes: tuple[int, ...] = hp((128,), "hidden layer sizes of the policy MLP")
     activation: str = hp("relu", "hidden activation: tanh or relu")
-    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
-    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
-    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.hidden_sizes = tuple(self.hidden_sizes)
         for name in (
             "total_steps",
             "batch_episodes",
             "elite_iterations",
             "fit_steps",
-            "solve_window",
-            "confirm_episodes",
-            "eval_episodes",
-            "torch_threads",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")

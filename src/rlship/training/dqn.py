@@ -34,11 +34,20 @@ from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import CheckpointOptions, start_run
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
+from rlship.training.run import (
+    EpisodeStats,
+    RunSettings,
+    StopRule,
+    TrainLog,
+    TrainResult,
+    config_with_preset,
+    finish_run,
+    hp,
+)
 
 
 @dataclass
-class DQNConfig:
+class DQNConfig(RunSettings):
     total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not")
     num_envs: int = hp(4, "parallel envs stepped together")
     buffer_size: int = hp(100_000, "transitions the replay memory holds (the oldest are overwritten)")
@@ -57,12 +66,9 @@ class DQNConfig:
     max_grad_norm: float = hp(10.0, "global gradient-norm clip")
     hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network")
     activation: str = hp("relu", "hidden activation: tanh or relu")
-    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
-    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
-    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.hidden_sizes = tuple(self.hidden_sizes)
         for name in (
             "total_steps",
@@ -72,10 +78,6 @@ class DQNConfig:
             "train_freq",
             "gradient_steps",
             "target_update_interval",
-            "solve_window",
-            "confirm_episodes",
-            "eval_episodes",
-            "torch_threads",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")

@@ -26,11 +26,20 @@ from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.networks import ACTIVATIONS, NetworkSpec
 from rlship.policy import new_policy
 from rlship.training.checkpoint import CheckpointOptions, start_run
-from rlship.training.run import EpisodeStats, StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
+from rlship.training.run import (
+    EpisodeStats,
+    RunSettings,
+    StopRule,
+    TrainLog,
+    TrainResult,
+    config_with_preset,
+    finish_run,
+    hp,
+)
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(RunSettings):
     total_steps: int = hp(200_000, "env steps (all envs together) before training stops, solved or not")
     num_envs: int = hp(16, "parallel envs in a rollout")
     n_steps: int = hp(128, "steps per env per rollout; a rollout holds num_envs * n_steps transitions")
@@ -48,12 +57,9 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the actor and critic MLPs")
     activation: str = hp("tanh", "hidden activation: tanh or relu")
     shared_trunk: bool = hp(False, "actor and critic heads on one MLP body instead of two MLPs")
-    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
-    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
-    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.hidden_sizes = tuple(self.hidden_sizes)
         for name in (
             "total_steps",
@@ -61,10 +67,6 @@ class PPOConfig:
             "n_steps",
             "epochs",
             "minibatch_size",
-            "solve_window",
-            "confirm_episodes",
-            "eval_episodes",
-            "torch_threads",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")

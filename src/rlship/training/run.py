@@ -67,6 +67,25 @@ def config_with_preset(
     return config_cls(**values)
 
 
+@dataclass
+class RunSettings:
+    """The settings every training algorithm's config shares (its dataclass derives from this one): the stop
+    rule, the final evaluation and torch's thread count. A subclass's `__post_init__` calls this one first."""
+
+    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
+    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
+    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
+    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
+
+    def __post_init__(self) -> None:
+        for name in RUN_SETTINGS:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+
+
+RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
+
+
 class EpisodeStats:
     """Returns and lengths of the episodes finished in a vector env with next-step autoreset."""
 
