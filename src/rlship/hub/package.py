@@ -175,9 +175,9 @@ def _write_results(path: Path, evaluation: EvalResult, run: Path) -> None:
         "solved": threshold is not None and evaluation.mean_reward >= threshold,
     }
     if (run / RESULTS_FILE).is_file():
-        training = read_json(run / RESULTS_FILE).get("training")
-        if training is not None:
-            results["training"] = training
-        if read_json(run / RESULTS_FILE).get("interrupted"):
+        earlier = read_json(run / RESULTS_FILE)
+        if earlier.get("training") is not None:
+            results["training"] = earlier["training"]
+        if earlier.get("interrupted"):
             results["training_interrupted"] = True  # packaged with --allow-interrupted: say so on the Hub too
     path.write_text(json.dumps(results, indent=2) + "\n")
