@@ -15,7 +15,8 @@ from rlship import load_policy
 from rlship.evaluation import EVAL_SEED_OFFSET, evaluate
 from rlship.training import ppo
 from rlship.training.checkpoint import CheckpointOptions
-from rlship.training.run import CONFIRM_EVAL_SEED, TrainResult
+from rlship.training.run import TrainResult
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED
 
 
 def test_ppo_solves_cartpole(trained: TrainResult) -> None:

@@ -10,6 +10,9 @@ from rlship.errors import ArtifactError, ObservationError, RlshipError, Unsuppor
 from rlship.evaluation import EvalResult, evaluate
 from rlship.policy import ActResult, Policy, PolicySpec, load_policy
 
+# Registers hf:// sources with load_policy (huggingface_hub itself is imported only when one is loaded).
+from rlship.hub import pull as _hub_pull  # noqa: F401  isort: skip
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -19,8 +19,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from rlship.errors import UsageError
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 HEAD_KINDS = ("logits", "value", "q_values")
+# The most parameters a network may have (100M float32: 400 MB), checked from the description before anything is
+# allocated, so a config.json or a --hidden-sizes flag cannot make rlship try to allocate gigabytes.
+MAX_PARAMETERS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,29 @@ class NetworkSpec:
             raise ValueError(f"network heads must be a non-empty subset of {HEAD_KINDS}; got {sorted(self.heads)}")
         if any(h <= 0 for h in self.hidden_sizes):
             raise ValueError(f"hidden sizes must be positive; got {list(self.hidden_sizes)}")
+        if any(size <= 0 for size in self.heads.values()):
+            raise ValueError(f"head sizes must be positive; got {self.heads}")
+
+    def parameter_count(self, obs_dim: int) -> int:
+        """Parameters `HeadsNetwork(obs_dim, self)` holds, computed without building it."""
+
+        def linear_stack(sizes: tuple[int, ...]) -> int:
+            return sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+        if self.shared_trunk:
+            width = self.hidden_sizes[-1] if self.hidden_sizes else obs_dim
+            trunk = linear_stack((obs_dim, *self.hidden_sizes))
+            return trunk + sum(linear_stack((width, size)) for size in self.heads.values())
+        return sum(linear_stack((obs_dim, *self.hidden_sizes, size)) for size in self.heads.values())
+
+    def check_size(self, obs_dim: int) -> None:
+        """A ValueError when the network would hold more than MAX_PARAMETERS (before it is built)."""
+        count = self.parameter_count(obs_dim)
+        if count > MAX_PARAMETERS:
+            raise UsageError(
+                f"the network {list(self.hidden_sizes)} with heads {self.heads} on {obs_dim} inputs would hold "
+                f"{count:,} parameters, more than rlship builds ({MAX_PARAMETERS:,}); use smaller hidden sizes"
+            )
 
 
 def mlp(

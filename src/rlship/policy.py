@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -21,13 +22,15 @@ from safetensors.torch import load_file, save_file
 
 from rlship.errors import ArtifactError, ObservationError
 from rlship.networks import HeadsNetwork, NetworkSpec
+from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
 from rlship.spaces import space_from_dict, space_to_dict
 
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-RESULTS_FILE = "results.json"
 DEFAULT_POLICY = "default"
+# "SCHEME://..." sources other than local folders: scheme -> (source) -> (local folder, revision or None).
+# The hub package registers "hf" when rlship is imported, so this core module never imports the hub.
+SourceResolver = Callable[[str], tuple[Path, "str | None"]]
+_RESOLVERS: dict[str, SourceResolver] = {}
 # How a policy turns its network's outputs into the action distribution `act` reports and samples from
 # (config.json's "action_distribution"; "softmax" when absent):
 #   softmax         probabilities = softmax(logits head); greedy action = the most probable one
@@ -186,14 +189,18 @@ def new_policy(
     env_kwargs: dict[str, Any] | None = None,
     action_distribution: str = "softmax",
     epsilon: float = 0.0,
+    algorithm_summary: str | None = None,
 ) -> Policy:
-    """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first)."""
+    """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first).
+
+    `algorithm_summary` is the algorithm's one-line description, kept in config.json for the model card."""
     distribution: dict[str, Any] = {"kind": action_distribution}
     if action_distribution == "epsilon_greedy":
         distribution["epsilon"] = epsilon
     config = {
         "format_version": FORMAT_VERSION,
         "algorithm": algorithm,
+        **({"algorithm_summary": algorithm_summary} if algorithm_summary else {}),
         "env_id": env_id,
         "env_kwargs": env_kwargs or {},
         "observation_space": space_to_dict(observation_space),
@@ -205,7 +212,9 @@ def new_policy(
         "versions": library_versions(),
     }
     spec = spec_from_config(config)
-    return Policy(spec, HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network), config)
+    obs_dim = int(np.prod(spec.obs_shape))
+    spec.network.check_size(obs_dim)  # before a single parameter is allocated
+    return Policy(spec, HeadsNetwork(obs_dim, spec.network), config)
 
 
 def spec_from_config(config: dict[str, Any]) -> PolicySpec:
@@ -243,20 +252,26 @@ def default_policy_dir() -> Path:
     return Path(str(resources.files("rlship") / "default_policy"))
 
 
-def resolve_source(source: str | Path) -> Path:
-    """The local folder a policy source names: "default", a path, or "hf://OWNER/NAME[@REVISION]" (downloaded)."""
-    return locate_source(source)[0]
+def register_source_resolver(scheme: str, resolver: SourceResolver) -> None:
+    """Make `load_policy("SCHEME://...")` call `resolver` (schemes match case-insensitively)."""
+    _RESOLVERS[scheme.lower()] = resolver
 
 
 def locate_source(source: str | Path) -> tuple[Path, str | None]:
-    """(local folder, Hub commit sha or None) of a policy source."""
+    """(local folder, Hub commit sha or None) of a policy source: "default", a folder, or SCHEME://... for a
+    registered scheme (hf:// downloads from the Hugging Face Hub)."""
     text = str(source)
     if text == DEFAULT_POLICY:
         return default_policy_dir(), None
-    if text.startswith("hf://"):
-        from rlship.hub.pull import download_policy  # imports huggingface_hub: only when a Hub source is used
-
-        return download_policy(text)
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.isalpha():
+        resolver = _RESOLVERS.get(scheme.lower())
+        if resolver is None:
+            raise ArtifactError(
+                f"{text[:200]!r}: unknown source scheme {scheme[:20]!r}://; rlship loads a local folder, 'default', "
+                f"or {', '.join(f'{s}://' for s in sorted(_RESOLVERS)) or 'hf://'}OWNER/NAME[@REVISION]"
+            )
+        return resolver(f"{scheme.lower()}://{rest}")
     return Path(text).expanduser(), None
 
 
@@ -270,7 +285,7 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), hf://OWNER/NAME for a policy on the Hugging Face Hub, "
             "or 'default' for the embedded CartPole-v1 policy."
         )
-    config = read_json(folder / CONFIG_FILE)
+    config = read_config(folder)
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ArtifactError(
@@ -282,21 +297,15 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     except (KeyError, TypeError, ValueError) as exc:
         missing = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ArtifactError(f"{folder / CONFIG_FILE}: invalid policy config: {missing}") from exc
-    network = HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network)
-    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
-    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: file not found; a policy folder needs {path.name} (written by `rlship train`)")
+    obs_dim = int(np.prod(spec.obs_shape))
     try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc}); the file is corrupt, re-create it") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+        spec.network.check_size(obs_dim)
+    except ValueError as exc:
+        raise ArtifactError(f"{folder / CONFIG_FILE}: {exc}") from exc
+    network = HeadsNetwork(obs_dim, spec.network)
+    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
+    read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
+    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
 
 
 def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:

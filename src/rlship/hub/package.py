@@ -21,18 +21,27 @@ from typing import Any
 import torch
 
 from rlship.envs import env_spec
-from rlship.errors import RlshipError
+from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import DEFAULT_EPISODES, EvalResult, evaluate
-from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE, load_policy, locate_source, read_json
+from rlship.policy import load_policy, locate_source
+from rlship.run_folder import (
+    CONFIG_FILE,
+    CURVE_FILE,
+    LOG_FILE,
+    WEIGHTS_FILE,
+    OutputRule,
+    Results,
+    check_output_folder,
+    read_results,
+    write_results,
+)
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
-CURVE_FILE = "training_curve.png"
-LOG_FILE = "train_log.csv"
 # Copied from the run folder when it has them; a card mentions the curve only when it is there.
 OPTIONAL_RUN_FILES = (CURVE_FILE, LOG_FILE)
 # Every file name a package can hold: `rlship push` deletes these from the repo when the new package lacks them.
 PACKAGE_FILES = frozenset(
-    {"README.md", CONFIG_FILE, WEIGHTS_FILE, RESULTS_FILE, HYPERPARAMETERS_FILE, "replay.mp4", *OPTIONAL_RUN_FILES}
+    {"README.md", CONFIG_FILE, WEIGHTS_FILE, "results.json", HYPERPARAMETERS_FILE, "replay.mp4", *OPTIONAL_RUN_FILES}
 )
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -62,7 +71,7 @@ class Package:
 def check_repo_id(repo_id: str) -> str:
     """`repo_id` if it is OWNER/NAME as the Hub spells repository ids, else a ValueError saying so."""
     if not REPO_ID_PATTERN.fullmatch(repo_id) or ".." in repo_id or repo_id.endswith((".git", "-", ".")):
-        raise ValueError(
+        raise UsageError(
             f"repo id {repo_id!r} is not OWNER/NAME (letters, digits, '-', '_', '.'; for example "
             "'alice/ppo-CartPole-v1')"
         )
@@ -88,12 +97,13 @@ def package_policy(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     run, _ = locate_source(source)  # a Hub source is downloaded once, here
-    if not allow_interrupted and _was_interrupted(run):
+    policy = load_policy(run)  # checks config.json, the weights and results.json
+    earlier = read_results(run)
+    if not allow_interrupted and earlier is not None and earlier.interrupted:
         raise RlshipError(
             f"{run}: this training run was interrupted (results.json says so) and has not finished; resume it with "
             f"`rlship train ALGO ENV_ID --resume {run}`, or pass --allow-interrupted to package it as it is"
         )
-    policy = load_policy(run)
     timings["load"] = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -113,7 +123,7 @@ def package_policy(
         start = time.perf_counter()
         evaluation = evaluate(policy, episodes=episodes, seed=seed, deterministic=True)
         timings["evaluation"] = time.perf_counter() - start
-        _write_results(staging / RESULTS_FILE, evaluation, run)
+        _write_results(staging, evaluation, earlier)
 
         from rlship.hub.video import VIDEO_FILE, record_replay
 
@@ -147,37 +157,29 @@ def package_policy(
     return Package(out, repo_id, evaluation, replay.steps, files, timings)
 
 
+def _is_package(folder: Path) -> bool:
+    names = {p.name for p in folder.iterdir()}
+    return names <= PACKAGE_FILES and "README.md" in names and CONFIG_FILE in names
+
+
+# A package folder is replaced whole (it holds only names rlship writes), so no flag is needed to replace one.
+PACKAGE_OUTPUT = OutputRule("package", _is_package)
+
+
 def _check_out(out: Path) -> None:
     """`out` must be new, empty, or an earlier package (which is replaced): never someone's other folder."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise RlshipError(f"{out}: exists and is not a folder; pass a new folder to --out")
-    names = {p.name for p in out.iterdir()}
-    if names and not (names <= PACKAGE_FILES and "README.md" in names and CONFIG_FILE in names):
-        raise RlshipError(
-            f"{out}: not empty and not an earlier rlship package (it holds {sorted(names)[:5]}); "
-            "pass a new or empty folder to --out, so nothing of yours is overwritten"
-        )
+    check_output_folder(out, PACKAGE_OUTPUT)
 
 
-def _was_interrupted(run: Path) -> bool:
-    path = run / RESULTS_FILE
-    return path.is_file() and bool(read_json(path).get("interrupted", False))
-
-
-def _write_results(path: Path, evaluation: EvalResult, run: Path) -> None:
-    """results.json: the fresh evaluation, the env's threshold, and the run's training record when it has one."""
+def _write_results(folder: Path, evaluation: EvalResult, earlier: Results | None) -> None:
+    """results.json: the fresh evaluation, the env's threshold, and the run's training record when it has one
+    (a run packaged with --allow-interrupted stays marked interrupted on the Hub too)."""
     threshold = env_spec(evaluation.env_id).reward_threshold
-    results: dict[str, Any] = {
-        **evaluation.to_dict(),
-        "reward_threshold": threshold,
-        "solved": threshold is not None and evaluation.mean_reward >= threshold,
-    }
-    if (run / RESULTS_FILE).is_file():
-        earlier = read_json(run / RESULTS_FILE)
-        if earlier.get("training") is not None:
-            results["training"] = earlier["training"]
-        if earlier.get("interrupted"):
-            results["training_interrupted"] = True  # packaged with --allow-interrupted: say so on the Hub too
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results = Results(
+        evaluation=evaluation,
+        reward_threshold=threshold,
+        solved=threshold is not None and evaluation.mean_reward >= threshold,
+        interrupted=earlier is not None and earlier.interrupted,
+        training=earlier.training if earlier is not None else None,
+    )
+    write_results(folder, results)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rlship.errors import ArtifactError, RlshipError
+from rlship.errors import ArtifactError, RlshipError, UsageError
 from rlship.hub.errors import hub_error
-from rlship.policy import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE
+from rlship.policy import register_source_resolver
+from rlship.run_folder import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE
 
 HF_PREFIX = "hf://"
-POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -26,14 +26,14 @@ def parse_source(source: str) -> tuple[str, str | None]:
     from rlship.hub.package import check_repo_id
 
     if not source.startswith(HF_PREFIX):
-        raise ValueError(f"{source!r} is not a Hub source; write hf://OWNER/NAME or hf://OWNER/NAME@REVISION")
+        raise UsageError(f"{source!r} is not a Hub source; write hf://OWNER/NAME or hf://OWNER/NAME@REVISION")
     repo_id, at, revision = source[len(HF_PREFIX) :].partition("@")
     if at and not revision:
-        raise ValueError(f"{source!r}: nothing after '@'; give a branch, tag or commit, or leave out the '@'")
+        raise UsageError(f"{source!r}: nothing after '@'; give a branch, tag or commit, or leave out the '@'")
     try:
         check_repo_id(repo_id)
     except ValueError as exc:
-        raise ValueError(f"{source!r}: {exc}") from exc
+        raise UsageError(f"{source!r}: {exc}") from exc
     return repo_id, revision or None
 
 
@@ -78,3 +78,7 @@ def _download_results(repo_id: str, commit: str) -> None:
         hf_hub_download(repo_id, RESULTS_FILE, revision=commit)
     except Exception:  # the policy is already here; its evaluation summary is a nicety
         return
+
+
+# `load_policy("hf://...")` resolves here; `import rlship` imports this module, so the core never imports the hub.
+register_source_resolver("hf", download_policy)

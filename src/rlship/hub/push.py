@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlship.errors import RlshipError
+from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import DEFAULT_EPISODES
 from rlship.hub.errors import TOKEN_HELP, HubError, hub_error
 from rlship.hub.package import PACKAGE_FILES, Package, check_repo_id, package_policy
@@ -62,7 +62,7 @@ def push_policy(
     """Package `source` for `repo_id` (into `out`, else a temporary folder) and upload it, unless `dry_run`."""
     check_repo_id(repo_id)
     if commit_message is not None and not commit_message.strip():
-        raise ValueError("--commit-message is empty; give a message or leave the flag out")
+        raise UsageError("--commit-message is empty; give a message or leave the flag out")
     if not dry_run:
         writable_api(repo_id)  # a missing, invalid or read-only token fails now, not after packaging
     if out is not None:

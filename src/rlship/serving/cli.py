@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from rlship.errors import UsageError
+
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
 
@@ -61,11 +63,11 @@ def _run_serve(args: argparse.Namespace) -> int:
     source = args.source or os.environ.get("RLSHIP_POLICY") or "default"
     text = os.environ.get("RLSHIP_WORKERS") or "1"
     if args.workers is None and not text.isdigit():
-        raise ValueError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
+        raise UsageError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
     workers = args.workers if args.workers is not None else int(text)
     for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
-            raise ValueError(f"{name} must be at least 1; got {value}")
+            raise UsageError(f"{name} must be at least 1; got {value}")
     env = {**os.environ, **service_env(source, workers, args.max_batch, args.timeout, args.access_log)}
     command = [sys.executable, "-m", "bentoml", "serve", "rlship.serving.service:PolicyService"]
     command += ["--host", args.host, "--port", str(args.port)]
@@ -82,7 +84,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from rlship.serving.simulate import simulate
 
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1; got {args.episodes}")
+        raise UsageError(f"--episodes must be at least 1; got {args.episodes}")
     result = simulate(
         args.url,
         env_id=args.env,

@@ -12,8 +12,9 @@ import numpy as np
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from rlship.errors import ObservationError, RlshipError
-from rlship.policy import RESULTS_FILE, Policy, read_json
+from rlship.errors import ObservationError
+from rlship.policy import Policy
+from rlship.run_folder import read_results
 
 DEFAULT_MAX_BATCH = 4096
 # A JSON number takes at most ~25 bytes ("-0.12345678901234567e-300,"); bodies beyond the largest allowed batch
@@ -169,14 +170,14 @@ EVALUATION_KEYS = ("mean_reward", "std_reward", "n_eval_episodes", "deterministi
 
 
 def _evaluation(policy: Policy) -> dict[str, Any] | None:
-    """The summary of the results.json beside the policy's files, or None (a policy made in memory, or no file)."""
+    """The summary of the results.json beside the policy's files, or None (a policy made in memory, or no file).
+    `load_policy` has already checked the file, so a bad one never reaches a worker."""
     if policy.folder is None:
         return None
-    try:
-        results = read_json(policy.folder / RESULTS_FILE)
-    except RlshipError:
+    results = read_results(policy.folder)
+    if results is None:
         return None  # results.json is optional: a policy folder needs only config.json and the weights
-    summary = {k: results[k] for k in EVALUATION_KEYS if k in results}
-    if "mean_reward" in summary and "std_reward" in summary:
-        summary["metric"] = f"{summary['mean_reward']:.2f} +/- {summary['std_reward']:.2f}"
+    data = results.to_dict()
+    summary = {k: data[k] for k in EVALUATION_KEYS}
+    summary["metric"] = results.evaluation.metric
     return summary
