@@ -78,7 +78,7 @@ def test_help_lists_every_hyperparameter() -> None:
     ("args", "message"),
     [
         (("evaluate", "/no/such/folder"), "no such policy folder"),
-        (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be >= 1"),
+        (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be in [1, 4096]"),
         (("train", "ppo", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
     ],
 )

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from rlship import evaluate, load_policy
 from rlship.errors import RlshipError
 from rlship.hub.package import Package, package_policy
 from rlship.networks import NetworkSpec
 from rlship.policy import new_policy
+from rlship.run_folder import Results, write_results
 from rlship.training.run import TrainResult
 from tests.test_cli import RLSHIP
 
@@ -180,10 +182,11 @@ def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> Non
 
 
 def test_an_interrupted_run_is_refused_unless_allowed(tmp_path: Path, saved_policy: Path) -> None:
-    (saved_policy / "results.json").write_text(json.dumps({"interrupted": True, "training": {"env_steps": 512}}))
+    evaluation = evaluate(load_policy(saved_policy), episodes=2)
+    write_results(saved_policy, Results(evaluation, 475.0, False, interrupted=True, training={"env_steps": 512}))
     with pytest.raises(RlshipError, match=r"was interrupted.*--resume"):
         package_policy(saved_policy, tmp_path / "hub", episodes=2)
     assert not (tmp_path / "hub").exists()
     package = package_policy(saved_policy, tmp_path / "hub", episodes=2, allow_interrupted=True)
     results = json.loads((package.folder / "results.json").read_text())
-    assert results["training_interrupted"] is True and results["n_eval_episodes"] == 2
+    assert results["interrupted"] is True and results["n_eval_episodes"] == 2
