@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import types
 import typing
@@ -37,6 +38,7 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
 
 
 Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+TRAIN_HELP = "train a policy and write its folder (config, weights, results, log, curve)"
 
 
 def register_train(sub: Subparsers) -> None:
@@ -44,7 +46,7 @@ def register_train(sub: Subparsers) -> None:
     from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
     from rlship.training.settings import RUN_SETTINGS
 
-    train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
+    train = sub.add_parser("train", help=TRAIN_HELP)
     train.set_defaults(handler=_run_train)
     algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for algo in ALGORITHMS.values():
@@ -233,19 +235,31 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _register_train_entry(sub: Subparsers) -> None:
+    """`train` as `rlship --help` lists it, without importing the algorithms (and so torch): the full parser,
+    flags and all, is built only when the command is `train`."""
+    sub.add_parser("train", help=TRAIN_HELP, add_help=False)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `rlship` parser; a verb that is costly to describe (train: every algorithm's flags) is described in
+    full only when it is the `command` being run."""
     parser = argparse.ArgumentParser(prog="rlship", description="Train, publish and serve RL policies.")
     from rlship import __version__
 
     parser.add_argument("--version", action="version", version=f"rlship {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
-        register(sub)
+        if register is register_train and command != "train":
+            _register_train_entry(sub)
+        else:
+            register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.handler(args))
     except RlshipError as exc:  # rlship's own errors say what to do in one line; anything else keeps its traceback
@@ -254,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rlship {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rlship evaluate ... | head`: the reader left; end quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 from rlship.envs import env_spec
 from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import DEFAULT_EPISODES, EvalResult, evaluate
-from rlship.policy import load_policy, locate_source
+from rlship.policy import load_policy
 from rlship.run_folder import (
     CONFIG_FILE,
     CURVE_FILE,
@@ -35,6 +35,7 @@ from rlship.run_folder import (
     read_results,
     write_results,
 )
+from rlship.sources import locate_source
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 # Copied from the run folder when it has them; a card mentions the curve only when it is there.
