@@ -42,7 +42,8 @@ def test_seeds_are_ranges_and_lists() -> None:
 
 
 def test_overrides_take_the_type_of_the_hyperparameter() -> None:
-    assert parse_overrides("cem", ["total_steps=3000", "eval_episodes=10"]) == {"total_steps": 3000, "eval_episodes": 10}
+    overrides = parse_overrides("cem", ["total_steps=3000", "eval_episodes=10"])
+    assert overrides == {"total_steps": 3000, "eval_episodes": 10}
     with pytest.raises(SweepError, match="has no hyperparameter 'learning_rte'"):
         parse_overrides("ppo", ["learning_rte=0.1"])
     with pytest.raises(SweepError, match="not a valid int"):
@@ -118,9 +119,9 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         address = ray.get_runtime_context().gcs_address
+        command = [RLSHIP, "sweep", "random", "CartPole-v1", "--seeds", "100-101", "--out", str(out)]
         sweep = subprocess.run(
-            [RLSHIP, "sweep", "random", "CartPole-v1", "--seeds", "100-101", "--out", str(out), "--ray", address]
-            + ["--set", "eval_episodes=10"],
+            [*command, "--ray", address, "--set", "eval_episodes=10"],
             capture_output=True,
             text=True,
             timeout=600,
