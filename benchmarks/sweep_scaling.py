@@ -64,9 +64,10 @@ def main() -> None:
         data = json.loads((out / "sweep.json").read_text())
         seeds = [r["wall_seconds"] for r in data["runs"]]
         base = base or data["engine"]["wall_seconds"]
+        ideal = math.ceil(len(seeds) / args.cpus[0]) / math.ceil(len(seeds) / cpus)
         print(
             f"| {cpus} | {data['engine']['wall_seconds']:.1f} | {statistics.median(seeds):.1f} | {sum(seeds):.1f} | "
-            f"{base / data['engine']['wall_seconds']:.2f}x (ideal {math.ceil(len(seeds) / 1) / math.ceil(len(seeds) / cpus):.2f}x) | "
+            f"{base / data['engine']['wall_seconds']:.2f}x (ideal {ideal:.2f}x) | "
             f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} |"
         )
         print(f"  (the whole command, Python start-up and Ray connection included: {total:.1f} s)", flush=True)
