@@ -10,8 +10,9 @@ Where the seeds run:
   in-process pool (default)  `--workers N` processes (default: one per core), one torch thread each
   Ray                        `--ray auto` (the running cluster: RAY_ADDRESS, or the one `ray start` made here),
                              `--ray ADDRESS` (host:port of a cluster's head), `--ray local` (start one here);
-                             one task per seed with one CPU each. Needs `pip install 'rlship[ray]'`, and rlship on
-                             every node of the cluster.
+                             one task per seed with one CPU each. Needs `pip install 'rlship[ray]'`, rlship on
+                             every node of the cluster, and DIR on a filesystem every node sees (each task writes
+                             its DIR/seed-N where it runs; the driver writes sweep.json).
 A seed is one process's work from start to end; seeds share nothing, so the wall time of a sweep is about
 ceil(seeds / CPUs) x the time of a seed (docs/scaling.md measures it).
 """
