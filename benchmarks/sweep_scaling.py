@@ -6,7 +6,8 @@
 Each measurement starts a fresh local Ray instance on loopback with N CPUs (`ray.init(num_cpus=N)`), runs
 `rlship sweep ALGO ENV --seeds S --ray ADDRESS` against it in a fresh folder, and reads sweep.json: the sweep's
 wall time (from the first task submitted to the last result, Ray's connection included), the per-seed wall times
-and their sum. The ideal for N CPUs is ceil(seeds / N) x the per-seed time; the load average printed beside each
+and their sum, and the seeds' CPU seconds (their work, whatever else ran: on free cores a seed's wall time is
+about its CPU time). The ideal for N CPUs is ceil(seeds / N) x the per-seed time; the load average printed beside each
 figure says how busy the machine was (on a shared machine, other work takes CPUs from the sweep).
 """
 
@@ -45,8 +46,11 @@ def main() -> None:
     overrides = args.overrides or ["total_steps=5000", "eval_episodes=20"]
     tmp = Path(tempfile.mkdtemp(prefix="rlship-sweep-scaling-"))
     print(f"{args.algo} on {args.env}, seeds {args.seeds}, {' '.join(overrides)}; {os.cpu_count()} cores here\n")
-    print("| Ray CPUs | sweep wall s | per-seed wall s (median) | sum of seed wall s | speed-up | load avg (1 min) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| Ray CPUs | sweep wall s | per-seed wall s (median) | sum of seed wall s | sum of seed CPU s | speed-up "
+        "| load avg (1 min) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     base: float | None = None
     for cpus in args.cpus:
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
@@ -67,6 +71,7 @@ def main() -> None:
         ideal = math.ceil(len(seeds) / args.cpus[0]) / math.ceil(len(seeds) / cpus)
         print(
             f"| {cpus} | {data['engine']['wall_seconds']:.1f} | {statistics.median(seeds):.1f} | {sum(seeds):.1f} | "
+            f"{sum(r['cpu_seconds'] for r in data['runs']):.1f} | "
             f"{base / data['engine']['wall_seconds']:.2f}x (ideal {ideal:.2f}x) | "
             f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} |"
         )
