@@ -364,10 +364,10 @@ def sweep(
     if skipped:
         log(f"rlship sweep: {len(skipped)} seeds already finished in {out}, skipped: {_seed_ranges(skipped)}")
     tasks = [SeedTask(algorithm, env_id, overrides, env_kwargs, s, str(folder.seed_dir(s))) for s in todo]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n_workers = max(1, min(workers or cores, len(tasks) or 1))
     if workers is not None and workers < 1:
         raise SweepError(f"--workers must be at least 1; got {workers}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n_workers = max(1, min(workers or cores, len(tasks) or 1))
     engine = {"kind": "ray", "address": ray} if ray else {"kind": "processes", "workers": n_workers}
     folder.record(None, seeds, command, engine)
 
@@ -395,11 +395,13 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_worker_init)
     futures = [pool.submit(run_seed, t) for t in tasks]
+    recorded: set[concurrent.futures.Future[dict[str, Any]]] = set()
     interrupted = False
     try:
         for future in concurrent.futures.as_completed(futures):
             row = future.result()
             done(row)
+            recorded.add(future)
             interrupted = interrupted or row["interrupted"]
     except KeyboardInterrupt:
         # The workers got the same Ctrl-C: the runs in progress stop at their next safe point and return.
@@ -407,7 +409,7 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
         for future in futures:
             future.cancel()
         for future in futures:
-            if not future.cancelled():
+            if not future.cancelled() and future not in recorded:
                 with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError, RuntimeError):
                     done(future.result())
     finally:
