@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test lint bench bench-algorithms bench-serve default-policy
+.PHONY: setup demo test test-tools lint bench bench-algorithms bench-serve default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -29,7 +29,13 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks service.py
 	$(BIN)/ruff format --check src tests benchmarks service.py
 
-test: lint
+# Programs the tests start besides Python: HAProxy (tests/test_load_balancer.py puts two `rlship serve` replicas
+# behind it). Installed from Debian when missing (quick when present); in CI that test fails without it.
+test-tools:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy)
+
+test: lint test-tools
 	$(BIN)/pytest
 
 # Benchmarks need Stable-Baselines3 (the peer) and Box2D (LunarLander-v3) on top of the dev setup.

@@ -14,6 +14,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
+from rlship import sweep
 from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
 from rlship.serving import cli as serving_cli
@@ -232,6 +233,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_evaluate,
     hub_cli.register,
     serving_cli.register,
+    sweep.register,
 ]
 
 

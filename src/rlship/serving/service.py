@@ -30,7 +30,7 @@ import torch
 from starlette.responses import JSONResponse
 
 from rlship.policy import DEFAULT_POLICY, Policy, load_policy
-from rlship.serving import protocol
+from rlship.serving import drain, protocol
 from rlship.serving.routes import PolicyRoutes
 
 logger = logging.getLogger("rlship.serving")
@@ -111,6 +111,7 @@ def _load_or_exit(source: str) -> Policy:
 
 
 _cancel_timeout_timers()
+drain.install()  # SIGTERM with RLSHIP_DRAIN_SECONDS: /readyz 503, serve on, then stop (drain.py)
 # One torch thread per worker process: workers, not threads, scale the server; threads would oversubscribe the cores.
 torch.set_num_threads(1)
 POLICY = _load_or_exit(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
@@ -147,5 +148,8 @@ class PolicyService:
         )
 
     async def __is_ready__(self) -> bool:
-        """/readyz: 200 only once the policy is loaded and warmed up."""
-        return routes.ready
+        """/readyz: 200 only once the policy is loaded and warmed up, and not while draining after SIGTERM."""
+        return routes.ready and not drain.draining()
+
+
+PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
