@@ -6,6 +6,7 @@ result = policy.act(observations)               # result.actions, result.probabi
 print(rlship.evaluate(policy).metric)           # the evaluation protocol: "500.00 +/- 0.00"
 """
 
+import rlship.registration  # noqa: F401  (registers the rlship/ envs with Gymnasium)
 from rlship.errors import ArtifactError, ObservationError, RlshipError, UnsupportedEnvError
 from rlship.evaluation import EvalResult, evaluate
 from rlship.policy import ActResult, Policy, PolicySpec, load_policy
