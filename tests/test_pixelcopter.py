@@ -182,8 +182,11 @@ def test_bad_actions_are_refused() -> None:
 def test_rgb_array_draws_the_copter_the_cave_and_the_blocks() -> None:
     env = flat_cave(block=(30.0, 24.0))
     env.unwrapped.render_mode = "rgb_array"
+    big = env.render()
+    assert big.shape == (384, 384, 3) and big.dtype == np.uint8  # 8 screen pixels per game pixel by default
+    env.unwrapped.render_scale = 1
     frame = env.render()
-    assert frame.shape == (48, 48, 3) and frame.dtype == np.uint8
+    assert frame.shape == (48, 48, 3) and np.array_equal(big[::8, ::8], frame)
     assert (frame[23:25, 15:17] == 255).all()  # the copter: 2x2 white at x 15-16, y 23-24
     assert (frame[23, 14] == 0).all() and (frame[23, 17] == 0).all()
     assert (frame[20:29, 28:32] == [120, 240, 80]).all()  # the block: 4x9 green around (30, 24)
@@ -192,3 +195,5 @@ def test_rgb_array_draws_the_copter_the_cave_and_the_blocks() -> None:
     assert flat_cave().render() is None  # no render_mode: nothing drawn
     with pytest.raises(ValueError, match="render_mode"):
         PixelcopterEnv(render_mode="ansi")
+    with pytest.raises(ValueError, match="render_scale"):
+        PixelcopterEnv(render_scale=0)

@@ -74,10 +74,14 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": FPS}
 
-    def __init__(self, render_mode: str | None = None) -> None:
+    def __init__(self, render_mode: str | None = None, render_scale: int = 8) -> None:
+        """`render_scale`: screen pixels per game pixel in `render()` frames (8: 384x384, a watchable replay)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}; got {render_mode!r}")
+        if not isinstance(render_scale, int) or not 1 <= render_scale <= 32:
+            raise ValueError(f"render_scale must be an integer from 1 to 32; got {render_scale!r}")
         self.render_mode = render_mode
+        self.render_scale = render_scale
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(len(STATE_NAMES),), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(2)
         self.y = HEIGHT / 2
@@ -214,6 +218,8 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
             # PLE's column sprite: a 24 px ceiling at its top and a floor from 50.4 px (drawn from row 50) down
             _fill(frame, left, top, TERRAIN_W, HEIGHT * 0.5, GREEN)
             _fill(frame, left, top + int(HEIGHT * 1.05), TERRAIN_W, HEIGHT * 0.5, GREEN)
+        if self.render_scale > 1:  # each game pixel a square block: the game's own look, big enough to watch
+            frame = frame.repeat(self.render_scale, axis=0).repeat(self.render_scale, axis=1)
         return frame
 
 
