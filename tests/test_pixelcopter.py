@@ -32,7 +32,7 @@ def flat_cave(seed: int = 0, block: tuple[float, float] = (70.0, 24.0)) -> gym.E
     env.reset(seed=seed)
     game = env.unwrapped
     assert isinstance(game, PixelcopterEnv)
-    game.terrain_y[:] = 24
+    game.terrain_y = [24] * len(game.terrain_y)
     game.blocks = [list(block)]
     return env
 

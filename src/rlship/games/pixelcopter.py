@@ -20,6 +20,7 @@ column 4 wide and 72 tall); pygame itself snaps sprite rectangles to whole pixel
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
@@ -87,10 +88,13 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         self.y = HEIGHT / 2
         self.momentum = 0.0
         self.blocks: list[list[float]] = []  # [x, y] centres, in the order they appeared
-        # Column centres, in the order they appeared, which is also left to right: a new screen's worth is
-        # added 2 px past the screen's right edge, only once fewer columns than fill the screen are left.
-        self.terrain_x = np.zeros(0)
-        self.terrain_y = np.zeros(0, dtype=np.int64)
+        # Terrain columns, in the order they appeared, which is also left to right (a new screen's worth is
+        # added 2 px past the screen's right edge, only once fewer columns than fill the screen are left).
+        # All scroll together, so each is kept as its x at scroll 0: on screen it is at terrain_x[i] - scroll.
+        # Sorted plain lists let bisect find the columns under the copter in well under a microsecond.
+        self.scroll = 0.0
+        self.terrain_x: list[float] = []
+        self.terrain_y: list[int] = []  # the cave's middle at each column
         self.dead = False
 
     # --- the game
@@ -101,8 +105,8 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         self.momentum = 0.0
         self.blocks = []
         self._add_block()
-        self.terrain_x = np.zeros(0)
-        self.terrain_y = np.zeros(0, dtype=np.int64)
+        self.scroll = 0.0
+        self.terrain_x, self.terrain_y = [], []
         self._add_terrain(0, WIDTH * 4)
         self.dead = False
         return self._state(), {}
@@ -122,11 +126,13 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         shift = SPEED * DT
         for block in self.blocks:
             block[0] -= shift
-        self.terrain_x -= shift
+        self.scroll += shift
 
         # 3. collisions: blocks, then the terrain columns the copter's box overlaps
         player = _box(PLAYER_X, self.y, PLAYER_BOX, PLAYER_BOX)
-        lives -= sum(_overlaps(*player, *_box(x, y, BLOCK_W, BLOCK_H)) for x, y in self.blocks)
+        for x, y in self.blocks:
+            if _overlaps(*player, *_box(x, y, BLOCK_W, BLOCK_H)):
+                lives -= 1
         for i in self._columns_under_player():
             if self.y - PLAYER_HEIGHT <= self.terrain_y[i] - CORRIDOR_HALF:
                 lives -= 1
@@ -141,10 +147,10 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
                 self._add_block()
             if block[0] <= -BLOCK_W:
                 self.blocks.remove(block)
-        gone = int(np.searchsorted(self.terrain_x, -TERRAIN_W, side="right"))  # columns at x <= -4
+        gone = bisect_right(self.terrain_x, self.scroll - TERRAIN_W)  # columns now at x <= -4
         if gone:
             reward += REWARD_PASS * gone
-            self.terrain_x, self.terrain_y = self.terrain_x[gone:], self.terrain_y[gone:]
+            del self.terrain_x[:gone], self.terrain_y[:gone]
 
         if self.y < TOP_LIMIT:
             lives -= 1
@@ -173,8 +179,8 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         freq = 4.5 / WIDTH + self.np_random.uniform(-0.01, 0.01)
         jitter = (HEIGHT * 0.125) * np.sin(freq * x + self.np_random.uniform(0.0, 0.5, size=x.size))
         y = (HEIGHT / 2.0 + jitter).astype(np.int64)  # int() truncation, as PLE; the middle stays positive
-        self.terrain_x = np.concatenate([self.terrain_x, x])
-        self.terrain_y = np.concatenate([self.terrain_y, y])
+        self.terrain_x.extend((x + self.scroll).tolist())
+        self.terrain_y.extend(y.tolist())
 
     def _columns_under_player(self) -> range:
         """Indices (oldest first) of the terrain columns whose boxes overlap the copter's box sideways.
@@ -182,9 +188,9 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         The columns are 72 px tall around a middle of 18-30 px, so they span every height the copter can
         reach: overlapping sideways is overlapping. A column at x overlaps when x - 2 < 17 and x + 2 > 15."""
         player_left = PLAYER_X - PLAYER_BOX // 2
-        first = np.searchsorted(self.terrain_x, player_left - TERRAIN_W + TERRAIN_W // 2, side="right")
-        end = np.searchsorted(self.terrain_x, player_left + PLAYER_BOX + TERRAIN_W // 2, side="left")
-        return range(int(first), int(end))
+        first = bisect_right(self.terrain_x, player_left - TERRAIN_W + TERRAIN_W // 2 + self.scroll)
+        end = bisect_left(self.terrain_x, player_left + PLAYER_BOX + TERRAIN_W // 2 + self.scroll)
+        return range(first, end)
 
     def _state(self) -> np.ndarray:
         ahead = [(x - PLAYER_X, y) for x, y in self.blocks if 0 < x - PLAYER_X < 999]
@@ -214,7 +220,7 @@ class PixelcopterEnv(gym.Env[np.ndarray, np.int64]):
         for x, y in self.blocks:
             _fill(frame, *_box(x, y, BLOCK_W, BLOCK_H), GREEN)
         for x, y in zip(self.terrain_x, self.terrain_y, strict=True):
-            left, top, _, _ = _box(x, y, TERRAIN_W, TERRAIN_H)
+            left, top, _, _ = _box(x - self.scroll, y, TERRAIN_W, TERRAIN_H)
             # PLE's column sprite: a 24 px ceiling at its top and a floor from 50.4 px (drawn from row 50) down
             _fill(frame, left, top, TERRAIN_W, HEIGHT * 0.5, GREEN)
             _fill(frame, left, top + int(HEIGHT * 1.05), TERRAIN_W, HEIGHT * 0.5, GREEN)
