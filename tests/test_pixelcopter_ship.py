@@ -99,3 +99,15 @@ def test_the_run_folder_records_the_env(run: TrainResult) -> None:
         "n": 2,
         "start": 0,
     }
+
+
+def test_cli_trains_reinforce_with_the_courses_settings(tmp_path: Path) -> None:
+    out = tmp_path / "reinforce-pixelcopter"
+    args = ["--seed", "1", "--out", str(out), "--total-steps", "300", "--eval-episodes", "2", "--no-progress"]
+    proc = subprocess.run([RLSHIP, "train", "reinforce", ENV_ID, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    hp = config["hyperparameters"]
+    assert (hp["batch_episodes"], hp["learning_rate"], hp["gamma"]) == (1, 1e-4, 0.99)  # the course's
+    assert config["network"]["hidden_sizes"] == [64, 128] and config["network"]["activation"] == "relu"
+    assert json.loads((out / "results.json").read_text())["n_eval_episodes"] == 2
