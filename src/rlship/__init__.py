@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import rlship.registration  # noqa: F401  (registers the rlship/ envs with Gymnasium)
+
 # Registers hf:// sources with load_policy (huggingface_hub itself is imported only when one is loaded).
 from rlship.hub import pull as _hub_pull  # noqa: F401
 

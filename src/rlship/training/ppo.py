@@ -76,6 +76,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         gae_lambda=0.98,
         ent_coef=0.01,
     ),
+    # Tuned on seeds 0-9 (README.md, Pixelcopter): ReLU for the unscaled game state (distances in pixels,
+    # up to ~56), a high learning rate with 10 epochs per rollout for sample efficiency.
+    "rlship/Pixelcopter-v0": dict(
+        total_steps=1_000_000,
+        num_envs=16,
+        n_steps=256,
+        epochs=10,
+        minibatch_size=512,
+        learning_rate=1e-3,
+        activation="relu",
+    ),
 }
 
 
