@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
+from rlship import export
 from rlship.errors import RlshipError
 from rlship.hub import cli as hub_cli
 from rlship.serving import cli as serving_cli
@@ -178,6 +179,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_evaluate,
     hub_cli.register,
     serving_cli.register,
+    export.register,
 ]
 
 
