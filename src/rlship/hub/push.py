@@ -91,7 +91,6 @@ def push_policy(
         "video": video,
         "onnx": onnx,
         "tags": tags,
-        "revision": revision,
     }
     if out is not None:
         package = package_policy(source, out, **options)
@@ -158,7 +157,10 @@ def upload_package(
     create_pr: bool = False,
     dry_run: bool = False,
 ) -> PushResult:
-    """Upload a package made by `package_policy` to `repo_id` in one commit (or, if `dry_run`, only say what)."""
+    """Upload a package made by `package_policy` to `repo_id` in one commit (or, if `dry_run`, only say what).
+    The card is rendered again for `repo_id` and the branch pushed to, so its links and load lines point there."""
+    if package.card is not None:
+        _render_card(package, repo_id, revision)
     if dry_run:
         return PushResult(repo_id, package, revision, dry_run=True, deleted=[])
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
@@ -194,7 +196,7 @@ def upload_package(
         pr_url = info.pr_url if create_pr else None
         if pr_revision and package.card is not None:
             # The pull request's revision exists only now: a second commit on it points the card's links at it.
-            package.card.render(repo_id, pr_revision).save(package.folder / CARD_FILE)
+            _render_card(package, repo_id, pr_revision)
             info = api.create_commit(
                 repo_id,
                 [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=str(package.folder / CARD_FILE))],
@@ -224,6 +226,12 @@ def upload_package(
         pr_revision=pr_revision,
         hub_mean_reward=hub_score,
     )
+
+
+def _render_card(package: Package, repo_id: str, revision: str | None) -> None:
+    assert package.card is not None
+    package.card.render(repo_id, revision).save(package.folder / CARD_FILE)
+    package.files[CARD_FILE] = (package.folder / CARD_FILE).stat().st_size
 
 
 def read_back_score(repo_id: str, commit: str, token: str) -> str | None:
