@@ -83,7 +83,8 @@ def test_push_then_pull_gives_the_same_actions(hub: FakeHub, trained, tmp_path: 
     np.testing.assert_array_equal(ours.actions, theirs.actions)
     np.testing.assert_allclose(ours.probabilities, theirs.probabilities, rtol=0, atol=0)
     assert sorted(hub.downloads()) == sorted(
-        ["alice/ppo-cartpole/resolve/main/config.json"] * 2
+        [f"alice/ppo-cartpole/resolve/{result.commit_oid}/README.md"] * 2  # push reads the card back (HEAD, GET)
+        + ["alice/ppo-cartpole/resolve/main/config.json"] * 2
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/model.safetensors"] * 2
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/results.json"] * 2
     )
@@ -106,7 +107,8 @@ def test_branch_pull_request_revision_pinning_and_offline_cache(
     repo = hub.repos["alice/cartpole"]
     assert repo.refs["main"] == main.commit_oid and repo.refs["dev"] == dev.commit_oid
     assert pr.pr_url is not None and pr.pr_url.endswith("/discussions/1")
-    assert repo.refs["refs/pr/1"] == pr.commit_oid and repo.commits[pr.commit_oid].message == "please review"
+    assert repo.refs["refs/pr/1"] == pr.commit_oid  # the card's commit, on the pull request's own commit:
+    assert repo.commits[repo.commits[pr.commit_oid].parent or ""].message == "please review"
     assert any(r.path == "/api/models/alice/cartpole/branch/dev" for r in hub.requests)
 
     assert rlship.load_policy("hf://alice/cartpole@dev").revision == dev.commit_oid
