@@ -171,7 +171,7 @@ def evaluation_summary(report: dict[str, Any]) -> str:
     """A few lines a person reads at a glance: what was evaluated, the score, the spread, the protocol."""
     returns, lengths, seeds = report["episode_returns"], report["episode_lengths"], report["episode_seeds"]
     if report.get("random_actions"):
-        mode = "random actions (the random baseline samples even when greedy actions are asked)"
+        mode = "random actions: the random baseline samples even when greedy actions are asked"
     else:
         mode = "greedy actions" if report["deterministic"] else "sampled actions"
     return "\n".join(
