@@ -306,17 +306,19 @@ def write_onnx(policy: Policy, path: Path, opset: int = ONNX_OPSET) -> dict[str,
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """torch.onnx logs a line per step and warns about optional libraries (torchvision) a policy never uses:
-    `rlship export` prints its own summary instead."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """torch.onnx (and onnxscript, converting to an older opset) log a line per step and warn about optional
+    libraries (torchvision) a policy never uses: `rlship export` prints its own summary instead."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def run_onnx(path: Path, observations: np.ndarray) -> list[np.ndarray]:
