@@ -48,10 +48,10 @@ MAX_DIFFERENCE = 1e-5  # largest difference allowed between the exported outputs
 # What an exported model computes, in the order it computes it (written into config.json and the README):
 INPUT_NAME = "observations"
 OUTPUTS_DOC = {
-    "actions": "int64 (N,): the greedy action (argmax of probabilities); random policies sample it",
-    "probabilities": "float32 (N, n_actions): the action distribution `Policy.act` reports",
-    "values": "float32 (N,): the state value V(s) (actor-critic policies only)",
-    "q_values": "float32 (N, n_actions): the action values Q(s, a) (value-based policies only)",
+    "actions": "the greedy action, the argmax of probabilities (the random baseline samples it on every call)",
+    "probabilities": "the action distribution Policy.act reports",
+    "values": "the state value V(s) (actor-critic policies only)",
+    "q_values": "the action values Q(s, a) (value-based policies only)",
 }
 
 

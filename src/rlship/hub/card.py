@@ -240,9 +240,10 @@ def _onnx_lines(config: dict[str, Any], repo: str, revision: str | None, onnx: d
         "## Run it with onnxruntime (no rlship, no PyTorch)",
         "",
         f"`model.onnx` (ONNX opset {onnx.get('opset')}) is the same policy as one graph, for onnxruntime, Unity "
-        f"Sentis or Godot RL Agents: input `{inp['name']}`, {inp['dtype']} of shape (batch, {shape}); outputs "
-        + ", ".join(f"`{o['name']}` ({o['doc']})" for o in onnx["outputs"])
-        + ". It was checked against `rlship.load_policy(...).act` before it was packaged.",
+        "Sentis or Godot RL Agents, checked against `rlship.load_policy(...).act` before it was packaged. "
+        f"Input `{inp['name']}`: {inp['dtype']} (batch, {shape}), observations as the env gives them. Outputs:",
+        "",
+        *(f"- `{o['name']}`: {o['dtype']} {_shape(o['shape'])}, {o['doc']}" for o in onnx["outputs"]),
         "",
         "```bash",
         "pip install onnxruntime huggingface_hub numpy",
@@ -263,6 +264,11 @@ def _onnx_lines(config: dict[str, Any], repo: str, revision: str | None, onnx: d
         lines.insert(-1, "This is the random baseline: `actions` is sampled uniformly, on every call.")
         lines.insert(-1, "")
     return lines
+
+
+def _shape(dims: list[Any]) -> str:
+    """(batch,) or (batch, 2), as Python writes a shape."""
+    return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _file_url(repo: str, name: str, revision: str | None = None) -> str:
