@@ -6,8 +6,9 @@ Routes (as huggingface_hub 2.x calls them): whoami-v2, validate-yaml, repos/crea
 with create_pr; onto a branch or a pull request's refs/pr/N, as the Hub takes them), branch create, and
 `/{ID}/resolve/{REV}/{PATH}` (HEAD and GET, with X-Repo-Commit and ETag; REV a branch, refs/pr/N or a commit).
 Repos live in memory as commits (sha -> files) and refs (branch -> sha). Tokens have a user and a role ("read" or
-"write"); a user writes only to its own namespace, and whoami-v2 names the token's user (push's default repo id). `fail(method, path regex, status)` makes a route answer an error
-the way the Hub does (JSON body with "error", X-Error-Message). `requests` records what the client asked for.
+"write"); a user writes only to its own namespace, and whoami-v2 names the token's user (push's default repo id).
+`fail(method, path regex, status)` makes a route answer an error the way the Hub does (JSON body with "error",
+X-Error-Message). `requests` records what the client asked for.
 """
 
 from __future__ import annotations
