@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import types
 import typing
@@ -209,12 +210,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
     )
-    print(json.dumps({"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}, indent=2))
+    report = {"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}
+    if policy.spec.action_distribution == "uniform":
+        report["random_actions"] = True  # the random baseline samples even when deterministic actions are asked
+    # JSON for scripts and pipes (and --json); a short summary for a person at a terminal
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(report, indent=2))
+    else:
+        print(evaluation_summary(report))
     return 0
 
 
+def evaluation_summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads at a glance: what was evaluated, the score, the spread, the protocol."""
+    returns, lengths, seeds = report["episode_returns"], report["episode_lengths"], report["episode_seeds"]
+    if report.get("random_actions"):
+        mode = "random actions: the random baseline samples even when greedy actions are asked"
+    else:
+        mode = "greedy actions" if report["deterministic"] else "sampled actions"
+    return "\n".join(
+        [
+            f"{report['algorithm']} on {report['env_id']} from {report['source']}",
+            f"mean_reward {report['mean_reward']:.2f} +/- {report['std_reward']:.2f} over "
+            f"{report['n_eval_episodes']} episodes ({mode})",
+            f"returns: min {min(returns):g}, median {statistics.median(returns):g}, max {max(returns):g}; "
+            f"episode length: mean {statistics.fmean(lengths):.1f}",
+            f"eval seed {report['seed']} (episode seeds {seeds[0]}-{seeds[-1]}), {report['wall_seconds']:.2f} s; "
+            "--json for every episode",
+        ]
+    )
+
+
 def register_evaluate(sub: Subparsers) -> None:
-    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a policy by the evaluation protocol; a summary on a terminal, JSON when piped or --json",
+    )
     ev.set_defaults(handler=_run_evaluate)
     ev.add_argument(
         "source",
@@ -225,6 +256,28 @@ def register_evaluate(sub: Subparsers) -> None:
     ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON like results.json (the default when stdout is not a terminal)",
+    )
+
+
+def register_export(sub: Subparsers) -> None:
+    from rlship import export  # torch (its graphs are torch modules): only when the command is `export`
+
+    export.register(sub)
+
+
+# Verbs whose parsers import torch: `rlship --help` lists them by name and help only (start-up stays fast); the
+# full parser, flags and all, is built when the verb is the command being run.
+LAZY_COMMANDS: dict[Callable[[Subparsers], None], tuple[str, str]] = {
+    register_train: ("train", TRAIN_HELP),
+    register_export: (
+        "export",
+        "export a policy as ONNX (model.onnx) or TorchScript (agent.pt, for the Open RL Leaderboard)",
+    ),
+}
 
 
 # The verbs, in the order `rlship --help` lists them.
@@ -234,13 +287,8 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     hub_cli.register,
     serving_cli.register,
     sweep.register,
+    register_export,
 ]
-
-
-def _register_train_entry(sub: Subparsers) -> None:
-    """`train` as `rlship --help` lists it, without importing the algorithms (and so torch): the full parser,
-    flags and all, is built only when the command is `train`."""
-    sub.add_parser("train", help=TRAIN_HELP, add_help=False)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -252,8 +300,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlship {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
-        if register is register_train and command != "train":
-            _register_train_entry(sub)
+        name, help_text = LAZY_COMMANDS.get(register, (None, ""))
+        if name is not None and command != name:
+            sub.add_parser(name, help=help_text, add_help=False)
         else:
             register(sub)
     return parser
