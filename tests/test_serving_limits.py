@@ -8,25 +8,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import signal
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import httpx
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from rlship.cli import main
 from rlship.networks import NetworkSpec
 from rlship.policy import Policy, new_policy
 from rlship.serving.limits import ServerLimits, shorten
 from rlship.serving.routes import PolicyRoutes
 from tests.conftest import make_untrained
 from tests.test_serving import RLSHIP, start_server, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OBS = [0.01, -0.02, 0.03, 0.04]
 ACT = b'{"observation": [0.01, -0.02, 0.03, 0.04]}'
@@ -285,6 +291,37 @@ def test_limits_from_the_environment() -> None:
     assert ServerLimits.from_env(limits.env()) == limits
     with pytest.raises(ValueError, match="RLSHIP_KEEP_ALIVE='soon' is not a whole number"):
         ServerLimits.from_env({"RLSHIP_KEEP_ALIVE": "soon"})
+
+
+def test_rlship_serve_passes_the_limits_to_bentoml(monkeypatch: pytest.MonkeyPatch) -> None:
+    caught: dict[str, Any] = {}
+    monkeypatch.setattr(os, "execve", lambda path, command, env: caught.update(command=command, env=env))
+    monkeypatch.setenv("RLSHIP_HEADER_TIMEOUT", "7")  # as the Docker image sets it
+    monkeypatch.setenv("RLSHIP_KEEP_ALIVE", "9")
+    assert main(["serve", "--max-connections", "300", "--body-timeout", "2.5", "--keep-alive", "3"]) == 0
+    assert ServerLimits.from_env(caught["env"]) == ServerLimits(
+        body_timeout=2.5, header_timeout=7.0, keep_alive=3, max_connections=300
+    )
+    # the idle keep-alive is uvicorn's own timeout, through bentoml serve's flag for it (the flag beats the env)
+    command = caught["command"]
+    assert command[1:4] == ["-m", "bentoml", "serve"]
+    assert command[command.index("--timeout-keep-alive") + 1] == "3"
+
+
+def test_the_docker_image_and_the_bento_set_every_limit() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    docker_env = dict(re.findall(r"^\s+(RLSHIP_[A-Z_]+)=(\S+?)\s*\\?$", dockerfile, re.M))
+    bento = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    bento_env = {e["name"]: e["value"] for e in bento["envs"]}
+    for env in (docker_env, bento_env):
+        limits = ServerLimits.from_env(env)
+        assert limits == ServerLimits.from_env(
+            {
+                k: env[k]
+                for k in ("RLSHIP_KEEP_ALIVE", "RLSHIP_HEADER_TIMEOUT", "RLSHIP_BODY_TIMEOUT", "RLSHIP_MAX_CONNECTIONS")
+            }
+        )
+        assert limits.max_connections is not None  # recorded, not left to the machine's `ulimit -n`
 
 
 # --- answers: never NaN, messages of readable length -------------------------------------------------------------

@@ -4,7 +4,8 @@ its environment variable and what a client sees when it hits it.
 
 What is configured where, and why:
 - idle keep-alive: uvicorn's own `timeout_keep_alive`, passed as `bentoml serve --timeout-keep-alive` (a real
-  setting of the real server; `rlship serve --keep-alive` / RLSHIP_KEEP_ALIVE).
+  setting of the real server; `rlship serve --keep-alive` / RLSHIP_KEEP_ALIVE, which also reaches `bentoml serve`
+  run directly, as in a bento image, through the Config below).
 - header size: uvicorn's h11 parser refuses a request head over 16 KB with 400 and closes (its default; kept).
 - body size and time to send the body: `BodyLimit`, an ASGI middleware added with BentoML's
   `Service.add_asgi_middleware`, so it wraps every route (BentoML's own and rlship's). Neither BentoML nor uvicorn
@@ -345,6 +346,9 @@ def install_connection_limits(limits: ServerLimits) -> None:
 
     original = getattr(uvicorn.Config, "_rlship_original", uvicorn.Config)
     header_timeout, cap = limits.header_timeout, limits.connections
+    # `rlship serve` passes the keep-alive as `bentoml serve --timeout-keep-alive`; a bento image runs
+    # `bentoml serve` itself, with RLSHIP_KEEP_ALIVE from bentofile.yaml: honoured here when it is set
+    keep_alive = limits.keep_alive if os.environ.get(KEEP_ALIVE_ENV, "").strip() else None
 
     class BoundedConfig(original):  # type: ignore[misc, valid-type]
         _rlship_original = original
@@ -354,6 +358,8 @@ def install_connection_limits(limits: ServerLimits) -> None:
             http = kwargs.get("http", "auto")
             base = import_from_string(HTTP_PROTOCOLS.get(http, http)) if isinstance(http, str) else http
             kwargs["http"] = bounded_protocol(base, header_timeout, cap)
+            if keep_alive is not None:
+                kwargs["timeout_keep_alive"] = keep_alive
             super().__init__(*args, **kwargs)
 
     uvicorn.Config = BoundedConfig  # type: ignore[misc]
