@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--crowd", type=int, default=10000, help="idle connections to hold (default: 10000)")
     parser.add_argument("--slow", type=int, default=200, help="connections sending a head a byte a second")
     parser.add_argument("--skip-unbounded", action="store_true", help="skip the unbounded-body comparison")
+    parser.add_argument("--scenarios", nargs="+", choices=["chunked", "crowd"], default=["chunked", "crowd"])
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -214,8 +215,18 @@ def main() -> None:
     wanted = args.crowd + args.slow + 500
     if soft < wanted:  # the crowd's client process inherits this
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
-    print(f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}; fd limit {resource.getrlimit(7)[0]}")
+    print(
+        f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
+    )
 
+    if "chunked" in args.scenarios:
+        chunked_table(args)
+    if "crowd" in args.scenarios:
+        crowd_table(args)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+def chunked_table(args: argparse.Namespace) -> None:
     print(f"\nchunked: {UPLOAD_BYTES / 1e6:.0f} MB chunked bodies to /act_batch, one after another, during wrk on /act")
     print(f"({args.rounds} rounds of {args.seconds:g} s unloaded, then {args.seconds:g} s abused; p99 the median)\n")
     print(
@@ -237,6 +248,8 @@ def main() -> None:
             f"| {r['quiet_p99']:.2f} | {r['loud_p99']:.2f} | {r['loud_p99'] / r['quiet_p99']:.2f} | {r['errors']} |"  # type: ignore[operator]
         )
 
+
+def crowd_table(args: argparse.Namespace) -> None:
     print(
         f"\ncrowd: {args.crowd} idle + {args.slow} slow connections held during wrk on /act "
         f"(rlship serve defaults: --max-connections {4096}, --header-timeout 10)\n"
@@ -252,7 +265,6 @@ def main() -> None:
         f"| {c['loud_rps']:.0f} | {c['quiet_p99']:.2f} | {c['loud_p99']:.2f} "
         f"| {c['loud_p99'] / c['quiet_p99']:.2f} | {c['errors']} |"  # type: ignore[operator]
     )
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
