@@ -216,7 +216,8 @@ def main() -> None:
     if soft < wanted:  # the crowd's client process inherits this
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
     print(
-        f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}; fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
+        f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}; "
+        f"fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"
     )
 
     if "chunked" in args.scenarios:
