@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rlship.errors import ObservationError
 from rlship.policy import Policy
 from rlship.run_folder import read_results
+from rlship.serving import limits
 
 DEFAULT_MAX_BATCH = 4096
 # A JSON number takes at most ~25 bytes ("-0.12345678901234567e-300,"); bodies beyond the largest allowed batch
@@ -124,6 +125,7 @@ def act(policy: Policy, body: bytes, max_batch: int, batch: bool, rng: np.random
     result = policy.act(
         observations, deterministic=deterministic, rng=np.random.default_rng(seed) if seed is not None else rng
     )
+    limits.check_finite(policy, (result.probabilities, result.values, result.q_values))  # JSON has no NaN
     if batch:
         fields: dict[str, Any] = {
             "actions": result.actions.tolist(),

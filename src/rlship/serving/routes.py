@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rlship.policy import Policy
-from rlship.serving import protocol
+from rlship.serving import limits, protocol
 
 logger = logging.getLogger("rlship.serving")
 JSON = "application/json"
@@ -90,4 +90,5 @@ class PolicyRoutes:
 
 
 def _error(status: int, message: str) -> Response:
-    return Response(to_json({"error": message}), status_code=status, media_type=JSON)
+    # shortened: a message may quote a client's input, which can be megabytes
+    return Response(to_json({"error": limits.shorten(message)}), status_code=status, media_type=JSON)

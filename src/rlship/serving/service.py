@@ -6,6 +6,8 @@ Configuration comes from the environment, read when each worker imports this mod
   RLSHIP_MAX_BATCH   largest batch /act_batch accepts (default 4096)
   RLSHIP_TIMEOUT     seconds before BentoML answers a request with 504 (default 30)
   RLSHIP_ACCESS_LOG  "1" to log every request (off by default: it costs about a tenth of /act's throughput)
+  RLSHIP_MAX_BODY, RLSHIP_BODY_TIMEOUT, RLSHIP_HEADER_TIMEOUT, RLSHIP_MAX_CONNECTIONS: the server's bounds
+                     (`rlship.serving.limits`)
 
 Why the routes are a mounted Starlette app rather than `@bentoml.api` methods: profiled under load, a plain
 `@bentoml.api` /act spent most of its time outside the policy (per-response JSON-schema generation for the
@@ -30,7 +32,7 @@ import torch
 from starlette.responses import JSONResponse
 
 from rlship.policy import DEFAULT_POLICY, Policy, load_policy
-from rlship.serving import drain, protocol
+from rlship.serving import drain, limits, protocol
 from rlship.serving.routes import PolicyRoutes
 
 logger = logging.getLogger("rlship.serving")
@@ -116,6 +118,12 @@ drain.install()  # SIGTERM with RLSHIP_DRAIN_SECONDS: /readyz 503, serve on, the
 torch.set_num_threads(1)
 POLICY = _load_or_exit(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
 routes = PolicyRoutes(max_batch=_env_int(MAX_BATCH_ENV, protocol.DEFAULT_MAX_BATCH))
+# rlship.serving.limits: open connections and the time to send a request head, set in uvicorn's Config
+try:
+    LIMITS = limits.ServerLimits.from_env()
+except ValueError as exc:
+    raise SystemExit(f"rlship serve: {exc}") from None
+limits.install_connection_limits(LIMITS)
 
 
 @bentoml.asgi_app(routes.app(), path="/")
@@ -153,3 +161,9 @@ class PolicyService:
 
 
 PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
+# rlship.serving.limits: every request body bounded in size and time while it is read, on every route
+PolicyService.add_asgi_middleware(
+    limits.BodyLimit,
+    max_bytes=LIMITS.max_body or protocol.max_body_bytes(POLICY, routes.max_batch),
+    timeout=LIMITS.body_timeout,
+)
