@@ -65,7 +65,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     if args.sources:
         parse_entries(json.dumps(args.sources))  # bad names and duplicates: one line here, not a failed server
-        source = json.dumps(args.sources)  # a JSON list: paths may hold spaces
+        plain = (
+            len(args.sources) == 1 and not args.sources[0].startswith("[") and args.sources[0].split() == args.sources
+        )
+        source = args.sources[0] if plain else json.dumps(args.sources)  # a JSON list: paths may hold spaces
     else:
         source = os.environ.get("RLSHIP_POLICY") or "default"
     text = os.environ.get("RLSHIP_WORKERS") or "1"

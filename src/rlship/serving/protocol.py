@@ -66,8 +66,8 @@ class ActBatchResponse(BaseModel):
         json_schema_extra={
             "example": {
                 "actions": [1, 0],
-                "probabilities": [[0.3992, 0.6008], [0.7113, 0.2887]],
-                "values": [48.9588, 31.2714],
+                "probabilities": [[0.3992, 0.6008], [0.9898, 0.0102]],
+                "values": [48.9588, 48.9547],
             }
         }
     )
