@@ -3,7 +3,7 @@
     python benchmarks/serve_load.py                 # 1, 16, 64 connections on /act; the batch route; ratios
     python benchmarks/serve_load.py --soak 60       # then 60 s at 64 connections: errors and RSS growth
     python benchmarks/serve_load.py --plain-api     # also BentoML's own @bentoml.api path for the same routes
-    python benchmarks/serve_load.py --swaps 10 --swap-rss 50   # hot swaps under load; RSS over 50 swaps
+    python benchmarks/serve_load.py --swaps 0 --swap-rss 0     # without the hot swap part (default: 10 and 50)
 
 Both servers are started here as subprocesses on free loopback ports, worker processes of one torch thread each
 (rlship: --workers, default 1; the bare peer: one), and are measured in turns (rlship, bare, rlship, ...;
@@ -249,8 +249,8 @@ def main() -> None:
     parser.add_argument(
         "--plain-api", action="store_true", help="also measure BentoML's own @bentoml.api path (RLSHIP_PLAIN_API=1)"
     )
-    parser.add_argument("--swaps", type=int, default=0, help="hot swaps of the served policy under load (default: 0)")
-    parser.add_argument("--swap-rss", type=int, default=0, help="then this many swaps back to back: server RSS")
+    parser.add_argument("--swaps", type=int, default=10, help="hot swaps of the served policy under load (default: 10)")
+    parser.add_argument("--swap-rss", type=int, default=50, help="then this many swaps back to back: RSS (default: 50)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -158,8 +158,14 @@ class PolicyRoutesMiddleware:
     policy routes and the traffic timeout covers them."""
 
     def __init__(self, app: Any) -> None:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
         self.app = app
-        self.lean = APP
+        self.lean: Any = APP
+        if BentoMLContainer.http.cors.enabled.get():  # BentoML adds its CORS middleware inside this one: add it here
+            from starlette.middleware.cors import CORSMiddleware
+
+            self.lean = CORSMiddleware(APP, **BentoMLContainer.access_control_options.get())
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and (scope["path"] in POLICY_ROUTES or scope["path"].startswith(NAMED_PREFIX)):
