@@ -21,6 +21,8 @@ from rlship.training import ALGORITHMS
 from tests.test_serving import start_server, wait_ready
 
 OBS = [0.01, 0.0, 0.02, 0.0]
+ORIGIN = "http://simulator.example"
+CORS_OPTION = "services.rlship_policy.http.cors.access_control_allow_origins"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,11 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(baseline: Path) -> Iterator[str]:
-    proc, url = start_server("default", f"baseline={baseline}", "--max-batch", "64")
+    # BentoML's CORS turned on for one origin (its own config), to check the lean path keeps it
+    cors = f"services.rlship_policy.http.cors.enabled=true {CORS_OPTION}[0]={ORIGIN}"
+    proc, url = start_server(
+        "default", f"baseline={baseline}", "--max-batch", "64", env={"BENTOML_CONFIG_OPTIONS": cors}
+    )
     try:
         wait_ready(proc, url)
         yield url
@@ -168,3 +174,11 @@ def test_named_routes_refuse_what_they_cannot_answer(
     assert answer.status_code == status, answer.text
     assert says in answer.json()["error"]
     assert len(answer.text) < 1000  # a long name is shortened in the message, not echoed whole
+
+
+def test_bentoml_cors_covers_the_policy_routes(client: httpx.Client) -> None:
+    for method, path, body in (("POST", "/act", {"observation": OBS}), ("GET", "/policies/baseline/policy", None)):
+        answer = client.request(method, path, json=body, headers={"origin": ORIGIN})
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert "access-control-allow-origin" not in client.get("/livez", headers={"origin": "http://other.example"}).headers
