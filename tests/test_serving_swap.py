@@ -221,3 +221,10 @@ def test_a_swapped_out_policy_is_freed() -> None:
     gc.collect()
     assert freed() is None
     assert policies.slots["main"].generation == 3
+
+
+def test_a_short_admin_token_is_refused() -> None:
+    from rlship.serving.routes import PolicyRoutes
+
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        PolicyRoutes(admin_token="short")

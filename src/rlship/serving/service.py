@@ -65,7 +65,9 @@ def _cancel_timeout_timers() -> None:
     of /act grew from about 1 ms to over 100 ms within half a minute (measured with wrk; a 1 s timeout kept it
     flat). This swaps in the same middleware with the timer cancelled once the request is answered. BentoML
     builds its middleware list in each worker after importing this module, so the swap reaches every worker;
-    `traffic.timeout` must be positive, so the middleware cannot simply be turned off."""
+    `traffic.timeout` must be positive, so the middleware cannot simply be turned off, and the lean policy routes
+    cannot step around it: BentoML runs the middlewares added with `add_asgi_middleware` inside it. Still needed with
+    BentoML 1.4.40, the newest 1.4 release."""
     import asyncio
 
     from bentoml._internal.server.http import traffic
