@@ -31,7 +31,9 @@ import gc
 import logging
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -137,10 +139,12 @@ def _load_or_exit(text: str) -> list[tuple[str, Policy]]:
 
 def _state_dir() -> str:
     """The folder where the server's workers share hot swaps (`registry.PolicySet`). The main process, which
-    imports this module first, makes it; the workers BentoML starts next inherit its path in the environment."""
-    existing = os.environ.get(STATE_DIR_ENV)
-    if existing:
-        return existing
+    imports this module first, makes it; the workers BentoML starts next inherit its path in the environment. Only
+    a BentoML worker (`python -m _bentoml_impl.worker.service`) takes an inherited path: any other process that
+    imports this module, say a script that later starts servers of its own, makes its own folder."""
+    inherited = os.environ.get(STATE_DIR_ENV)
+    if inherited and Path(sys.argv[0]).parts[-3:] == ("_bentoml_impl", "worker", "service.py"):
+        return inherited
     path = tempfile.mkdtemp(prefix="rlship-serve-")
     os.environ[STATE_DIR_ENV] = path
     atexit.register(shutil.rmtree, path, True)  # the folder and the files in it are all this server's own
