@@ -149,8 +149,10 @@ def _check_reachable(repo_id: str, revision: str | None, source: str, timeout: f
     try:
         get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_FILE, revision=revision), timeout=timeout)
     except Exception as exc:
-        if not is_connection_error(exc) or cached:
+        if not is_connection_error(exc):
             raise
+        if cached:
+            return
         raise HubError(
             f"could not download {source}: the Hub could not be reached within {timeout:g} s "
             f"({type(exc).__name__}) and the files are not in the local cache; check your network connection (and "
