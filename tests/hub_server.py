@@ -52,6 +52,10 @@ class Request:
 
 
 class FakeHub:
+    # True: a download of a revision the repo lacks ("../../x", "/etc/passwd", ...) answers with the file at main's
+    # commit, as a careless or hostile Hub would; then only the client's own checks keep it out of the filesystem.
+    any_revision = False
+
     def __init__(self, tokens: dict[str, tuple[str, str]]) -> None:
         self.tokens = tokens  # token -> (user, role)
         self.repos: dict[str, Repo] = {}
@@ -292,9 +296,20 @@ class _Handler(BaseHTTPRequestHandler):
                 filename = rest[len(ref) + 1 :]
                 break
         else:
+            if self.hub.any_revision:
+                return self._resolve_any_revision(repo, rest)
             return self._error(404, f"Invalid rev id: {rest.split('/')[0]}", code="RevisionNotFound")
         content = repo.commits[sha].files.get(filename)
         if content is None:
             return self._error(404, "Entry not found", code="EntryNotFound", headers={"X-Repo-Commit": sha})
         headers = {"X-Repo-Commit": sha, "ETag": f'"{_blob_sha(content)}"'}
         return self._answer(200, headers=headers, raw=content)
+
+    def _resolve_any_revision(self, repo: Repo, rest: str) -> None:
+        """`rest` is an unknown REV/PATH: serve PATH (a file name main has) from main's commit, whatever REV is."""
+        sha = repo.refs["main"]
+        for filename, content in repo.commits[sha].files.items():
+            if rest.endswith("/" + filename):
+                headers = {"X-Repo-Commit": sha, "ETag": f'"{_blob_sha(content)}"'}
+                return self._answer(200, headers=headers, raw=content)
+        return self._error(404, "Entry not found", code="EntryNotFound", headers={"X-Repo-Commit": sha})

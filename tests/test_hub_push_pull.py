@@ -84,7 +84,8 @@ def test_push_then_pull_gives_the_same_actions(hub: FakeHub, trained, tmp_path: 
     np.testing.assert_allclose(ours.probabilities, theirs.probabilities, rtol=0, atol=0)
     assert sorted(hub.downloads()) == sorted(
         [f"alice/ppo-cartpole/resolve/{result.commit_oid}/README.md"] * 2  # push reads the card back (HEAD, GET)
-        + ["alice/ppo-cartpole/resolve/main/config.json"] * 2
+        # a HEAD for config.json within RLSHIP_HUB_TIMEOUT, then HEAD+GET each
+        + ["alice/ppo-cartpole/resolve/main/config.json"] * 3
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/model.safetensors"] * 2
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/results.json"] * 2
     )
