@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from rlship import ArtifactError, load_policy
-from rlship.policy import default_policy_dir
+from rlship.sources import default_policy_dir
 from tests.test_cli import RLSHIP
 
 ROOT = Path(__file__).resolve().parents[1]
