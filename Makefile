@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 # the trained policy for the Hugging Face Hub (model card, replay video, fresh results; `rlship push` uploads it),
 # then serve it on http://127.0.0.1:3000 (Ctrl+C stops it; the README shows the curl call to /act).
 demo: setup
-	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0
+	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0 --overwrite
 	$(BIN)/rlship evaluate runs/ppo-CartPole-v1-s0 --episodes 100
 	$(BIN)/rlship evaluate default --episodes 100
 	$(BIN)/rlship package runs/ppo-CartPole-v1-s0 --out runs/ppo-CartPole-v1-s0-hub
@@ -57,6 +57,6 @@ bench-algorithms: $(VENV)/.bench
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup
-	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/default-policy --no-progress
+	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/default-policy --no-progress --overwrite
 	cp runs/default-policy/config.json runs/default-policy/model.safetensors runs/default-policy/results.json \
 	  src/rlship/default_policy/

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import inspect
 import json
 import multiprocessing
 import os
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlship.errors import RlshipError
+from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -48,8 +48,8 @@ SWEEP_FORMAT = "rlship-sweep/1"
 SWEEP_JSON = "sweep.json"
 SWEEP_MD = "sweep.md"
 MAX_SEEDS = 10_000  # a bound on --seeds before anything is spent on it
-_RESULTS_FILE = "results.json"  # the run folder's evaluation (the artifact contract, DESIGN.md)
-_STATE_FILE = Path("checkpoint") / "state.json"  # an interrupted run's checkpoint, resumable
+_RESULTS_FILE = RESULTS_FILE  # the run folder's evaluation
+_STATE_FILE = Path(CHECKPOINT_DIR) / "state.json"  # an interrupted run's checkpoint, resumable
 
 
 class SweepError(RlshipError):
@@ -143,14 +143,21 @@ def run_seed(task: SeedTask) -> dict[str, Any] | None:
     torch.set_num_threads(1)
     algo = ALGORITHMS[task.algorithm]
     config = algo.make_config(task.env_id, **task.overrides)
-    kwargs: dict[str, Any] = {}
-    if "checkpoint" in inspect.signature(algo.train).parameters:
-        kwargs["checkpoint"] = CheckpointOptions(resume=(Path(task.out) / _STATE_FILE).is_file())
+    # The seed's folder is the sweep's own: an interrupted seed resumes from its checkpoint, anything else left
+    # there by an earlier attempt (a run with no checkpoint yet) is replaced.
+    resume = (Path(task.out) / _STATE_FILE).is_file()
     if _ctrl_c.is_set():
         return None
     start, cpu_start = time.perf_counter(), time.process_time()
     result = algo.train(
-        task.env_id, config, seed=task.seed, out=task.out, progress=False, env_kwargs=task.env_kwargs, **kwargs
+        task.env_id,
+        config,
+        seed=task.seed,
+        out=task.out,
+        progress=False,
+        env_kwargs=task.env_kwargs,
+        checkpoint=CheckpointOptions(resume=resume),
+        overwrite=not resume,
     )
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     summary = result.summary()
