@@ -357,7 +357,8 @@ def install_connection_limits(limits: ServerLimits) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             http = kwargs.get("http", "auto")
             base = import_from_string(HTTP_PROTOCOLS.get(http, http)) if isinstance(http, str) else http
-            kwargs["http"] = bounded_protocol(base, header_timeout, cap)
+            if not issubclass(base, ConnectionBounds):  # already bounded: the caller chose its own limits
+                kwargs["http"] = bounded_protocol(base, header_timeout, cap)
             if keep_alive is not None:
                 kwargs["timeout_keep_alive"] = keep_alive
             super().__init__(*args, **kwargs)
