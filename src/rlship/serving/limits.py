@@ -291,9 +291,10 @@ class ConnectionBounds:
             self._rlship_arm()
 
     def _rlship_busy(self) -> bool:
-        """In the middle of a request: its head has arrived and its answer is not yet sent."""
+        """In the middle of a request (its head has arrived, its answer is not yet sent), or upgraded to a
+        websocket (another protocol owns the transport now)."""
         cycle = self.cycle
-        return cycle is not None and not cycle.response_complete
+        return (cycle is not None and not cycle.response_complete) or self.transport.get_protocol() is not self
 
     def _rlship_arm(self) -> None:
         if self._rlship_timer is not None:
@@ -304,7 +305,7 @@ class ConnectionBounds:
     def _rlship_deadline(self, armed_cycle: Any) -> None:
         self._rlship_timer = None
         transport = self.transport
-        if transport.is_closing() or transport.get_protocol() is not self:  # closed, or upgraded to a websocket
+        if transport.is_closing():
             return
         if self.cycle is not armed_cycle or self._rlship_busy():
             return  # a request head arrived in time (its body has BodyLimit's deadline)
