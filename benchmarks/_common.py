@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlship.evaluation import EvalResult, evaluate_fn
-from rlship.training.run import CONFIRM_EVAL_SEED
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED
 
 ENV = "CartPole-v1"
 THRESHOLD = 475.0

@@ -14,11 +14,14 @@ The default (every rlship algorithm and both SB3 peers on seeds 0-4, SB3 stopped
 
     python benchmarks/algorithms.py
     python benchmarks/algorithms.py --algorithms dqn ppo --seeds 0 1 --sb3 dqn   # a quick look
+    rlship sweep ppo CartPole-v1 --seeds 100-119 --out sweeps/ppo                # the held-out seeds, on Ray or not
+    python benchmarks/algorithms.py --sweep sweeps/ppo --sb3                     # their row, from sweep.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -112,6 +115,13 @@ def main() -> None:
     parser.add_argument("--sb3", nargs="*", default=list(SB3_ZOO), choices=list(SB3_ZOO), help="SB3 peers to run")
     parser.add_argument("--sb3-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of the SB3 runs")
     parser.add_argument("--sb3-full", action="store_true", help="also report SB3's full rl-zoo budget (slow)")
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="take the rlship rows from `rlship sweep` folders (DIR/sweep.json) instead of training them here",
+    )
     args = parser.parse_args()
     unknown = set(args.algorithms) - set(ALGORITHMS)
     if unknown:
@@ -121,7 +131,16 @@ def main() -> None:
     print(f"{ENV}; eval: 100 greedy episodes, eval seed 0; torch threads 1; solved: eval mean >= {THRESHOLD:g}\n")
 
     rows: dict[str, Row] = {}
-    for name in args.algorithms:
+    for folder in map(Path, args.sweep):
+        sweep = json.loads((folder / "sweep.json").read_text())
+        if sweep["env_id"] != ENV:
+            parser.error(f"{folder}: a sweep on {sweep['env_id']}; this table is {ENV}")
+        name = f"rlship {sweep['algorithm']}"
+        name = name if name not in rows else f"{name} ({folder.name})"
+        row = rows[name] = Row(name)
+        for run in (r for r in sweep["runs"] if not r["interrupted"]):
+            row.add(run["seed"], run["train_seconds"], run["env_steps"], run["episode_returns"])
+    for name in [] if args.sweep else args.algorithms:
         algo = ALGORITHMS[name]
         row = rows[f"rlship {name}"] = Row(f"rlship {name}")
         for seed in args.seeds:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from rlship.training import ppo, run
+from rlship.training import ppo, train_log
 from rlship.training.checkpoint import CheckpointOptions
 
 MODES = {"bare": math.inf, "default": 60.0, "every update": 0.0}
@@ -34,7 +34,7 @@ def one_run(seed: int, every: float, tensorboard: bool) -> tuple[float, float, i
     saved = sys.modules.get("torch.utils.tensorboard")
     if not tensorboard:
         sys.modules["torch.utils.tensorboard"] = None  # type: ignore[assignment]  # what "not installed" looks like
-        run._tensorboard_notice_given = True  # keep the output to the table
+        train_log._tensorboard_notice_given = True  # keep the output to the table
     try:
         with tempfile.TemporaryDirectory() as d:
             cpu = time.process_time()

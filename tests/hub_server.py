@@ -3,10 +3,12 @@ part of the Hub API huggingface_hub calls for pushing and pulling a model repo.
 
 Routes (as huggingface_hub 2.x calls them): whoami-v2, validate-yaml, repos/create, repo info (`/api/models/ID`,
 `.../revision/REV`), tree listing, preupload (every file "regular": inline base64 in the commit), commit (NDJSON,
-with create_pr), branch create, and `/{ID}/resolve/{REV}/{PATH}` (HEAD and GET, with X-Repo-Commit and ETag).
+with create_pr; onto a branch or a pull request's refs/pr/N, as the Hub takes them), branch create, and
+`/{ID}/resolve/{REV}/{PATH}` (HEAD and GET, with X-Repo-Commit and ETag; REV a branch, refs/pr/N or a commit).
 Repos live in memory as commits (sha -> files) and refs (branch -> sha). Tokens have a user and a role ("read" or
-"write"); a user writes only to its own namespace. `fail(method, path regex, status)` makes a route answer an error
-the way the Hub does (JSON body with "error", X-Error-Message). `requests` records what the client asked for.
+"write"); a user writes only to its own namespace, and whoami-v2 names the token's user (push's default repo id).
+`fail(method, path regex, status)` makes a route answer an error the way the Hub does (JSON body with "error",
+X-Error-Message). `requests` records what the client asked for.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class Request:
 
 
 class FakeHub:
+    # True: a download of a revision the repo lacks ("../../x", "/etc/passwd", ...) answers with the file at main's
+    # commit, as a careless or hostile Hub would; then only the client's own checks keep it out of the filesystem.
+    any_revision = False
+
     def __init__(self, tokens: dict[str, tuple[str, str]]) -> None:
         self.tokens = tokens  # token -> (user, role)
         self.repos: dict[str, Repo] = {}
@@ -290,9 +296,20 @@ class _Handler(BaseHTTPRequestHandler):
                 filename = rest[len(ref) + 1 :]
                 break
         else:
+            if self.hub.any_revision:
+                return self._resolve_any_revision(repo, rest)
             return self._error(404, f"Invalid rev id: {rest.split('/')[0]}", code="RevisionNotFound")
         content = repo.commits[sha].files.get(filename)
         if content is None:
             return self._error(404, "Entry not found", code="EntryNotFound", headers={"X-Repo-Commit": sha})
         headers = {"X-Repo-Commit": sha, "ETag": f'"{_blob_sha(content)}"'}
         return self._answer(200, headers=headers, raw=content)
+
+    def _resolve_any_revision(self, repo: Repo, rest: str) -> None:
+        """`rest` is an unknown REV/PATH: serve PATH (a file name main has) from main's commit, whatever REV is."""
+        sha = repo.refs["main"]
+        for filename, content in repo.commits[sha].files.items():
+            if rest.endswith("/" + filename):
+                headers = {"X-Repo-Commit": sha, "ETag": f'"{_blob_sha(content)}"'}
+                return self._answer(200, headers=headers, raw=content)
+        return self._error(404, "Entry not found", code="EntryNotFound", headers={"X-Repo-Commit": sha})

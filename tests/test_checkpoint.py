@@ -18,6 +18,8 @@ import torch
 from rlship import load_policy
 from rlship.cli import main
 from rlship.evaluation import evaluate
+from rlship.networks import NetworkSpec
+from rlship.training import ALGORITHMS
 from rlship.training import checkpoint as ckpt_module
 from rlship.training.checkpoint import (
     STATE_FILE,
@@ -25,9 +27,10 @@ from rlship.training.checkpoint import (
     CheckpointError,
     CheckpointOptions,
     read_checkpoint_state,
-    resume_settings,
 )
-from rlship.training.run import EpisodeStats, StopRule, TrainLog
+from rlship.training.run import Run
+from rlship.training.stop_rule import EpisodeStats, StopRule
+from rlship.training.train_log import TrainLog
 from tests.conftest import make_untrained
 from tests.test_cli import RLSHIP, run
 from tests.test_tensorboard import read_scalars
@@ -38,7 +41,7 @@ HP = {"learning_rate": 0.01, "hidden_sizes": (16, 16)}
 def make_run(out: Path, seed: int = 0, resume: bool = False, hp: dict[str, Any] | None = None) -> dict[str, Any]:
     """The objects a training loop holds, a few steps into training, and a Checkpointer for them."""
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpointer(out, "ppo", "CartPole-v1", seed, hp or HP, None, CheckpointOptions(resume=resume))
+    ckpt = Checkpointer(out, "ppo", "CartPole-v1", seed, hp or HP, None, resume=resume)
     policy = make_untrained(seed)
     optimizer = torch.optim.Adam(policy.network.parameters(), lr=0.01)
     objects = {
@@ -164,38 +167,37 @@ def test_a_damaged_checkpoint_is_refused_with_a_clear_error(saved_run: Path, dam
         make_run(saved_run, resume=True)
 
 
-def test_a_checkpoint_of_another_run_is_refused(saved_run: Path) -> None:
+def test_a_checkpoint_of_another_run_is_refused(saved_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(CheckpointError, match=r"learning_rate: checkpoint 0.01, now 0.5"):
         make_run(saved_run, resume=True, hp={**HP, "learning_rate": 0.5})
     with pytest.raises(CheckpointError, match="seed=0"):
         make_run(saved_run, seed=1, resume=True)
-    with pytest.raises(CheckpointError, match=r"a ppo run, not dqn.*rlship train ppo CartPole-v1 --resume"):
-        resume_settings(saved_run, "dqn", "CartPole-v1", {})
-    with pytest.raises(CheckpointError, match=r"--gamma 0.5"):
-        resume_settings(saved_run, "ppo", "CartPole-v1", {"gamma": 0.5, "learning_rate": None})
-    # a fresh run may not overwrite an unfinished one by accident
-    with pytest.raises(CheckpointError, match=r"unfinished run.*--resume"):
-        make_run(saved_run)
-    with pytest.raises(CheckpointError, match="no such run folder"):
-        resume_settings(saved_run.parent / "nowhere", "ppo", "CartPole-v1", {})
+    assert main(["train", "dqn", "CartPole-v1", "--resume", str(saved_run)]) == 1
+    assert "rlship train ppo CartPole-v1 --resume" in capsys.readouterr().err
+    assert main(["train", "ppo", "CartPole-v1", "--resume", str(saved_run), "--gamma", "0.5"]) == 1
+    assert "--gamma 0.5 (the run has None)" in capsys.readouterr().err
+    assert main(["train", "ppo", "CartPole-v1", "--resume", str(saved_run.parent / "nowhere")]) == 1
+    assert "no such run folder" in capsys.readouterr().err
 
 
-def test_ctrl_c_asks_for_a_stop_and_a_second_one_aborts(saved_run: Path) -> None:
-    r = make_run(saved_run, resume=True)
-    ckpt = r["ckpt"]
-    ckpt.track(**tracked(r))
+def test_ctrl_c_asks_for_a_stop_and_a_second_one_aborts(tmp_path: Path) -> None:
+    algo = ALGORITHMS["ppo"]
+    out = tmp_path / "run"
+    config = algo.make_config("CartPole-v1", total_steps=1000)
+    run = Run(algo, "CartPole-v1", config, 0, out, False, None, CheckpointOptions(float("inf")), False)
     before = signal.getsignal(signal.SIGINT)
-    with ckpt.interruptible():
-        assert ckpt.safe_point(env_steps=70) is False
+    with pytest.raises(KeyboardInterrupt), run.running():
+        envs = run.vec_env(2)
+        run.new_policy(envs, NetworkSpec((8,), "tanh", {"logits": 2}))
+        run.start(["loss"], 2)
+        assert run.update(loss=1.0) is False
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # the handler runs in this (main) thread at the next bytecode
-        assert ckpt.safe_point(env_steps=80) is True and ckpt.interrupted
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
+        assert run.update(loss=1.0) is True and run.interrupted
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
-    r["log"].close()
-    assert read_checkpoint_state(saved_run)["counters"] == {"env_steps": 80}  # written at the stop
+    assert read_checkpoint_state(out)["counters"] == {"env_steps": 0, "updates": 2}  # written at the stop
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
@@ -256,17 +258,6 @@ def test_interrupt_a_real_training_run_then_resume_it(tmp_path: Path, capsys: py
     assert config["seed"] == 1 and config["hyperparameters"]["total_steps"] == 8000  # same run, same budget
     assert main(["train", "ppo", "CartPole-v1", "--resume", str(out)]) == 1
     assert "nothing to resume" in capsys.readouterr().err
-
-
-def test_a_new_run_replaces_a_finished_one_only_once_training_starts(saved_run: Path) -> None:
-    (saved_run / "results.json").write_text(json.dumps({"interrupted": False}))  # the run finished
-    with pytest.raises(CheckpointError, match="nothing to resume"):
-        make_run(saved_run, resume=True)
-    r = make_run(saved_run)  # a new run in the same folder is allowed...
-    assert (saved_run / "checkpoint").exists() and (saved_run / "results.json").exists()  # ...and deletes nothing yet
-    r["ckpt"].track(**tracked(r))
-    r["log"].close()
-    assert not (saved_run / "checkpoint").exists() and not (saved_run / "results.json").exists()
 
 
 def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:

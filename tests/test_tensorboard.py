@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rlship.training import ppo, run
-from rlship.training.run import EpisodeStats, TrainLog
+from rlship.training import ppo, train_log
+from rlship.training.stop_rule import EpisodeStats
+from rlship.training.train_log import TrainLog
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -46,7 +47,7 @@ def test_without_tensorboard_training_works_and_says_so_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an uninstalled package looks like
-    monkeypatch.setattr(run, "_tensorboard_notice_given", False)
+    monkeypatch.setattr(train_log, "_tensorboard_notice_given", False)
     stats = EpisodeStats(1, window=2)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

@@ -4,24 +4,28 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import os
+import statistics
 import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, Field, fields
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
-from rlship.errors import RlshipError
+from rlship import sweep
+from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
 from rlship.serving import cli as serving_cli
 
 
 def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
     """argparse keyword arguments for one hyperparameter field, from its type hint."""
-    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    from rlship.training.settings import field_default
+
+    default = field_default(f)
     kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata.get('help', '')} (default: {default})"}
     args = typing.get_args(hint)
     if hint is bool:
@@ -36,14 +40,15 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
 
 
 Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+TRAIN_HELP = "train a policy and write its folder (config, weights, results, log, curve)"
 
 
 def register_train(sub: Subparsers) -> None:
     from rlship.training import ALGORITHMS
     from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
-    from rlship.training.run import RUN_SETTINGS
+    from rlship.training.settings import RUN_SETTINGS
 
-    train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
+    train = sub.add_parser("train", help=TRAIN_HELP)
     train.set_defaults(handler=_run_train)
     algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for algo in ALGORITHMS.values():
@@ -56,7 +61,17 @@ def register_train(sub: Subparsers) -> None:
         p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
         # --seed defaults to None (meaning 0) so that --resume can tell a seed given on purpose from none at all
         p.add_argument("--seed", type=int, default=None, help="seed of envs, network init and sampling (default: 0)")
-        p.add_argument("--out", default=None, help="run folder to write (default: runs/ALGO-ENV_ID-sSEED)")
+        p.add_argument(
+            "--out",
+            default=None,
+            help="run folder to write: new or empty (default: runs/ALGO-ENV_ID-sSEED); an earlier run of the same "
+            "algorithm and env needs --overwrite",
+        )
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace the earlier run of this algorithm and env in --out (only the files rlship wrote)",
+        )
         p.add_argument(
             "--resume",
             default=None,
@@ -88,34 +103,36 @@ def register_train(sub: Subparsers) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from rlship.training import ALGORITHMS
-    from rlship.training.checkpoint import CheckpointOptions, resume_settings
+    from rlship.training.checkpoint import CheckpointOptions
 
     algo = ALGORITHMS[args.algo]
     overrides = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_")}
     seed, env_kwargs, out = args.seed, args.env_kwargs, args.out
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise UsageError(f"--env-kwargs must be a JSON object like '{{\"key\": 1}}'; got {json.dumps(env_kwargs)[:80]}")
     if args.resume is not None:
         if out is not None and Path(out).resolve() != Path(args.resume).resolve():
-            raise ValueError(f"--resume {args.resume} writes into that run's own folder; drop --out {out}")
-        overrides, seed, env_kwargs = resume_settings(
-            args.resume, algo.name, args.env_id, overrides, seed=seed, env_kwargs=env_kwargs
-        )
+            raise UsageError(f"--resume {args.resume} writes into that run's own folder; drop --out {out}")
+        overrides, seed, env_kwargs = _resume_settings(args.resume, algo.name, args.env_id, overrides, seed, env_kwargs)
         out = args.resume
-    kwargs: dict[str, Any] = {}
-    if "checkpoint" in inspect.signature(algo.train).parameters:
-        kwargs["checkpoint"] = CheckpointOptions(every_seconds=args.checkpoint_every, resume=args.resume is not None)
-    elif args.resume is not None:
-        raise ValueError(f"{algo.name} has no checkpoints, so --resume cannot continue it; start a new run")
     try:
         config = algo.make_config(args.env_id, **overrides)
     except TypeError as exc:  # a checkpoint's hyperparameters this version of the algorithm does not know
-        raise ValueError(str(exc)) from exc
-    out = out or f"runs/{algo.name}-{args.env_id}-s{seed or 0}"
+        raise UsageError(str(exc)) from exc
+    checkpoint = CheckpointOptions(every_seconds=args.checkpoint_every, resume=args.resume is not None)
     try:
         result = algo.train(
-            args.env_id, config, seed=seed or 0, out=out, progress=args.progress, env_kwargs=env_kwargs, **kwargs
+            args.env_id,
+            config,
+            seed=0 if seed is None else seed,
+            out=out,
+            progress=args.progress,
+            env_kwargs=env_kwargs,
+            checkpoint=checkpoint,
+            overwrite=args.overwrite,
         )
     except KeyboardInterrupt:  # a second Ctrl-C: aborted at once, so the last periodic checkpoint is what is left
-        if (Path(out) / "checkpoint" / "state.json").is_file():
+        if out is not None and (Path(out) / "checkpoint" / "state.json").is_file():
             print(
                 f"rlship train: aborted; the last periodic checkpoint in {out} can be resumed: "
                 f"rlship train {algo.name} {args.env_id} --resume {out}",
@@ -131,14 +148,53 @@ def _run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    # (an algorithm without a step budget, the random baseline, is not expected to solve anything)
-    if result.reward_threshold is not None and not result.solved and hasattr(config, "total_steps"):
+    # (a run that learns nothing, the random baseline, is not expected to solve anything)
+    if result.reward_threshold is not None and not result.solved and result.updates > 0:
         print(
             f"warning: not solved: evaluation {result.evaluation.metric} is below the reward threshold "
             f"{result.reward_threshold:g} after {result.env_steps} env steps; try more --total-steps",
             file=sys.stderr,
         )
     return 0
+
+
+def _resume_settings(
+    run_dir: str, algorithm: str, env_id: str, overrides: dict[str, Any], seed: int | None, env_kwargs: Any
+) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """(hyperparameters, seed, env_kwargs) to resume the run in `run_dir` with, from its checkpoint.
+
+    A resumed run keeps its own settings: flags that differ from the checkpoint's (`overrides` holds the
+    hyperparameters a user gave, None for those left out) are an error rather than silently ignored or silently
+    changing the run halfway."""
+    from rlship.training.checkpoint import STATE_FILE, CheckpointError, checkpoint_dir, read_checkpoint_state
+
+    state = read_checkpoint_state(run_dir)
+    path = checkpoint_dir(run_dir) / STATE_FILE
+    if (state["algorithm"], state["env_id"]) != (algorithm, env_id):
+        raise CheckpointError(
+            f"{path}: the checkpoint is of a {state['algorithm']} run on {state['env_id']}, not {algorithm} on "
+            f"{env_id}; resume it with `rlship train {state['algorithm']} {state['env_id']} --resume {run_dir}`"
+        )
+
+    def as_json(value: Any) -> Any:
+        return json.loads(json.dumps(value))
+
+    saved: dict[str, Any] = state["hyperparameters"]
+    conflicts = [
+        f"--{name.replace('_', '-')} {as_json(value)!r} (the run has {saved.get(name)!r})"
+        for name, value in overrides.items()
+        if value is not None and as_json(value) != saved.get(name)
+    ]
+    if seed is not None and seed != state["seed"]:
+        conflicts.append(f"--seed {seed} (the run has {state['seed']})")
+    if env_kwargs is not None and as_json(env_kwargs) != state.get("env_kwargs", {}):
+        conflicts.append(f"--env-kwargs {env_kwargs} (the run has {state.get('env_kwargs', {})})")
+    if conflicts:
+        raise CheckpointError(
+            f"--resume {run_dir} continues that run with its own settings; these flags conflict with it: "
+            f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out"
+        )
+    return dict(saved), int(state["seed"]), dict(state.get("env_kwargs") or {})
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -154,12 +210,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
     )
-    print(json.dumps({"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}, indent=2))
+    report = {"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}
+    if policy.spec.action_distribution == "uniform":
+        report["random_actions"] = True  # the random baseline samples even when deterministic actions are asked
+    # JSON for scripts and pipes (and --json); a short summary for a person at a terminal
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(report, indent=2))
+    else:
+        print(evaluation_summary(report))
     return 0
 
 
+def evaluation_summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads at a glance: what was evaluated, the score, the spread, the protocol."""
+    returns, lengths, seeds = report["episode_returns"], report["episode_lengths"], report["episode_seeds"]
+    if report.get("random_actions"):
+        mode = "random actions: the random baseline samples even when greedy actions are asked"
+    else:
+        mode = "greedy actions" if report["deterministic"] else "sampled actions"
+    return "\n".join(
+        [
+            f"{report['algorithm']} on {report['env_id']} from {report['source']}",
+            f"mean_reward {report['mean_reward']:.2f} +/- {report['std_reward']:.2f} over "
+            f"{report['n_eval_episodes']} episodes ({mode})",
+            f"returns: min {min(returns):g}, median {statistics.median(returns):g}, max {max(returns):g}; "
+            f"episode length: mean {statistics.fmean(lengths):.1f}",
+            f"eval seed {report['seed']} (episode seeds {seeds[0]}-{seeds[-1]}), {report['wall_seconds']:.2f} s; "
+            "--json for every episode",
+        ]
+    )
+
+
 def register_evaluate(sub: Subparsers) -> None:
-    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a policy by the evaluation protocol; a summary on a terminal, JSON when piped or --json",
+    )
     ev.set_defaults(handler=_run_evaluate)
     ev.add_argument(
         "source",
@@ -170,6 +256,28 @@ def register_evaluate(sub: Subparsers) -> None:
     ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON like results.json (the default when stdout is not a terminal)",
+    )
+
+
+def register_export(sub: Subparsers) -> None:
+    from rlship import export  # torch (its graphs are torch modules): only when the command is `export`
+
+    export.register(sub)
+
+
+# Verbs whose parsers import torch: `rlship --help` lists them by name and help only (start-up stays fast); the
+# full parser, flags and all, is built when the verb is the command being run.
+LAZY_COMMANDS: dict[Callable[[Subparsers], None], tuple[str, str]] = {
+    register_train: ("train", TRAIN_HELP),
+    register_export: (
+        "export",
+        "export a policy as ONNX (model.onnx) or TorchScript (agent.pt, for the Open RL Leaderboard)",
+    ),
+}
 
 
 # The verbs, in the order `rlship --help` lists them.
@@ -178,30 +286,43 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_evaluate,
     hub_cli.register,
     serving_cli.register,
+    sweep.register,
+    register_export,
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `rlship` parser; a verb that is costly to describe (train: every algorithm's flags) is described in
+    full only when it is the `command` being run."""
     parser = argparse.ArgumentParser(prog="rlship", description="Train, publish and serve RL policies.")
     from rlship import __version__
 
     parser.add_argument("--version", action="version", version=f"rlship {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
-        register(sub)
+        name, help_text = LAZY_COMMANDS.get(register, (None, ""))
+        if name is not None and command != name:
+            sub.add_parser(name, help=help_text, add_help=False)
+        else:
+            register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.handler(args))
-    except (RlshipError, ValueError) as exc:
+    except RlshipError as exc:  # rlship's own errors say what to do in one line; anything else keeps its traceback
         print(f"rlship {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"rlship {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rlship evaluate ... | head`: the reader left; end quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141
 
 
 if __name__ == "__main__":

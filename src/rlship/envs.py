@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +21,32 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
         raise UnsupportedEnvError(f"unknown Gymnasium env {env_id!r}: {exc}") from exc
 
 
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **make_kwargs: Any) -> gym.Env[Any, Any]:
+    """`gymnasium.make(env_id, **env_kwargs)`, with one-line errors for the usual failures: an unknown id, a
+    missing optional dependency (Box2D, MuJoCo), keyword arguments the env does not take."""
+    with _env_errors(env_id, env_kwargs):
+        return gym.make(env_id, **make_kwargs, **(env_kwargs or {}))
+
+
+@contextlib.contextmanager
+def _env_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[None]:
+    try:
+        yield
+    except gym.error.DependencyNotInstalled as exc:
+        extra = " (pip install 'rlship[box2d]')" if "box2d" in str(exc).lower() else ""
+        raise UnsupportedEnvError(
+            f"{env_id} needs a package that is not installed{extra}: {str(exc).splitlines()[0][:300]}"
+        ) from None
+    except gym.error.NameNotFound as exc:
+        raise UnsupportedEnvError(f"unknown Gymnasium env {env_id!r}: {str(exc)[:300]}") from None
+    except TypeError as exc:
+        if env_kwargs:
+            raise UnsupportedEnvError(
+                f"{env_id} does not take --env-kwargs {json.dumps(env_kwargs)[:200]}: {str(exc)[:200]}"
+            ) from None
+        raise
+
+
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None) -> gym.vector.VectorEnv:
     """A vector env of `num_envs` copies, with next-step autoreset (the transition after a `done` is a reset).
 
@@ -26,7 +55,8 @@ def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None =
     """
     spec = env_spec(env_id)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
+    with _env_errors(env_id, env_kwargs):
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:  # the rollout code relies on next-step semantics
         raise UnsupportedEnvError(f"{env_id}: vector env autoreset mode {autoreset} is not next-step")

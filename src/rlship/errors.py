@@ -17,3 +17,8 @@ class ObservationError(RlshipError, ValueError):
 
 class UnsupportedEnvError(RlshipError):
     """The environment (or its spaces) is not one this algorithm can train on."""
+
+
+class UsageError(RlshipError, ValueError):
+    """An argument, flag, hyperparameter or setting is malformed or out of range; the message names it and says
+    what is allowed. (A ValueError too, so callers that caught ValueError before keep working.)"""

@@ -12,12 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 
-from rlship.policy import Policy
+from rlship.envs import make_env
+from rlship.errors import UsageError
+
+if TYPE_CHECKING:  # evaluation needs only `act`; the run folder module (below policy) imports EvalResult from here
+    from rlship.policy import Policy
 
 EVAL_SEED_OFFSET = 1_000_000
 DEFAULT_EPISODES = 100
@@ -70,8 +73,8 @@ def run_episodes(
     a vector env would keep stepping (and auto-resetting) the envs that are already done.
     """
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1; got {episodes}")
-    envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(episodes)]
+        raise UsageError(f"episodes must be >= 1; got {episodes}")
+    envs = [make_env(env_id, env_kwargs) for _ in range(episodes)]
     try:
         obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, episode_seeds(seed, episodes), strict=True)])
         returns = np.zeros(episodes)

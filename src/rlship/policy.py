@@ -7,9 +7,10 @@ A policy folder holds `config.json` (everything needed to rebuild the network an
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,23 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from rlship import schema
 from rlship.errors import ArtifactError, ObservationError
 from rlship.networks import HeadsNetwork, NetworkSpec
-from rlship.spaces import space_from_dict, space_to_dict
+from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
+from rlship.sources import DEFAULT_POLICY, locate_source
+from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-RESULTS_FILE = "results.json"
-DEFAULT_POLICY = "default"
 # How a policy turns its network's outputs into the action distribution `act` reports and samples from
 # (config.json's "action_distribution"; "softmax" when absent):
 #   softmax         probabilities = softmax(logits head); greedy action = the most probable one
 #   epsilon_greedy  probabilities = epsilon spread uniformly + (1 - epsilon) on argmax of the q_values head
 #   uniform         probabilities = 1 / n_actions; it has no greedy action, so it samples even when deterministic
 ACTION_DISTRIBUTIONS = ("softmax", "epsilon_greedy", "uniform")
+# A safetensors header larger than this is not one rlship wrote (a policy's header is a few KB); the file size may
+# exceed the weights' bytes by at most this much.
+MAX_WEIGHTS_HEADER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -186,14 +189,18 @@ def new_policy(
     env_kwargs: dict[str, Any] | None = None,
     action_distribution: str = "softmax",
     epsilon: float = 0.0,
+    algorithm_summary: str | None = None,
 ) -> Policy:
-    """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first)."""
+    """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first).
+
+    `algorithm_summary` is the algorithm's one-line description, kept in config.json for the model card."""
     distribution: dict[str, Any] = {"kind": action_distribution}
     if action_distribution == "epsilon_greedy":
         distribution["epsilon"] = epsilon
     config = {
         "format_version": FORMAT_VERSION,
         "algorithm": algorithm,
+        **({"algorithm_summary": algorithm_summary} if algorithm_summary else {}),
         "env_id": env_id,
         "env_kwargs": env_kwargs or {},
         "observation_space": space_to_dict(observation_space),
@@ -205,64 +212,55 @@ def new_policy(
         "versions": library_versions(),
     }
     spec = spec_from_config(config)
-    return Policy(spec, HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network), config)
+    obs_dim = int(np.prod(spec.obs_shape))
+    spec.network.check_size(obs_dim)  # before a single parameter is allocated
+    return Policy(spec, HeadsNetwork(obs_dim, spec.network), config)
 
 
-def spec_from_config(config: dict[str, Any]) -> PolicySpec:
-    obs_space = space_from_dict(config["observation_space"])
-    act_space = space_from_dict(config["action_space"])
+def spec_from_config(config: Any) -> PolicySpec:
+    """The spec config.json describes, checked field by field before anything is built from it: a
+    `schema.ConfigError` (a ValueError) names the field and what is allowed."""
+    config = schema.mapping(config, "config")
+    obs_space = space_from_dict(schema.required(config, "observation_space", ""), "observation_space")
+    act_space = space_from_dict(schema.required(config, "action_space", ""), "action_space")
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"observation_space must be a 1-D Box; got {config['observation_space']}")
+        raise schema.ConfigError("observation_space", f"must be a 1-D Box; got {describe_space(obs_space)}")
     if not isinstance(act_space, gym.spaces.Discrete):
-        raise ValueError(f"action_space must be Discrete; got {config['action_space']}")
-    network = NetworkSpec.from_dict(config["network"])
-    distribution = config.get("action_distribution") or {"kind": "softmax"}
+        raise schema.ConfigError("action_space", f"must be Discrete; got {describe_space(act_space)}")
+    network = NetworkSpec.from_dict(schema.required(config, "network", ""))
+    distribution = schema.mapping(config.get("action_distribution") or {"kind": "softmax"}, "action_distribution")
     kind = distribution.get("kind")
     if kind not in ACTION_DISTRIBUTIONS:
-        raise ValueError(f"unknown action_distribution kind {kind!r}; this rlship knows {list(ACTION_DISTRIBUTIONS)}")
+        raise schema.ConfigError(
+            "action_distribution.kind",
+            f"unknown action_distribution kind {schema.brief(kind)}; this rlship knows {list(ACTION_DISTRIBUTIONS)}",
+        )
     needed = {"softmax": "logits", "epsilon_greedy": "q_values"}.get(kind)
     if needed is not None and network.heads.get(needed) != act_space.n:
-        raise ValueError(f"a {kind} policy needs a {needed!r} head of size {act_space.n}; got heads {network.heads}")
-    epsilon = float(distribution.get("epsilon", 0.0))
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"action_distribution epsilon must be in [0, 1]; got {epsilon}")
+        raise schema.ConfigError(
+            "network.heads", f"a {kind} policy needs a {needed!r} head of size {act_space.n}; got {network.heads}"
+        )
+    epsilon = schema.number(distribution.get("epsilon", 0.0), "action_distribution.epsilon", 0.0, 1.0)
+    env_kwargs = schema.mapping(config.get("env_kwargs") or {}, "env_kwargs")
     return PolicySpec(
-        algorithm=str(config["algorithm"]),
-        env_id=str(config["env_id"]),
+        algorithm=schema.text(schema.required(config, "algorithm", ""), "algorithm"),
+        env_id=schema.text(schema.required(config, "env_id", ""), "env_id"),
         observation_space=obs_space,
         action_space=act_space,
         network=network,
-        env_kwargs=dict(config.get("env_kwargs") or {}),
+        env_kwargs=dict(env_kwargs),
         action_distribution=kind,
         epsilon=epsilon,
     )
 
 
-def default_policy_dir() -> Path:
-    """The CartPole-v1 policy shipped inside the package."""
-    return Path(str(resources.files("rlship") / "default_policy"))
-
-
-def resolve_source(source: str | Path) -> Path:
-    """The local folder a policy source names: "default", a path, or "hf://OWNER/NAME[@REVISION]" (downloaded)."""
-    return locate_source(source)[0]
-
-
-def locate_source(source: str | Path) -> tuple[Path, str | None]:
-    """(local folder, Hub commit sha or None) of a policy source."""
-    text = str(source)
-    if text == DEFAULT_POLICY:
-        return default_policy_dir(), None
-    if text.startswith("hf://"):
-        from rlship.hub.pull import download_policy  # imports huggingface_hub: only when a Hub source is used
-
-        return download_policy(text)
-    return Path(text).expanduser(), None
-
-
 def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     """Load a policy: a folder written by `rlship train`, "default" (the embedded CartPole-v1 policy), or
-    "hf://OWNER/NAME[@REVISION]" (config.json and model.safetensors only, through huggingface_hub's cache)."""
+    "hf://OWNER/NAME[@REVISION]" (config.json and model.safetensors only, through huggingface_hub's cache).
+
+    Everything is checked before anything is allocated from it: config.json field by field, the network's size
+    from its description, results.json, then the weights file's size and header (names, dtypes, shapes) against
+    the network, and only then the weights themselves (finite). Any failure is an ArtifactError naming the file."""
     folder, revision = locate_source(source)
     if not folder.is_dir():
         raise ArtifactError(
@@ -270,53 +268,103 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), hf://OWNER/NAME for a policy on the Hugging Face Hub, "
             "or 'default' for the embedded CartPole-v1 policy."
         )
-    config = read_json(folder / CONFIG_FILE)
+    config_path = folder / CONFIG_FILE
+    config = read_config(folder)
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ArtifactError(
-            f"{folder / CONFIG_FILE}: format_version {version!r} is not one this rlship reads ({FORMAT_VERSION}); "
+            f"{config_path}: format_version {schema.brief(version)} is not one this rlship reads ({FORMAT_VERSION}); "
             "upgrade rlship or retrain the policy"
         )
     try:
+        schema.check_depth(config)
         spec = spec_from_config(config)
-    except (KeyError, TypeError, ValueError) as exc:
-        missing = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise ArtifactError(f"{folder / CONFIG_FILE}: invalid policy config: {missing}") from exc
-    network = HeadsNetwork(int(np.prod(spec.obs_shape)), spec.network)
-    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network))
+        obs_dim = int(np.prod(spec.obs_shape))
+        spec.network.check_size(obs_dim)
+    except ValueError as exc:  # schema.ConfigError, or check_size's UsageError
+        raise ArtifactError(f"{config_path}: invalid policy config: {exc}") from exc
+    read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
+    with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
+        network = HeadsNetwork(obs_dim, spec.network)
+    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network), assign=True)
     return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: file not found; a policy folder needs {path.name} (written by `rlship train`)")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc}); the file is corrupt, re-create it") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Weights from safetensors, checked name by name and shape by shape against the network config.json built."""
+    """Weights from safetensors for `network` (its parameters may be on the meta device: only names and shapes
+    are used). The file's size and header are checked against the network before any tensor is read, and every
+    tensor is checked finite after: a wrong or hostile file is an ArtifactError naming it (and the tensor)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found; a policy folder needs {WEIGHTS_FILE} (written by `rlship train`)")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(
-            f"{path}: not a readable safetensors file ({exc}); the file is corrupt, re-create it"
-        ) from exc
     expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
+    limit = 4 * sum(math.prod(shape) for shape in expected.values()) + MAX_WEIGHTS_HEADER_BYTES
+    size = path.stat().st_size
+    if size > limit:
+        raise ArtifactError(
+            f"{path}: {size:,} bytes, more than the float32 weights of the network in {CONFIG_FILE} need "
+            f"({limit:,} at most); the two files come from different runs, or the file is not rlship's"
+        )
+    header = _safetensors_header(path)
+    found = {name: tuple(info["shape"]) for name, info in header.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
         raise ArtifactError(
             f"{path}: weights do not match the network in {CONFIG_FILE} "
-            f"(missing {missing}, unexpected {extra}, wrong shape {wrong}); the two files come from different runs"
+            f"(missing {_names(missing)}, unexpected {_names(extra)}, wrong shape {_names(wrong)}); "
+            "the two files come from different runs"
         )
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise ArtifactError(
+                f"{path}: tensor {name!r} has dtype {schema.brief(info['dtype'])}; rlship weights are float32 (F32)"
+            )
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
+        ) from exc
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise ArtifactError(
+                f"{path}: tensor {name!r} holds NaN or infinite values; the run diverged or the file is damaged. "
+                "Retrain (or load an earlier checkpoint's weights)"
+            )
     return state
+
+
+def _safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """{tensor name: {"dtype", "shape", ...}} from a safetensors file's header, read without its data: an 8-byte
+    little-endian length, then that many bytes of JSON (the format's own layout; the data is never touched)."""
+    with path.open("rb") as f:
+        prefix = f.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 2 <= length <= MAX_WEIGHTS_HEADER_BYTES:
+            raise ArtifactError(
+                f"{path}: not a readable safetensors file (header length {length:,}); the file is corrupt or not "
+                "safetensors, re-create it"
+            )
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        tensors = {name: info for name, info in header.items() if name != "__metadata__"}
+        for name, info in tensors.items():
+            if not isinstance(info, dict) or not isinstance(info.get("dtype"), str):
+                raise ValueError(f"tensor {schema.brief(name)} has no dtype")
+            shape = info.get("shape")
+            if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+                raise ValueError(f"tensor {schema.brief(name)} has no valid shape")
+    except (ValueError, RecursionError) as exc:  # json's errors are ValueErrors
+        raise ArtifactError(
+            f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
+        ) from None
+    return tensors
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(schema.brief(n, 60) for n in names[:6])
+    return f"[{shown}{f' and {len(names) - 6} more' if len(names) > 6 else ''}]"

@@ -12,17 +12,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlship import schema
 from rlship.errors import UnsupportedEnvError
+
+# What a config.json space may describe: checked before a space (or a network sized by it) is built from it.
+MAX_DISCRETE_N = 1_000_000  # actions of a Discrete space
+MAX_BOX_NDIM = 4  # (H, W, C) plus a frame stack
+MAX_BOX_ELEMENTS = 1_000_000  # numbers in one observation (a 4-frame 210x160x3 Atari stack is 403,200)
+BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64")
+MAX_SPACE_START = 2**31 - 1
 
 
 def _encode_bound(value: float) -> float | str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return float(value)
-
-
-def _decode_bound(value: float | str) -> float:
-    return float(value)  # float("inf") / float("-inf") parse the strings written above
 
 
 def space_to_dict(space: gym.Space[Any]) -> dict[str, Any]:
@@ -43,15 +47,46 @@ def space_to_dict(space: gym.Space[Any]) -> dict[str, Any]:
     )
 
 
-def space_from_dict(desc: dict[str, Any]) -> gym.spaces.Box | gym.spaces.Discrete:
-    """Inverse of `space_to_dict`."""
-    kind = desc["type"]
+def space_from_dict(desc: Any, field: str = "space") -> gym.spaces.Box | gym.spaces.Discrete:
+    """Inverse of `space_to_dict`, checked field by field (a `schema.ConfigError` names the bad field): type, a
+    bounded `n`, a bounded `shape`, a whitelisted `dtype`, finite or "inf" bounds, low <= high."""
+    desc = schema.mapping(desc, field)
+    kind = schema.choice(schema.required(desc, "type", field), f"{field}.type", ("Box", "Discrete"))
     if kind == "Discrete":
-        return gym.spaces.Discrete(int(desc["n"]), start=int(desc.get("start", 0)))
-    if kind == "Box":
-        shape = tuple(int(d) for d in desc["shape"])
-        dtype = np.dtype(desc["dtype"])
-        low = np.array([_decode_bound(v) for v in desc["low"]], dtype=dtype).reshape(shape)
-        high = np.array([_decode_bound(v) for v in desc["high"]], dtype=dtype).reshape(shape)
-        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)  # type: ignore[arg-type]
-    raise ValueError(f"unknown space type {kind!r}; expected 'Box' or 'Discrete'")
+        n = schema.integer(schema.required(desc, "n", field), f"{field}.n", 1, MAX_DISCRETE_N)
+        start = schema.integer(desc.get("start", 0), f"{field}.start", -MAX_SPACE_START, MAX_SPACE_START)
+        return gym.spaces.Discrete(n, start=start)
+    dims = schema.sequence(schema.required(desc, "shape", field), f"{field}.shape", 1, MAX_BOX_NDIM)
+    shape = tuple(schema.integer(d, f"{field}.shape[{i}]", 1, MAX_BOX_ELEMENTS) for i, d in enumerate(dims))
+    size = math.prod(shape)
+    if size > MAX_BOX_ELEMENTS:
+        raise schema.ConfigError(
+            f"{field}.shape", f"{list(shape)} holds {size:,} numbers, more than rlship reads ({MAX_BOX_ELEMENTS:,})"
+        )
+    dtype = np.dtype(schema.choice(schema.required(desc, "dtype", field), f"{field}.dtype", BOX_DTYPES))
+    bounds = {}
+    for name in ("low", "high"):
+        values = schema.sequence(schema.required(desc, name, field), f"{field}.{name}", size, size)
+        bounds[name] = np.array(
+            [schema.bound(v, f"{field}.{name}[{i}]") for i, v in enumerate(values)], dtype=np.float64
+        ).reshape(shape)
+    if (bounds["low"] > bounds["high"]).any():
+        raise schema.ConfigError(f"{field}.low", "must be <= high everywhere")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if bounds["low"].min() < info.min or bounds["high"].max() > info.max:
+            raise schema.ConfigError(f"{field}.low", f"bounds must be finite and fit {dtype.name}")
+    with np.errstate(over="ignore"):  # float64 bounds beyond float16/32's range become inf, as gymnasium does
+        low, high = bounds["low"].astype(dtype), bounds["high"].astype(dtype)
+    return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)  # type: ignore[arg-type]
+
+
+def describe_space(space: gym.Space[Any]) -> str:
+    """A space in a few words for messages ("Box(shape (210, 160, 3), uint8)", "Discrete(4)"), never its bounds:
+    an image space's bounds printed whole would make a message hundreds of kilobytes long."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape {tuple(space.shape)}, {np.dtype(space.dtype).name})"
+    if isinstance(space, gym.spaces.Discrete):
+        start = f", start={int(space.start)}" if int(space.start) != 0 else ""
+        return f"Discrete({int(space.n)}{start})"
+    return schema.brief(str(space))

@@ -73,7 +73,7 @@ def hub_error(exc: BaseException, action: str, repo_id: str, token: str | None =
         message = f"{where}: the Hub had a server error ({status}); try again later (status: status.huggingface.co)"
     elif status is not None:
         message = f"{where}: the Hub answered {status}"
-    elif _is_connection_error(exc):
+    elif is_connection_error(exc):
         message = (
             f"{where}: the Hub could not be reached ({type(exc).__name__}); check your network connection "
             "(and HF_ENDPOINT if you set it), then try again"
@@ -92,7 +92,7 @@ def _server_message(exc: BaseException) -> str:
     return text[:300]
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
     """Network failures. huggingface_hub lets its HTTP library's transport errors (httpx's family: connect, read,
     timeout, protocol) through unchanged; they are recognised by that family's base class, by name, so this does
     not depend on which httpx package the installed huggingface_hub uses."""

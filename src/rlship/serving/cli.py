@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
+
+from rlship.errors import UsageError
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -15,18 +18,20 @@ if TYPE_CHECKING:
 def register(sub: Subparsers) -> None:
     serve = sub.add_parser(
         "serve",
-        help="serve a policy over HTTP with BentoML (POST /act, POST /act_batch, GET /policy)",
-        description="Serve a policy with BentoML: the same service as "
-        "`RLSHIP_POLICY=SOURCE bentoml serve rlship.serving.service:PolicyService`. "
-        "Ready (GET /readyz answers 200) once the policy is loaded and warmed up.",
+        help="serve policies over HTTP with BentoML (POST /act, POST /act_batch, GET /policy, GET /policies)",
+        description="Serve one or more policies with BentoML: the same service as "
+        "`RLSHIP_POLICY='[NAME=]SOURCE ...' bentoml serve rlship.serving.service:PolicyService`. Each policy "
+        "answers at /policies/NAME/act (act_batch, policy); the first also at /act. Ready (GET /readyz answers "
+        "200) once every policy is loaded and warmed up. Set RLSHIP_ADMIN_TOKEN to allow hot swap "
+        "(PUT /policies/NAME).",
     )
     serve.set_defaults(handler=_run_serve)
     serve.add_argument(
-        "source",
-        nargs="?",
-        default=None,
-        metavar="SOURCE",
-        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy); "
+        "sources",
+        nargs="*",
+        metavar="[NAME=]SOURCE",
+        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy), "
+        "optionally named (NAME: 1-64 letters, digits, '.', '_', '-'; else the folder's or repo's name); "
         "default: $RLSHIP_POLICY, else 'default'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -119,14 +124,23 @@ def _run_serve(args: argparse.Namespace) -> int:
     from rlship.serving import require_extra, service_env
 
     require_extra("bentoml")
-    source = args.source or os.environ.get("RLSHIP_POLICY") or "default"
+    from rlship.serving.registry import parse_entries
+
+    if args.sources:
+        parse_entries(json.dumps(args.sources))  # bad names and duplicates: one line here, not a failed server
+        plain = (
+            len(args.sources) == 1 and not args.sources[0].startswith("[") and args.sources[0].split() == args.sources
+        )
+        source = args.sources[0] if plain else json.dumps(args.sources)  # a JSON list: paths may hold spaces
+    else:
+        source = os.environ.get("RLSHIP_POLICY") or "default"
     text = os.environ.get("RLSHIP_WORKERS") or "1"
     if args.workers is None and not text.isdigit():
-        raise ValueError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
+        raise UsageError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
     workers = args.workers if args.workers is not None else int(text)
     for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
-            raise ValueError(f"{name} must be at least 1; got {value}")
+            raise UsageError(f"{name} must be at least 1; got {value}")
     env = {**os.environ, **service_env(source, workers, args.max_batch, args.timeout, args.access_log)}
     limits = _server_limits(args)
     env.update(limits.env())
@@ -147,7 +161,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from rlship.serving.simulate import simulate
 
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1; got {args.episodes}")
+        raise UsageError(f"--episodes must be at least 1; got {args.episodes}")
     result = simulate(
         args.url,
         env_id=args.env,

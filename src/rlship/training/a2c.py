@@ -1,6 +1,6 @@
 """Advantage actor-critic (A2C, the synchronous form of Mnih et al. 2016) for discrete actions, on vector envs.
 
-Reads top to bottom: hyperparameters, then `train`: step all envs `n_steps` times with the current policy,
+Reads top to bottom: hyperparameters, then `learn`: step all envs `n_steps` times with the current policy,
 compute n-step bootstrapped returns R_t = r_t + gamma r_{t+1} + ... + gamma^k V(s_{t+k}) and advantages
 A_t = R_t - V(s_t), take one gradient step on
     policy loss -mean(log_prob(a_t) * A_t) + vf_coef * value loss(V(s_t), R_t) - ent_coef * entropy,
@@ -10,37 +10,23 @@ The two forms the tutorials show, chosen by `shared_trunk`: separate actor and c
 as in Stable-Baselines3), or one MLP trunk with a policy head and a value head. The shared form wants a small
 `vf_coef` (0.05 solved CartPole-v1 on seeds 0-4; at 0.5 the value gradient crowds out the policy's in the trunk).
 
-Returns are computed like PPO's (`compute_gae` with lambda = 1 is exactly the n-step return minus the value):
-a termination bootstraps nothing; a truncation (time limit) bootstraps from the value of the final
-observation, which with next-step autoreset is the observation the env returned at the truncating step; the
-reset step next-step autoreset inserts after each episode end is masked out of the update.
+Rollouts and returns are PPO's (training/rollout.py; `compute_gae` with lambda = 1 is exactly the n-step return
+minus the value): a termination bootstraps nothing; a truncation (time limit) bootstraps from the value of the
+final observation; the reset step next-step autoreset inserts after each episode end is masked out.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rlship.envs import env_spec, make_vec_env, require_discrete_actions
-from rlship.networks import ACTIVATIONS, NetworkSpec
-from rlship.policy import new_policy
-from rlship.training.checkpoint import CheckpointOptions, start_run
-from rlship.training.ppo import compute_gae
-from rlship.training.run import (
-    EpisodeStats,
-    RunSettings,
-    StopRule,
-    TrainLog,
-    TrainResult,
-    config_with_preset,
-    finish_run,
-    hp,
-)
+from rlship.networks import ACTIVATIONS
+from rlship.training.rollout import actor_critic
+from rlship.training.run import Algorithm, Run
+from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
 
 VALUE_LOSSES = {"mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
 OPTIMIZERS = ("adam", "rmsprop")
@@ -48,49 +34,25 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 @dataclass
 class A2CConfig(RunSettings):
-    total_steps: int = hp(500_000, "env steps (all envs together) before training stops, solved or not")
-    num_envs: int = hp(8, "parallel envs")
-    n_steps: int = hp(5, "steps per env between updates; returns bootstrap after at most this many steps")
-    optimizer: str = hp("rmsprop", "adam or rmsprop (RMSprop with alpha 0.99, eps 1e-5, as SB3 and the paper)")
-    learning_rate: float = hp(7e-4, "optimizer learning rate")
-    gamma: float = hp(0.99, "discount factor")
-    gae_lambda: float = hp(1.0, "1: plain n-step returns (A2C); below 1: GAE over the n steps")
-    ent_coef: float = hp(0.0, "entropy bonus coefficient")
-    vf_coef: float = hp(0.5, "value loss coefficient")
-    value_loss: str = hp("mse", "value loss: mse or smooth_l1 (Huber)")
-    max_grad_norm: float = hp(0.5, "global gradient-norm clip")
+    total_steps: int = hp(500_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    num_envs: int = hp(8, "parallel envs", ge=1, le=4096)
+    n_steps: int = hp(5, "steps per env between updates; returns bootstrap after at most this many steps", ge=1)
+    optimizer: str = hp(
+        "rmsprop", "adam or rmsprop (RMSprop with alpha 0.99, eps 1e-5, as SB3 and the paper)", choices=OPTIMIZERS
+    )
+    learning_rate: float = hp(7e-4, "optimizer learning rate", gt=0)
+    gamma: float = hp(0.99, "discount factor", ge=0, le=1)
+    gae_lambda: float = hp(1.0, "1: plain n-step returns (A2C); below 1: GAE over the n steps", ge=0, le=1)
+    ent_coef: float = hp(0.0, "entropy bonus coefficient", ge=0)
+    vf_coef: float = hp(0.5, "value loss coefficient", ge=0)
+    value_loss: str = hp("mse", "value loss: mse or smooth_l1 (Huber)", choices=tuple(VALUE_LOSSES))
+    max_grad_norm: float = hp(0.5, "global gradient-norm clip", gt=0)
     normalize_advantage: bool = hp(False, "normalise the advantages of each update (mean 0, std 1)")
-    hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the actor and critic MLPs (or shared trunk)")
-    activation: str = hp("tanh", "hidden activation: tanh or relu")
+    hidden_sizes: tuple[int, ...] = hp(
+        (64, 64), "hidden layer sizes of the actor and critic MLPs (or shared trunk)", ge=1, le=MAX_HIDDEN_SIZE
+    )
+    activation: str = hp("tanh", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
     shared_trunk: bool = hp(False, "one MLP trunk with policy and value heads instead of separate actor and critic")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.hidden_sizes = tuple(self.hidden_sizes)
-        for name in (
-            "total_steps",
-            "num_envs",
-            "n_steps",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("learning_rate", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
-        for name in ("ent_coef", "vf_coef"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.value_loss not in VALUE_LOSSES:
-            raise ValueError(f"value_loss must be one of {sorted(VALUE_LOSSES)}; got {self.value_loss!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
-        if any(h < 1 for h in self.hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive; got {list(self.hidden_sizes)}")
 
 
 # Tuned defaults per env, applied over the A2CConfig defaults (user flags go over these).
@@ -102,36 +64,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(env_id: str, **overrides: Any) -> A2CConfig:
-    """A2CConfig: defaults < the env's preset < overrides (None values are ignored)."""
-    return config_with_preset(A2CConfig, PRESETS, env_id, overrides)
-
-
-def train(
-    env_id: str,
-    config: A2CConfig | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    progress: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-    checkpoint: CheckpointOptions | None = None,
-) -> TrainResult:
-    cfg = config or make_config(env_id)
-    out, ckpt = start_run("a2c", env_id, cfg, seed, out, env_kwargs, checkpoint)
-    generator = torch.Generator().manual_seed(seed)
-
-    envs = make_vec_env(env_id, cfg.num_envs, env_kwargs)
-    n_actions = require_discrete_actions(env_id, envs.single_action_space, "A2C")
-    policy = new_policy(
-        "a2c",
-        env_id,
-        envs.single_observation_space,
-        envs.single_action_space,
-        NetworkSpec(cfg.hidden_sizes, cfg.activation, {"logits": n_actions, "value": 1}, cfg.shared_trunk),
-        hyperparameters=asdict(cfg),
-        seed=seed,
-        env_kwargs=env_kwargs,
-    )
+def learn(run: Run, cfg: A2CConfig) -> None:
+    policy, rollout = actor_critic(run, cfg.num_envs, cfg.n_steps, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk)
     net = policy.network
     if cfg.optimizer == "rmsprop":
         optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
@@ -140,84 +74,32 @@ def train(
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     value_loss_fn = VALUE_LOSSES[cfg.value_loss]
+    run.start(["policy_loss", "value_loss", "entropy"], cfg.num_envs, network=net, optimizer=optimizer)
+    rollout.reset(seed=run.env_seed)
+    while run.env_steps < cfg.total_steps:
+        # --- rollout: T steps of all N envs; n-step returns and advantages (lambda = 1: R_t - V(s_t))
+        rollout.collect(net, run.generator, run.stats)
+        b = rollout.batch(cfg.gamma, cfg.gae_lambda)
+        adv = b["advantages"]
+        if cfg.normalize_advantage and adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
 
-    T, N = cfg.n_steps, cfg.num_envs
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    obs_buf = torch.zeros(T + 1, N, obs_dim)
-    actions_buf = torch.zeros(T, N, dtype=torch.int64)
-    values_buf = torch.zeros(T + 1, N)
-    rewards = np.zeros((T, N), dtype=np.float32)
-    terminated = np.zeros((T, N), dtype=bool)
-    dones = np.zeros((T, N), dtype=bool)
-    valid = np.zeros((T, N), dtype=bool)
+        # --- one gradient step on the valid transitions
+        heads = net(b["obs"])
+        log_probs = torch.log_softmax(heads["logits"], dim=-1)
+        logp = log_probs.gather(1, b["actions"][:, None]).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+        policy_loss = -(logp * adv).mean()
+        value_loss = value_loss_fn(heads["value"].squeeze(-1), b["returns"])
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+        optimizer.step()
 
-    stats = EpisodeStats(N, cfg.solve_window)
-    stop = StopRule(env_spec(env_id).reward_threshold, cfg.confirm_episodes)
-    log = TrainLog(
-        out, cfg.total_steps, ["policy_loss", "value_loss", "entropy"], progress, desc=f"a2c {env_id} s{seed}"
-    )
-    counters = ckpt.track(network=net, optimizer=optimizer, generator=generator, stats=stats, stop=stop, log=log)
-    env_steps, updates = counters.get("env_steps", 0), counters.get("updates", 0)
-    next_obs, _ = envs.reset(seed=ckpt.env_seed)  # the run's seed; on resume one derived from the checkpoint
-    obs_buf[0] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
-    prev_done = np.zeros(N, dtype=bool)
-    with ckpt.interruptible():
-        try:
-            while env_steps < cfg.total_steps:
-                # --- rollout: T steps of all N envs with the current policy
-                with torch.inference_mode():
-                    for t in range(T):
-                        heads = net(obs_buf[t])
-                        values_buf[t] = heads["value"].squeeze(-1)
-                        action = torch.multinomial(torch.softmax(heads["logits"], -1), 1, generator=generator).squeeze(
-                            -1
-                        )
-                        actions_buf[t] = action
-                        next_obs, reward, term, trunc, _ = envs.step(action.numpy())
-                        obs_buf[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim))
-                        rewards[t], terminated[t] = reward, term
-                        dones[t] = term | trunc
-                        valid[t] = ~prev_done  # False: this step only reset an env that ended at the previous step
-                        prev_done = dones[t].copy()
-                        stats.update(rewards[t], dones[t], valid[t])
-                    values_buf[T] = net(obs_buf[T])["value"].squeeze(-1)
-                env_steps += int(valid.sum())
+        if run.update(policy_loss=policy_loss.item(), value_loss=value_loss.item(), entropy=entropy.item()):
+            break
 
-                # --- n-step returns and advantages (lambda = 1: R_t - V(s_t))
-                advantages = compute_gae(rewards, values_buf.numpy(), terminated, dones, cfg.gamma, cfg.gae_lambda)
-                returns = advantages + values_buf.numpy()[:T]
 
-                # --- one gradient step on the valid transitions
-                keep = torch.from_numpy(valid.reshape(-1))
-                b_adv = torch.from_numpy(advantages.reshape(-1))[keep]
-                b_returns = torch.from_numpy(returns.reshape(-1))[keep]
-                if cfg.normalize_advantage and b_adv.numel() > 1:
-                    b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
-                heads = net(obs_buf[:T].reshape(T * N, obs_dim)[keep])
-                log_probs = torch.log_softmax(heads["logits"], dim=-1)
-                logp = log_probs.gather(1, actions_buf.reshape(-1)[keep][:, None]).squeeze(-1)
-                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-                policy_loss = -(logp * b_adv).mean()
-                value_loss = value_loss_fn(heads["value"].squeeze(-1), b_returns)
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-
-                log.log(
-                    env_steps,
-                    stats,
-                    policy_loss=policy_loss.item(),
-                    value_loss=value_loss.item(),
-                    entropy=entropy.item(),
-                )
-                updates += 1
-                if stop.solved(stats, policy):
-                    break
-                if ckpt.safe_point(env_steps=env_steps, updates=updates):  # True: Ctrl-C, checkpoint written
-                    break
-        finally:
-            envs.close()
-            log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
+ALGORITHM = Algorithm("a2c", "advantage actor-critic (n-step returns, synchronous)", A2CConfig, PRESETS, learn)
+train, make_config = ALGORITHM.train, ALGORITHM.make_config

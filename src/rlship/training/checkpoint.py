@@ -1,32 +1,18 @@
-"""Checkpoints of a training run, resuming from them, and a clean stop on Ctrl-C.
+"""Checkpoints of a training run: what one holds, how it is encoded, written and read back.
 
 A checkpoint lives in `RUN_DIR/checkpoint/` and holds everything a run needs to go on where it stopped:
   state.json             format version, algorithm, env id and kwargs, seed, hyperparameters, the algorithm's
-                         counters (env steps, updates, ...), the episode window, the stop rule's confirming
-                         evaluations, the train log rows so far, optimizer hyperparameters, NumPy RNG states,
-                         and the name and SHA-256 of the tensor file below
-  tensors-NNNNNN.safetensors  network weights, optimizer state tensors, torch RNG states
+                         counters (env steps, updates, ...), the JSON state of each tracked object (episode window,
+                         confirming evaluations, train log rows, optimizer hyperparameters, NumPy RNG states), and
+                         the name and SHA-256 of the tensor file below
+  tensors-NNNNNN.safetensors  network weights, optimizer state tensors, torch RNG states, replay memories
 No pickle anywhere: tensors go to safetensors under flat names ("optimizer/state/3/exp_avg"), the rest to JSON.
 
 Writes are atomic: the tensor file is written under a new name (temp file, fsync, rename), then state.json is
 replaced the same way; state.json is the single commit point, so a crash at any moment leaves the previous
 checkpoint or the new one, never a mix. Older tensor files are removed after the commit.
 
-An algorithm adopts all of this with a few calls (docs/adding-an-algorithm.md; ppo.py is the worked example):
-
-    ckpt = Checkpointer(out, "ppo", env_id, seed, asdict(cfg), env_kwargs, options)  # validates a resume first
-    ... build network, optimizer, EpisodeStats, StopRule, TrainLog ...
-    counters = ckpt.track(network=net, optimizer=optimizer, rng=rng, generator=generator,
-                          stats=stats, stop=stop, log=log)      # restores them all when resuming; {} when fresh
-    env_steps = counters.get("env_steps", 0)
-    envs.reset(seed=ckpt.env_seed)
-    with ckpt.interruptible():                                  # Ctrl-C: stop at the next safe point
-        while env_steps < cfg.total_steps:
-            ... one update; log.log(...); if stop.solved(...): break
-            if ckpt.safe_point(env_steps=env_steps):            # saves when due; True once Ctrl-C asked to stop
-                break
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
-
+When to write one (periodically, on Ctrl-C) is the run's business (training/run.py), not this module's.
 Vector envs cannot be saved: a resumed run resets them with a seed derived from the checkpoint's env steps
 (`env_seed`), so the episodes in progress at the checkpoint are dropped and a resumed run is not bit-identical
 to an uninterrupted one (it is a valid continuation: same weights, optimizer, schedules, RNG streams, budget).
@@ -34,20 +20,12 @@ to an uninterrupted one (it is a valid continuation: same weights, optimizer, sc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
 import os
-import shutil
-import signal
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -56,14 +34,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from rlship.errors import RlshipError
-from rlship.evaluation import EVAL_SEED_OFFSET, EvalResult
-from rlship.policy import RESULTS_FILE
-from rlship.training.run import EpisodeStats, StopRule, TrainLog
+from rlship.errors import RlshipError, UsageError
+from rlship.evaluation import EVAL_SEED_OFFSET
+from rlship.run_folder import CHECKPOINT_DIR
 
-CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the run's own objects (episode stats, stop rule, log) are saved as tracked objects
 DEFAULT_EVERY_SECONDS = 60.0
 # Training env seeds stay below the evaluation seeds (EVAL_SEED_OFFSET) so that a resumed run never trains on an
 # evaluation start state; the spare room leaves space for the num_envs consecutive seeds a vector env uses.
@@ -87,7 +63,7 @@ class CheckpointOptions:
 
     def __post_init__(self) -> None:
         if not self.every_seconds >= 0:  # also refuses NaN
-            raise ValueError(
+            raise UsageError(
                 f"checkpoint every_seconds must be >= 0 (0: every update, inf: never); got {self.every_seconds}"
             )
 
@@ -122,18 +98,6 @@ def read_checkpoint_state(run_dir: str | Path) -> dict[str, Any]:
     return state
 
 
-def run_finished(run_dir: str | Path) -> bool:
-    """Whether `run_dir` holds a run that ended normally (results.json written and not marked interrupted)."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        return False
-    try:
-        results = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(results, dict) and not results.get("interrupted", False)
-
-
 def _jsonable(value: Any) -> Any:
     """`value` as JSON gives it back (tuples become lists, NumPy scalars numbers), to compare with saved values."""
     return json.loads(json.dumps(value, default=_json_default))
@@ -165,11 +129,10 @@ class Checkpointer:
         seed: int,
         hyperparameters: dict[str, Any],
         env_kwargs: dict[str, Any] | None = None,
-        options: CheckpointOptions | None = None,
+        resume: bool = False,
     ) -> None:
         self.out = Path(out)
         self.dir = checkpoint_dir(self.out)
-        self.options = options or CheckpointOptions()
         self.identity = {
             "algorithm": algorithm,
             "env_id": env_id,
@@ -177,44 +140,18 @@ class Checkpointer:
             "seed": seed,
             "hyperparameters": _jsonable(hyperparameters),
         }
-        self.interrupted = False  # the loop stopped at a safe point because Ctrl-C asked it to
-        self._stop_requested = False
         self._objects: dict[str, Any] = {}
         self._saves = 0
-        self._last_save = time.monotonic()
+        self.last_save = time.monotonic()
         self.resumed_at: list[int] = []  # env steps at which this run was resumed, oldest first
         self._loaded: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
-        if self.options.resume:
+        if resume:
             # Everything is read and checked before the algorithm writes anything into the run folder.
             self._loaded = self._load()
-        else:
-            self._check_fresh_start()
 
-    # --- starting or resuming
-
-    def _check_fresh_start(self) -> None:
-        if (self.dir / STATE_FILE).is_file() and not run_finished(self.out):
-            raise CheckpointError(
-                f"{self.out} holds an unfinished run with a checkpoint; continue it with --resume {self.out} "
-                "(Python: checkpoint=CheckpointOptions(resume=True)), or pick another --out, or delete the folder"
-            )
-
-    def _clear_previous_run(self) -> None:
-        """A fresh run into a finished run's folder replaces that run: its checkpoint, TensorBoard events and
-        results go first (a stale results.json would mark this run's own checkpoints as finished). Done when
-        training is about to start, so that a run failing at setup (unknown env, bad space) deletes nothing."""
-        if self.dir.is_dir():
-            shutil.rmtree(self.dir)
-        for path in self.out.glob("events.out.tfevents.*"):
-            path.unlink()
-        (self.out / RESULTS_FILE).unlink(missing_ok=True)
+    # --- resuming
 
     def _load(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        if run_finished(self.out):
-            raise CheckpointError(
-                f"{self.out}: that run finished (see its {RESULTS_FILE}); there is nothing to resume. "
-                "Start a new run with another --out"
-            )
         state = read_checkpoint_state(self.out)
         path = self.dir / STATE_FILE
         for key in ("algorithm", "env_id", "env_kwargs", "seed"):
@@ -243,10 +180,6 @@ class Checkpointer:
         return state, tensors
 
     @property
-    def resuming(self) -> bool:
-        return self._loaded is not None
-
-    @property
     def env_seed(self) -> int:
         """The seed to reset the training envs with: the run's seed, or on resume one derived from the
         checkpoint's env steps (so each resume starts its envs from new states, below the evaluation seeds)."""
@@ -257,16 +190,15 @@ class Checkpointer:
 
     def track(self, **objects: Any) -> dict[str, Any]:
         """Register what a checkpoint holds, by name: torch modules and optimizers, NumPy Generators, torch
-        Generators, and the run's EpisodeStats, StopRule and TrainLog (any object with `checkpoint_state()` ->
-        (tensors, json) and `load_checkpoint_state(tensors, json)` works too). When resuming, loads each from the
-        checkpoint and returns the counters saved with it; on a fresh run returns {}."""
+        Generators, and any object with `checkpoint_state()` -> (tensors, json) and
+        `load_checkpoint_state(tensors, json)` (a replay memory, the run's episode stats, stop rule and log). When
+        resuming, loads each from the checkpoint and returns the counters saved with it; on a fresh run {}."""
         for name, obj in objects.items():
             if "/" in name:
                 raise ValueError(f"checkpoint object names cannot hold '/'; got {name!r}")
             _codec(obj)  # refuse an object it cannot save now, not at the first checkpoint
         self._objects = objects
         if self._loaded is None:
-            self._clear_previous_run()
             return {}
         state, tensors = self._loaded
         names = set(state["objects"])
@@ -319,56 +251,12 @@ class Checkpointer:
         for old in self.dir.glob("tensors-*.safetensors"):  # only after the commit point
             if old.name != tensors_file:
                 old.unlink(missing_ok=True)
-        self._last_save = time.monotonic()
+        self.last_save = time.monotonic()
         return self.dir
 
-    def safe_point(self, **counters: Any) -> bool:
-        """Call where the loop's state is consistent (after an update is logged). Saves a checkpoint when one is
-        due or Ctrl-C was pressed; returns True when the loop should stop (Ctrl-C), False to go on."""
-        if self._stop_requested:
-            self.save(**counters)
-            self.interrupted = True
-            return True
-        due = self.options.every_seconds
-        if due == 0 or (math.isfinite(due) and time.monotonic() - self._last_save >= due):
-            self.save(**counters)
-        return False
-
-    # --- Ctrl-C
-
-    def request_stop(self) -> None:
-        """Ask the loop to stop at its next safe point (what the first Ctrl-C does)."""
-        self._stop_requested = True
-
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """While inside: the first SIGINT asks for a clean stop at the next safe point (checkpoint + artifact),
-        a second one raises KeyboardInterrupt at once. Outside the main thread signals cannot be caught: no-op."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_sigint(signum: int, frame: FrameType | None) -> None:
-            if self._stop_requested:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt
-            self.request_stop()
-            print(
-                "\nrlship: stopping at the end of this update to write a checkpoint and the artifact "
-                "(Ctrl-C again to abort at once)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def summary(self) -> dict[str, Any]:
-        """What results.json says about interruption and resumes."""
-        return {"interrupted": self.interrupted, "resumed_at_env_steps": list(self.resumed_at)}
+    def seconds_since_save(self) -> float:
+        """Seconds since the last checkpoint was written (or the run started)."""
+        return time.monotonic() - self.last_save
 
 
 # --- how each kind of object goes into (tensors, JSON) and back
@@ -431,44 +319,6 @@ class _TorchRngCodec(_Codec):
         obj.set_state(tensors["state"])
 
 
-class _EpisodeStatsCodec(_Codec):
-    """The running-return window and episode count; returns of episodes in progress are dropped (the envs are
-    reset on resume)."""
-
-    def dump(self, obj: EpisodeStats) -> tuple[dict[str, torch.Tensor], Any]:
-        return {}, {
-            "kind": "episode_stats",
-            "recent": list(obj.recent),
-            "recent_lengths": list(obj.recent_lengths),
-            "episodes": obj.episodes,
-        }
-
-    def load(self, obj: EpisodeStats, tensors: dict[str, torch.Tensor], meta: Any) -> None:
-        obj.recent.clear()
-        obj.recent.extend(float(x) for x in meta["recent"])
-        obj.recent_lengths.clear()
-        obj.recent_lengths.extend(int(x) for x in meta["recent_lengths"])
-        obj.episodes = int(meta["episodes"])
-
-
-class _StopRuleCodec(_Codec):
-    def dump(self, obj: StopRule) -> tuple[dict[str, torch.Tensor], Any]:
-        return {}, {"kind": "stop_rule", "confirmations": [c.to_dict() for c in obj.confirmations]}
-
-    def load(self, obj: StopRule, tensors: dict[str, torch.Tensor], meta: Any) -> None:
-        obj.confirmations = [EvalResult.from_dict(c) for c in meta["confirmations"]]
-
-
-class _TrainLogCodec(_Codec):
-    def dump(self, obj: TrainLog) -> tuple[dict[str, torch.Tensor], Any]:
-        return {}, {"kind": "train_log", "fields": obj.fields, "rows": obj.rows, "elapsed": obj.elapsed()}
-
-    def load(self, obj: TrainLog, tensors: dict[str, torch.Tensor], meta: Any) -> None:
-        if meta["fields"] != obj.fields:
-            raise ValueError(f"train log columns differ: checkpoint {meta['fields']}, now {obj.fields}")
-        obj.restore(meta["rows"], float(meta["elapsed"]))
-
-
 class _ProtocolCodec(_Codec):
     def dump(self, obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
         tensors, meta = obj.checkpoint_state()
@@ -483,9 +333,6 @@ _CODECS: list[tuple[type, _Codec]] = [
     (torch.optim.Optimizer, _OptimizerCodec()),
     (np.random.Generator, _NumpyRngCodec()),
     (torch.Generator, _TorchRngCodec()),
-    (EpisodeStats, _EpisodeStatsCodec()),
-    (StopRule, _StopRuleCodec()),
-    (TrainLog, _TrainLogCodec()),
 ]
 
 
@@ -499,67 +346,3 @@ def _codec(obj: Any) -> _Codec:
         f"a checkpoint cannot hold a {type(obj).__name__}: give it checkpoint_state() -> (tensors, json) and "
         "load_checkpoint_state(tensors, json)"
     )
-
-
-def resume_settings(
-    run_dir: str | Path,
-    algorithm: str,
-    env_id: str,
-    overrides: dict[str, Any],
-    seed: int | None = None,
-    env_kwargs: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], int, dict[str, Any]]:
-    """(hyperparameters, seed, env_kwargs) to resume the run in `run_dir` with, from its checkpoint.
-
-    A resumed run keeps its own settings: explicit settings that differ from the checkpoint's (`overrides` holds
-    the hyperparameters a user gave, None for those left out) are an error rather than silently ignored or
-    silently changing the run halfway."""
-    state = read_checkpoint_state(run_dir)
-    path = checkpoint_dir(run_dir) / STATE_FILE
-    if state["algorithm"] != algorithm:
-        raise CheckpointError(
-            f"{path}: the checkpoint is of a {state['algorithm']} run, not {algorithm}; resume it with "
-            f"`rlship train {state['algorithm']} {state['env_id']} --resume {run_dir}`"
-        )
-    if state["env_id"] != env_id:
-        raise CheckpointError(
-            f"{path}: the checkpoint is of a run on {state['env_id']}, not {env_id}; resume it with "
-            f"`rlship train {algorithm} {state['env_id']} --resume {run_dir}`"
-        )
-    saved_hp: dict[str, Any] = state["hyperparameters"]
-    conflicts = [
-        f"--{name.replace('_', '-')} {_jsonable(value)!r} (the run has {saved_hp.get(name)!r})"
-        for name, value in overrides.items()
-        if value is not None and _jsonable(value) != saved_hp.get(name)
-    ]
-    if seed is not None and seed != state["seed"]:
-        conflicts.append(f"--seed {seed} (the run has {state['seed']})")
-    if env_kwargs is not None and _jsonable(env_kwargs) != state.get("env_kwargs", {}):
-        conflicts.append(f"--env-kwargs {env_kwargs} (the run has {state.get('env_kwargs', {})})")
-    if conflicts:
-        raise CheckpointError(
-            f"--resume {run_dir} continues that run with its own settings; these flags conflict with it: "
-            f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out"
-        )
-    return dict(saved_hp), int(state["seed"]), dict(state.get("env_kwargs") or {})
-
-
-def start_run(
-    algorithm: str,
-    env_id: str,
-    cfg: Any,
-    seed: int,
-    out: str | Path | None,
-    env_kwargs: dict[str, Any] | None,
-    checkpoint: CheckpointOptions | None,
-) -> tuple[Path, Checkpointer]:
-    """What every algorithm's `train` does first, in this order: its run folder (default
-    runs/ALGO-ENV_ID-sSEED), the Checkpointer (which checks a resume before anything is written into the folder),
-    the folder itself, one torch thread count (`cfg.torch_threads`) and the seeded torch RNG that initialises
-    the network."""
-    folder = Path(out or f"runs/{algorithm}-{env_id}-s{seed}")
-    ckpt = Checkpointer(folder, algorithm, env_id, seed, asdict(cfg), env_kwargs, checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(seed)
-    return folder, ckpt

@@ -1,6 +1,6 @@
 """Deep Q-Network (Mnih et al. 2015) with the options users expect today, on Gymnasium vector envs.
 
-Reads top to bottom: hyperparameters, the replay buffer, the TD target, then `train`: step all envs with
+Reads top to bottom: hyperparameters, the replay buffer, the TD target, then `learn`: step all envs with
 epsilon-greedy actions (epsilon decays linearly), store the transitions, and every `train_freq` env steps run
 `gradient_steps` minibatch updates of the Huber TD loss against a target network; log, check the stop rule.
 
@@ -22,87 +22,56 @@ counters, rng) so that a checkpoint can hold it.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rlship.envs import env_spec, make_vec_env, require_discrete_actions
+from rlship.errors import UsageError
 from rlship.networks import ACTIVATIONS, NetworkSpec
-from rlship.policy import new_policy
-from rlship.training.checkpoint import CheckpointOptions, start_run
-from rlship.training.run import (
-    EpisodeStats,
-    RunSettings,
-    StopRule,
-    TrainLog,
-    TrainResult,
-    config_with_preset,
-    finish_run,
-    hp,
-)
+from rlship.training.run import Algorithm, Run
+from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+
+# The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
+MAX_BUFFER_SIZE = 10_000_000
 
 
 @dataclass
 class DQNConfig(RunSettings):
-    total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not")
-    num_envs: int = hp(4, "parallel envs stepped together")
-    buffer_size: int = hp(100_000, "transitions the replay memory holds (the oldest are overwritten)")
-    learning_starts: int = hp(1_000, "env steps of uniform-random play that fill the replay memory first")
-    batch_size: int = hp(64, "transitions per gradient step")
-    learning_rate: float = hp(1e-3, "Adam learning rate")
-    gamma: float = hp(0.99, "discount factor")
-    train_freq: int = hp(4, "env steps (all envs together) between training rounds")
-    gradient_steps: int = hp(1, "gradient steps per training round")
-    target_update_interval: int = hp(1_000, "env steps between target network updates")
-    tau: float = hp(1.0, "target update rate: 1 copies the online network, < 1 is Polyak averaging")
+    total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    num_envs: int = hp(4, "parallel envs stepped together", ge=1, le=4096)
+    buffer_size: int = hp(
+        100_000, "transitions the replay memory holds (the oldest are overwritten)", ge=1, le=MAX_BUFFER_SIZE
+    )
+    learning_starts: int = hp(1_000, "env steps of uniform-random play that fill the replay memory first", ge=0)
+    batch_size: int = hp(64, "transitions per gradient step", ge=1)
+    learning_rate: float = hp(1e-3, "Adam learning rate", gt=0)
+    gamma: float = hp(0.99, "discount factor", ge=0, le=1)
+    train_freq: int = hp(4, "env steps (all envs together) between training rounds", ge=1)
+    gradient_steps: int = hp(1, "gradient steps per training round", ge=1)
+    target_update_interval: int = hp(1_000, "env steps between target network updates", ge=1)
+    tau: float = hp(1.0, "target update rate: 1 copies the online network, < 1 is Polyak averaging", gt=0, le=1)
     double_dqn: bool = hp(True, "double DQN: the online network picks the next action, the target network values it")
-    exploration_initial_eps: float = hp(1.0, "epsilon of epsilon-greedy at the start")
-    exploration_final_eps: float = hp(0.05, "epsilon at the end of the decay (and the artifact's epsilon)")
-    exploration_fraction: float = hp(0.1, "fraction of total_steps over which epsilon decays linearly")
-    max_grad_norm: float = hp(10.0, "global gradient-norm clip")
-    hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network")
-    activation: str = hp("relu", "hidden activation: tanh or relu")
+    exploration_initial_eps: float = hp(1.0, "epsilon of epsilon-greedy at the start", ge=0, le=1)
+    exploration_final_eps: float = hp(0.05, "epsilon at the end of the decay (and the artifact's epsilon)", ge=0, le=1)
+    exploration_fraction: float = hp(0.1, "fraction of total_steps over which epsilon decays linearly", ge=0, le=1)
+    max_grad_norm: float = hp(10.0, "global gradient-norm clip", gt=0)
+    hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network", ge=1, le=MAX_HIDDEN_SIZE)
+    activation: str = hp("relu", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.hidden_sizes = tuple(self.hidden_sizes)
-        for name in (
-            "total_steps",
-            "num_envs",
-            "buffer_size",
-            "batch_size",
-            "train_freq",
-            "gradient_steps",
-            "target_update_interval",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("learning_rate", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
-        for name in ("gamma", "exploration_initial_eps", "exploration_final_eps", "exploration_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1] (1 is a hard target update); got {self.tau}")
+    def check(self) -> None:
         if self.batch_size > self.buffer_size:
-            raise ValueError(
+            raise UsageError(
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size}); "
                 "a minibatch is drawn from the replay memory: lower --batch-size or raise --buffer-size"
             )
-        if self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0; got {self.learning_starts}")
         if self.learning_starts + self.train_freq > self.total_steps:
-            raise ValueError(
+            raise UsageError(
                 f"learning_starts ({self.learning_starts}) + train_freq ({self.train_freq}) is beyond total_steps "
                 f"({self.total_steps}): no gradient step would ever run; lower --learning-starts or raise --total-steps"
             )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {self.activation!r}")
 
     def epsilon(self, env_steps: int) -> float:
         """The exploration epsilon after `env_steps`: linear from initial to final over the decay, then flat."""
@@ -113,29 +82,26 @@ class DQNConfig(RunSettings):
 
 # Tuned defaults per env, applied over the DQNConfig defaults (user flags go over these).
 PRESETS: dict[str, dict[str, Any]] = {
-    # Tuned for wall time to solve on a CPU (benchmarks/algorithms.py): 8 envs stepped together keep the acting
-    # cost per env step low; one gradient step on 128 transitions per 4 env steps; a soft target (tau 0.05 every
-    # 16 env steps, a time constant of about 300 env steps) learns steadily where a hard copy oscillates; a short
-    # decay to a small epsilon lets the training returns the stop rule watches reach the threshold.
+    # Tuned for wall time to solve on a CPU (benchmarks/algorithms.py), on seeds 0-4.
     "CartPole-v1": dict(
         total_steps=100_000,
+        hidden_sizes=(128, 128),
+        # 8 envs stepped together keep the acting cost per env step low
         num_envs=8,
-        batch_size=128,
-        learning_rate=1e-3,
+        # one gradient step on 128 transitions per 4 env steps
         train_freq=16,
         gradient_steps=4,
+        batch_size=128,
+        learning_rate=1e-3,
+        # a soft target (tau 0.05 every 16 env steps, a time constant of about 300 env steps) learns steadily where
+        # a hard copy oscillates
         target_update_interval=16,
         tau=0.05,
+        # a short decay to a small epsilon lets the training returns the stop rule watches reach the threshold
         exploration_fraction=0.1,
         exploration_final_eps=0.02,
-        hidden_sizes=(128, 128),
     ),
 }
-
-
-def make_config(env_id: str, **overrides: Any) -> DQNConfig:
-    """DQNConfig: defaults < the env's preset < overrides (None values are ignored)."""
-    return config_with_preset(DQNConfig, PRESETS, env_id, overrides)
 
 
 class ReplayBuffer:
@@ -216,33 +182,15 @@ def td_targets(
     return rewards + gamma * (1.0 - terminated) * next_values
 
 
-def train(
-    env_id: str,
-    config: DQNConfig | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    progress: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-    checkpoint: CheckpointOptions | None = None,
-) -> TrainResult:
-    cfg = config or make_config(env_id)
-    out, ckpt = start_run("dqn", env_id, cfg, seed, out, env_kwargs, checkpoint)
-    rng = np.random.default_rng(seed)
-
-    envs = make_vec_env(env_id, cfg.num_envs, env_kwargs)
-    n_actions = require_discrete_actions(env_id, envs.single_action_space, "DQN")
+def learn(run: Run, cfg: DQNConfig) -> None:
+    envs = run.vec_env(cfg.num_envs)
+    n_actions = run.n_actions(envs)
     # The artifact's epsilon is the final exploration epsilon: `act(deterministic=False)` then samples the
     # distribution the agent really played at the end of training, and its probabilities say so. Greedy
     # (`deterministic=True`, the evaluation protocol) ignores it.
-    policy = new_policy(
-        "dqn",
-        env_id,
-        envs.single_observation_space,
-        envs.single_action_space,
+    policy = run.new_policy(
+        envs,
         NetworkSpec(cfg.hidden_sizes, cfg.activation, {"q_values": n_actions}),
-        hyperparameters=asdict(cfg),
-        seed=seed,
-        env_kwargs=env_kwargs,
         action_distribution="epsilon_greedy",
         epsilon=cfg.exploration_final_eps,
     )
@@ -251,103 +199,97 @@ def train(
     target_net.requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
 
-    N = cfg.num_envs
+    N, rng = cfg.num_envs, run.rng
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     buffer = ReplayBuffer(cfg.buffer_size, obs_dim)
-    stats = EpisodeStats(N, cfg.solve_window)
-    stop = StopRule(env_spec(env_id).reward_threshold, cfg.confirm_episodes)
-    log = TrainLog(
-        out, cfg.total_steps, ["epsilon", "loss", "q_mean", "gradient_steps"], progress, desc=f"dqn {env_id} s{seed}"
+    counters = run.start(
+        ["epsilon", "loss", "q_mean", "gradient_steps"],
+        N,
+        q_net=q_net,
+        target_net=target_net,
+        optimizer=optimizer,
+        buffer=buffer,
     )
-    counters = ckpt.track(
-        q_net=q_net, target_net=target_net, optimizer=optimizer, buffer=buffer, rng=rng, stats=stats, stop=stop, log=log
-    )
-    env_steps = counters.get("env_steps", 0)
     n_gradient_steps = counters.get("gradient_steps", 0)
     # the env-step counts at which the next learning round and target update run
     next_train_at = counters.get("next_train_at", cfg.learning_starts + cfg.train_freq)
     next_target_at = counters.get("next_target_at", cfg.learning_starts + cfg.target_update_interval)
     checked_episodes = counters.get("checked_episodes", 0)  # the stop rule looks again only after new episodes
-    obs, _ = envs.reset(seed=ckpt.env_seed)
+    obs, _ = envs.reset(seed=run.env_seed)
     obs = np.asarray(obs, dtype=np.float32).reshape(N, obs_dim)
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
-    with ckpt.interruptible():
-        try:
-            while env_steps < cfg.total_steps:
-                # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
-                epsilon = cfg.epsilon(env_steps) if env_steps >= cfg.learning_starts else 1.0
-                actions = rng.integers(0, n_actions, N)
-                explore = rng.random(N) < epsilon
-                if not explore.all():
-                    with torch.inference_mode():
-                        greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
-                    actions = np.where(explore, actions, greedy)
-                next_obs, reward, term, trunc, _ = envs.step(actions)
-                next_obs = np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim)
-                valid = ~prev_done  # False: this step only reset an env that ended at the previous step
-                buffer.add(obs, actions, reward, next_obs, term, valid)
-                dones = term | trunc
-                stats.update(reward, dones, valid)
-                prev_done = dones
-                obs = next_obs
-                env_steps += int(valid.sum())
+    while run.env_steps < cfg.total_steps:
+        # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
+        epsilon = cfg.epsilon(run.env_steps) if run.env_steps >= cfg.learning_starts else 1.0
+        actions = rng.integers(0, n_actions, N)
+        explore = rng.random(N) < epsilon
+        if not explore.all():
+            with torch.inference_mode():
+                greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+            actions = np.where(explore, actions, greedy)
+        next_obs, reward, term, trunc, _ = envs.step(actions)
+        next_obs = np.asarray(next_obs, dtype=np.float32).reshape(N, obs_dim)
+        valid = ~prev_done  # False: this step only reset an env that ended at the previous step
+        buffer.add(obs, actions, reward, next_obs, term, valid)
+        dones = term | trunc
+        run.stats.update(reward, dones, valid)
+        prev_done = dones
+        obs = next_obs
 
-                # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
-                if env_steps < next_train_at:
-                    continue
-                while env_steps >= next_train_at:
-                    next_train_at += cfg.train_freq
-                    for _ in range(cfg.gradient_steps):
-                        b_obs, b_actions, b_rewards, b_next_obs, b_terminated = buffer.sample(cfg.batch_size, rng)
-                        with torch.no_grad():
-                            next_q_target = target_net(b_next_obs)["q_values"]
-                            next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
-                            targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, cfg.gamma)
-                        q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
-                        loss = F.smooth_l1_loss(q, targets)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
-                        optimizer.step()
-                        losses.append(loss.detach())
-                        q_means.append(q.detach().mean())
-                        n_gradient_steps += 1
-                while env_steps >= next_target_at:
-                    next_target_at += cfg.target_update_interval
-                    with torch.no_grad():
-                        if cfg.tau >= 1.0:
-                            target_net.load_state_dict(q_net.state_dict())
-                        else:
-                            for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
-                                t.lerp_(p, cfg.tau)
+        # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
+        if run.env_steps < next_train_at:
+            continue
+        while run.env_steps >= next_train_at:
+            next_train_at += cfg.train_freq
+            for _ in range(cfg.gradient_steps):
+                b_obs, b_actions, b_rewards, b_next_obs, b_terminated = buffer.sample(cfg.batch_size, rng)
+                with torch.no_grad():
+                    next_q_target = target_net(b_next_obs)["q_values"]
+                    next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                    targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, cfg.gamma)
+                q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                loss = F.smooth_l1_loss(q, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                losses.append(loss.detach())
+                q_means.append(q.detach().mean())
+                n_gradient_steps += 1
+        while run.env_steps >= next_target_at:
+            next_target_at += cfg.target_update_interval
+            with torch.no_grad():
+                if cfg.tau >= 1.0:
+                    target_net.load_state_dict(q_net.state_dict())
+                else:
+                    for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
+                        t.lerp_(p, cfg.tau)
 
-                # --- log, and the stop rule once new episodes have finished
-                log.log(
-                    env_steps,
-                    stats,
-                    epsilon=epsilon,
-                    loss=torch.stack(losses).mean().item(),
-                    q_mean=torch.stack(q_means).mean().item(),
-                    gradient_steps=n_gradient_steps,
-                )
-                losses.clear()
-                q_means.clear()
-                if stats.episodes > checked_episodes:
-                    checked_episodes = stats.episodes
-                    if stop.solved(stats, policy):
-                        break
-                progress_counters = {
-                    "env_steps": env_steps,
-                    "gradient_steps": n_gradient_steps,
-                    "next_train_at": next_train_at,
-                    "next_target_at": next_target_at,
-                    "checked_episodes": checked_episodes,
-                }
-                if ckpt.safe_point(**progress_counters):  # True: Ctrl-C, checkpoint written
-                    break
-        finally:
-            envs.close()
-            log.close()
-    return finish_run(out, policy, log, stop, env_steps, cfg.eval_episodes, checkpointer=ckpt)
+        # --- log, and the stop rule once new episodes have finished
+        new_episodes = run.stats.episodes > checked_episodes
+        checked_episodes = run.stats.episodes
+        progress_counters = {
+            "gradient_steps": n_gradient_steps,
+            "next_train_at": next_train_at,
+            "next_target_at": next_target_at,
+            "checked_episodes": checked_episodes,
+        }
+        metrics = {"loss": torch.stack(losses).mean().item(), "q_mean": torch.stack(q_means).mean().item()}
+        losses.clear()
+        q_means.clear()
+        if run.update(
+            counters=progress_counters,
+            check_stop=new_episodes,
+            epsilon=epsilon,
+            gradient_steps=n_gradient_steps,
+            **metrics,
+        ):
+            break
+
+
+ALGORITHM = Algorithm(
+    "dqn", "Deep Q-Network (replay memory, target network, double DQN, epsilon-greedy)", DQNConfig, PRESETS, learn
+)
+train, make_config = ALGORITHM.train, ALGORITHM.make_config

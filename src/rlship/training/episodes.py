@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlship.training.run import EpisodeStats
+from rlship.training.stop_rule import EpisodeStats
 
 
 @dataclass(frozen=True)

@@ -9,68 +9,34 @@ logits tell the same story as its distribution.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 
-from rlship.envs import env_spec, require_discrete_actions
 from rlship.networks import NetworkSpec
-from rlship.policy import new_policy
-from rlship.training.run import StopRule, TrainLog, TrainResult, config_with_preset, finish_run, hp
+from rlship.training.run import Algorithm, Run
+from rlship.training.settings import Settings, hp
 
 
 @dataclass
-class RandomConfig:
-    eval_episodes: int = hp(100, "episodes of the evaluation written to results.json")
-
-    def __post_init__(self) -> None:
-        if self.eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1; got {self.eval_episodes}")
+class RandomConfig(Settings):
+    eval_episodes: int = hp(100, "episodes of the evaluation written to results.json", ge=1)
 
 
-def make_config(env_id: str, **overrides: Any) -> RandomConfig:
-    """RandomConfig: no env has a preset (None values are ignored)."""
-    return config_with_preset(RandomConfig, {}, env_id, overrides)
-
-
-def train(
-    env_id: str,
-    config: RandomConfig | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    progress: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-) -> TrainResult:
-    """ "Train" for zero steps, then evaluate and write the run folder like every other algorithm."""
-    cfg = config or make_config(env_id)
-    out = Path(out or f"runs/random-{env_id}-s{seed}")
-    spec = env_spec(env_id)
-    env = gym.make(env_id, **(env_kwargs or {}))
-    try:
-        observation_space, action_space = env.observation_space, env.action_space
-    finally:
-        env.close()
-    n_actions = require_discrete_actions(env_id, action_space, "random")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    policy = new_policy(
-        "random",
-        env_id,
-        observation_space,
-        action_space,
-        NetworkSpec((), "tanh", {"logits": n_actions}),
-        hyperparameters=asdict(cfg),
-        seed=seed,
-        env_kwargs=env_kwargs,
-        action_distribution="uniform",
-    )
+def learn(run: Run, cfg: RandomConfig) -> None:
+    """ "Train" for zero updates: the run writes the folder like every other algorithm's."""
+    envs = run.vec_env(1)
+    policy = run.new_policy(envs, NetworkSpec((), "tanh", {"logits": run.n_actions(envs)}), "uniform")
     with torch.no_grad():
         for param in policy.network.parameters():
             param.zero_()
-    log = TrainLog(out, 0, [], progress=False, desc=f"random {env_id} s{seed}")  # nothing to show progress of
-    log.close()  # no updates: the log holds its header only
-    stop = StopRule(spec.reward_threshold)
-    return finish_run(out, policy, log, stop, 0, cfg.eval_episodes)
+
+
+ALGORITHM = Algorithm(
+    "random",
+    "uniform random actions: the baseline every algorithm is read against (trains for zero steps)",
+    RandomConfig,
+    {},
+    learn,
+)
+train, make_config = ALGORITHM.train, ALGORITHM.make_config

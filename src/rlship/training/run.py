@@ -1,252 +1,69 @@
-"""What every algorithm's training run shares: episode bookkeeping, the stop rule, the log, the run folder.
+"""One training run's ceremony, written once: `Run` (the run folder, seeds, envs, episode stats, the stop rule,
+the log, checkpoints, Ctrl-C, the final evaluation and artifact) and `Algorithm` (what an algorithm module
+declares: its config, presets and `learn` loop).
 
-An algorithm module owns its update; this module owns everything a user sees of a run (progress bar,
-train_log.csv, training_curve.png, results.json) so that all algorithms report the same way.
+An algorithm's `learn(run, cfg)` holds only its loop and its maths:
+
+    def learn(run: Run, cfg: MyConfig) -> None:
+        envs = run.vec_env(cfg.num_envs)
+        policy = run.new_policy(envs, NetworkSpec(cfg.hidden_sizes, cfg.activation, {"logits": run.n_actions(envs)}))
+        optimizer = torch.optim.Adam(policy.network.parameters(), lr=cfg.learning_rate)
+        run.start(["loss"], envs.num_envs, network=policy.network, optimizer=optimizer)
+        obs, _ = envs.reset(seed=run.env_seed)
+        while run.env_steps < cfg.total_steps:
+            ... collect with run.generator / run.rng, counting steps and episodes in run.stats, update ...
+            if run.update(loss=loss.item()):   # log + stop rule + checkpoint; True: stop now
+                break
+
+and everything else (folder rules, seeding, resume, Ctrl-C, closing envs and log, the artifact) happens around it.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
+import math
+import signal
 import sys
-import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from types import FrameType
+from typing import Any, Generic, TypeVar
 
+import gymnasium as gym
 import numpy as np
-from tqdm import tqdm
+import torch
 
+from rlship.envs import env_spec, make_vec_env, require_discrete_actions
+from rlship.errors import ArtifactError, UsageError
 from rlship.evaluation import EvalResult, evaluate
-from rlship.policy import RESULTS_FILE, Policy
+from rlship.networks import NetworkSpec
+from rlship.policy import FORMAT_VERSION, Policy, new_policy
+from rlship.run_folder import (
+    CHECKPOINT_DIR,
+    CURVE_FILE,
+    RUN_FILES,
+    TENSORBOARD_GLOB,
+    OutputRule,
+    Results,
+    check_output_folder,
+    default_run_dir,
+    read_config,
+    run_finished,
+    write_results,
+)
+from rlship.training.checkpoint import STATE_FILE, Checkpointer, CheckpointError, CheckpointOptions
+from rlship.training.settings import RunSettings, Settings, config_with_preset
+from rlship.training.stop_rule import EpisodeStats, StopRule
+from rlship.training.train_log import TrainLog
 
-if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
-
-    from rlship.training.checkpoint import Checkpointer
-
-C = TypeVar("C")
-
-LOG_FILE = "train_log.csv"
-CURVE_FILE = "training_curve.png"
-# The confirming evaluations of the stop rule use their own evaluation seeds, away from the final evaluation's
-# (seed 0 and up), so that the reported score is not the one the stop decision was taken on.
-CONFIRM_EVAL_SEED = 100_000
 # An interrupted run (Ctrl-C) still writes its artifact, evaluated on this many episodes so the stop stays quick;
 # results.json says so ("interrupted": true, "solved": false): it is not the protocol's 100-episode score.
 INTERRUPTED_EVAL_EPISODES = 10
-# TensorBoard tags of the columns every TrainLog has; an algorithm's own columns go under "train/".
-TENSORBOARD_TAGS = {
-    "wall_seconds": "time/wall_seconds",
-    "episodes": "rollout/episodes",
-    "return_mean": "rollout/return_mean",
-    "return_std": "rollout/return_std",
-}
-_tensorboard_notice_given = False
+_RUN_DEFAULTS = RunSettings.__dataclass_fields__
 
-
-def hp(default: Any, help: str) -> Any:
-    """A hyperparameter field of an algorithm's config dataclass; `help` becomes the CLI flag's help."""
-    if isinstance(default, (list, tuple, dict)):
-        return field(default_factory=lambda: default, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
-def config_with_preset(
-    config_cls: type[C], presets: dict[str, dict[str, Any]], env_id: str, overrides: dict[str, Any]
-) -> C:
-    """An algorithm's config: the dataclass defaults, then the env's preset, then `overrides` (None values, the
-    CLI's flags left out, are ignored). An unknown name is a TypeError naming the known ones."""
-    known = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
-    unknown = set(overrides) - known
-    if unknown:
-        raise TypeError(f"unknown {config_cls.__name__} hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    values = {**presets.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
-    return config_cls(**values)
-
-
-@dataclass
-class RunSettings:
-    """The settings every training algorithm's config shares (its dataclass derives from this one): the stop
-    rule, the final evaluation and torch's thread count. A subclass's `__post_init__` calls this one first."""
-
-    solve_window: int = hp(20, "training episodes whose mean return must reach the threshold before a confirming eval")
-    confirm_episodes: int = hp(20, "episodes of each confirming evaluation of the stop rule (the final one has 100)")
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json")
-    torch_threads: int = hp(1, "torch threads; small networks run fastest on one (more threads only add sync)")
-
-    def __post_init__(self) -> None:
-        for name in RUN_SETTINGS:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-
-
-RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
-
-
-class EpisodeStats:
-    """Returns and lengths of the episodes finished in a vector env with next-step autoreset."""
-
-    def __init__(self, num_envs: int, window: int) -> None:
-        self._returns = np.zeros(num_envs)
-        self._lengths = np.zeros(num_envs, dtype=np.int64)
-        self.recent: deque[float] = deque(maxlen=window)
-        self.recent_lengths: deque[int] = deque(maxlen=window)
-        self.episodes = 0
-
-    def update(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray) -> None:
-        # `valid` is False on the reset step that follows a done: its reward is 0 and it is no env step of an episode
-        self._returns += rewards
-        self._lengths += valid
-        if dones.any():
-            self.recent.extend(self._returns[dones].tolist())
-            self.recent_lengths.extend(self._lengths[dones].tolist())
-            self.episodes += int(dones.sum())
-            self._returns[dones] = 0.0
-            self._lengths[dones] = 0
-
-    @property
-    def full(self) -> bool:
-        return len(self.recent) == self.recent.maxlen
-
-    def mean(self) -> float:
-        return float(np.mean(self.recent)) if self.recent else float("nan")
-
-    def std(self) -> float:
-        return float(np.std(self.recent)) if self.recent else float("nan")
-
-
-@dataclass
-class StopRule:
-    """Solved when the mean of the last `window` training returns reaches `threshold` and a confirming
-    evaluation (the evaluation protocol, `episodes` greedy episodes) reaches it too."""
-
-    threshold: float | None
-    episodes: int = 100
-
-    def __post_init__(self) -> None:
-        self.confirmations: list[EvalResult] = []
-
-    def solved(self, stats: EpisodeStats, policy: Policy) -> bool:
-        if self.threshold is None or not stats.full or stats.mean() < self.threshold:
-            return False
-        result = evaluate(policy, episodes=self.episodes, seed=CONFIRM_EVAL_SEED + len(self.confirmations))
-        self.confirmations.append(result)
-        return result.mean_reward >= self.threshold
-
-
-class TrainLog:
-    """train_log.csv (one row per update, flushed as it goes so a run can be watched), the same rows as
-    TensorBoard scalars beside it (when the tensorboard package is installed; x axis: env steps), and the
-    progress bar."""
-
-    def __init__(self, out: Path, total_steps: int, fields: Sequence[str], progress: bool, desc: str) -> None:
-        self.out = out
-        self.fields = ["env_steps", "wall_seconds", "episodes", "return_mean", "return_std", *fields]
-        self.rows: list[dict[str, float]] = []
-        # Opened at the first row (or restore, or close): until then a resume that fails leaves the old log intact.
-        self._file: IO[str] | None = None
-        self._writer: csv.DictWriter[str] | None = None
-        self._bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
-        # Imported here, before the clock starts (about 0.3 s, once per process); the writer itself opens at the
-        # first row, once a resume (if any) has said which steps to purge.
-        self._summary_writer_cls = import_summary_writer()
-        self._tensorboard: SummaryWriter | None = None
-        self._tensorboard_opened = False
-        self._restored_steps: int | None = None
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def _csv(self) -> csv.DictWriter[str]:
-        if self._writer is None:
-            self._file = (self.out / LOG_FILE).open("w", newline="")
-            self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
-            self._writer.writeheader()
-        return self._writer
-
-    def restore(self, rows: list[dict[str, float]], elapsed: float) -> None:
-        """Go on from a checkpoint: its rows are the log so far (rows written after it, by a run that crashed,
-        are dropped), and the clock goes on from its elapsed seconds."""
-        if self._file is not None:  # rows logged before the restore are replaced, not kept
-            self._file.close()
-            self._file = self._writer = None
-        self._csv().writerows(rows)
-        assert self._file is not None
-        self._file.flush()
-        self.rows = list(rows)
-        self.start = time.perf_counter() - elapsed
-        self._restored_steps = int(rows[-1]["env_steps"]) if rows else 0
-        self._bar.update(self._restored_steps - self._bar.n)
-
-    def log(self, env_steps: int, stats: EpisodeStats, **values: float) -> None:
-        row = {
-            "env_steps": env_steps,
-            "wall_seconds": round(self.elapsed(), 4),
-            "episodes": stats.episodes,
-            "return_mean": stats.mean(),
-            "return_std": stats.std(),
-            **values,
-        }
-        self.rows.append(row)
-        self._csv().writerow(row)
-        assert self._file is not None
-        self._file.flush()
-        self._log_tensorboard(row)
-        self._bar.update(env_steps - self._bar.n)
-        self._bar.set_postfix(
-            episodes=stats.episodes,
-            ret=f"{stats.mean():.1f}",
-            sps=f"{env_steps / max(self.elapsed(), 1e-9):.0f}",
-            refresh=False,
-        )
-
-    def _log_tensorboard(self, row: dict[str, float]) -> None:
-        if not self._tensorboard_opened:
-            self._tensorboard_opened = True
-            # A resumed run drops the events a crashed run wrote after its checkpoint (TensorBoard's purge_step).
-            purge = None if self._restored_steps is None else self._restored_steps + 1
-            if self._summary_writer_cls is not None:
-                # A deep queue: with the default (10) each add_scalar waits for the writer thread (~0.4 ms a scalar)
-                self._tensorboard = self._summary_writer_cls(
-                    str(self.out), purge_step=purge, max_queue=10_000, flush_secs=30
-                )
-        if self._tensorboard is None:
-            return
-        step = int(row["env_steps"])
-        for name, value in row.items():
-            if name != "env_steps" and value is not None:
-                self._tensorboard.add_scalar(TENSORBOARD_TAGS.get(name, f"train/{name}"), value, step)
-        self._tensorboard.add_scalar("time/steps_per_second", step / max(row["wall_seconds"], 1e-9), step)
-
-    def close(self) -> None:  # the algorithm closes its log when its loop ends, failed or not
-        self._bar.close()
-        if self._file is None or not self._file.closed:
-            self._csv()  # a run without rows still leaves its header
-            assert self._file is not None
-            self._file.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
-
-
-def import_summary_writer() -> type[SummaryWriter] | None:
-    """torch's SummaryWriter, or None (said once per process) when the tensorboard package is not installed."""
-    global _tensorboard_notice_given
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        if not _tensorboard_notice_given:
-            _tensorboard_notice_given = True
-            print(
-                "rlship: TensorBoard logging is off (the tensorboard package is not installed); "
-                "pip install 'rlship[tensorboard]' to write event files beside train_log.csv",
-                file=sys.stderr,
-            )
-        return None
-    return SummaryWriter
+C = TypeVar("C", bound=Settings)
 
 
 @dataclass(frozen=True)
@@ -262,6 +79,7 @@ class TrainResult:
     train_seconds: float  # from the first env step until training stopped (confirming evaluations included)
     confirmations: int  # confirming evaluations the stop rule ran
     interrupted: bool = False  # stopped by Ctrl-C: the evaluation is short and the run can be resumed
+    updates: int = 0  # 0 for a run that learns nothing (the random baseline)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -279,61 +97,332 @@ class TrainResult:
         }
 
 
-def finish_run(
-    out: Path,
-    policy: Policy,
-    log: TrainLog,
-    stop: StopRule,
-    env_steps: int,
-    eval_episodes: int,
-    checkpointer: Checkpointer | None = None,
-) -> TrainResult:
-    """Evaluate by the protocol and write the artifact: weights, config, results, curve (`log` is closed).
+def _run_rule(algorithm: str, env_id: str) -> OutputRule:
+    """A run folder is "ours" when its config.json says it is an rlship run of this algorithm on this env."""
 
-    A run stopped by Ctrl-C (`checkpointer.interrupted`) writes the same artifact, evaluated on a few episodes
-    only and marked interrupted in results.json, so it can be loaded and looked at, then resumed."""
-    train_seconds = log.elapsed()
-    interrupted = checkpointer is not None and checkpointer.interrupted
-    policy.save(out)
-    episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
-    evaluation = evaluate(policy, episodes=episodes, seed=0)
-    solved = not interrupted and stop.threshold is not None and evaluation.mean_reward >= stop.threshold
-    training: dict[str, Any] = {
-        "env_steps": env_steps,
-        "train_seconds": round(train_seconds, 3),
-        "confirming_evaluations": [
-            {"mean_reward": c.mean_reward, "std_reward": c.std_reward, "seed": c.seed} for c in stop.confirmations
-        ],
-    }
-    if checkpointer is not None:
-        training.update(checkpointer.summary())
-    results = {
-        **evaluation.to_dict(),
-        "reward_threshold": stop.threshold,
-        "solved": solved,
-        "interrupted": interrupted,
-        "training": training,
-    }
-    if interrupted:
-        results["note"] = (
-            f"training was interrupted at {env_steps} env steps; this is a short evaluation ({episodes} episodes), "
-            "not the final one. Resume the run to finish it"
+    def is_own(folder: Path) -> bool:
+        try:
+            config = read_config(folder)
+        except ArtifactError:
+            return False
+        return config.get("format_version") == FORMAT_VERSION and (config.get("algorithm"), config.get("env_id")) == (
+            algorithm,
+            env_id,
         )
-    (out / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-    from rlship.training.curve import plot_training_curve  # matplotlib is slow to import: only once a run ends
 
-    title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
-    plot_training_curve(
-        log.rows, out / CURVE_FILE, title=title, threshold=stop.threshold, evaluation=evaluation.mean_reward
+    return OutputRule(
+        f"{algorithm} run on {env_id}", is_own, flag="--overwrite", extra_hint=" (or --resume it if it was stopped)"
     )
-    return TrainResult(
-        policy,
-        out,
-        evaluation,
-        stop.threshold,
-        solved,
-        env_steps,
-        train_seconds,
-        len(stop.confirmations),
-        interrupted,
-    )
+
+
+class Run:
+    """One training run. `Algorithm.train` makes one, calls the algorithm's `learn(run, cfg)` inside it, then
+    `finish()`. See the module docstring for what an algorithm calls."""
+
+    def __init__(
+        self,
+        algorithm: Algorithm[Any],
+        env_id: str,
+        cfg: Settings,
+        seed: int,
+        out: str | Path | None,
+        progress: bool,
+        env_kwargs: dict[str, Any] | None,
+        checkpoint: CheckpointOptions | None,
+        overwrite: bool,
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise UsageError(f"seed must be a whole number in [0, 2**32); got {seed!r}")
+        self.algorithm = algorithm
+        self.env_id = env_id
+        self.cfg = cfg
+        self.seed = seed
+        self.env_kwargs = dict(env_kwargs or {})
+        self.progress = progress
+        self.options = checkpoint or CheckpointOptions()
+        self.out = Path(out) if out is not None else default_run_dir(algorithm.name, env_id, seed)
+        self.threshold = env_spec(env_id).reward_threshold  # an unknown env fails here, before any folder exists
+        self._setting = lambda name: getattr(cfg, name, _RUN_DEFAULTS[name].default)
+        # The folder: new, empty, or a run of this kind to --resume or --overwrite; checked before anything else.
+        self._replacing = False  # True: an earlier run of this kind is replaced (--overwrite)
+        if self.options.resume:
+            if overwrite:
+                raise UsageError("--resume continues a run and --overwrite replaces one; pass only one of them")
+            if run_finished(self.out):
+                raise CheckpointError(
+                    f"{self.out}: that run finished (see its results.json); there is nothing to resume. "
+                    "Start a new run with another --out"
+                )
+        else:
+            self._replacing = check_output_folder(self.out, _run_rule(algorithm.name, env_id), replace=overwrite)
+        # Checks a resume (algorithm, env, seed, every hyperparameter, tensor checksum) before anything is written.
+        self.checkpointer = Checkpointer(
+            self.out, algorithm.name, env_id, seed, asdict(cfg), self.env_kwargs, resume=self.options.resume
+        )
+        self._created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        # Seeds, all here: torch's global RNG (network initialisation), the NumPy generator (minibatch order,
+        # exploration), the action-sampling generator; the envs' seed is `env_seed`.
+        torch.set_num_threads(self._setting("torch_threads"))
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.env_seed = self.checkpointer.env_seed  # the run's seed; on resume one derived from the checkpoint
+        self.policy: Policy | None = None
+        self.stats: EpisodeStats | None = None
+        self.stop = StopRule(self.threshold, self._setting("confirm_episodes"))
+        self.log: TrainLog | None = None
+        self.updates = 0
+        self.interrupted = False
+        self._stop_requested = False
+        self._envs: list[gym.vector.VectorEnv] = []
+
+    # --- what an algorithm calls
+
+    def vec_env(self, num_envs: int) -> gym.vector.VectorEnv:
+        """The run's env as a vector env of `num_envs` copies (closed when the run ends)."""
+        envs = make_vec_env(self.env_id, num_envs, self.env_kwargs)
+        self._envs.append(envs)
+        return envs
+
+    def n_actions(self, envs: gym.vector.VectorEnv) -> int:
+        """The number of actions of a Discrete action space, or a clear error naming this algorithm."""
+        return require_discrete_actions(self.env_id, envs.single_action_space, self.algorithm.name)
+
+    def new_policy(
+        self,
+        envs: gym.vector.VectorEnv,
+        network: NetworkSpec,
+        action_distribution: str = "softmax",
+        epsilon: float = 0.0,
+    ) -> Policy:
+        """The policy this run trains and writes (config.json records the algorithm, env, seed, hyperparameters)."""
+        self.policy = new_policy(
+            self.algorithm.name,
+            self.env_id,
+            envs.single_observation_space,
+            envs.single_action_space,
+            network,
+            hyperparameters=asdict(self.cfg),
+            seed=self.seed,
+            env_kwargs=self.env_kwargs,
+            action_distribution=action_distribution,
+            epsilon=epsilon,
+            algorithm_summary=self.algorithm.summary,
+        )
+        return self.policy
+
+    def start(self, log_fields: Sequence[str], num_envs: int, **objects: Any) -> dict[str, Any]:
+        """Start the clock: the episode stats of `num_envs` envs, the log with the algorithm's columns, and the
+        checkpoint of `objects` (networks, optimizers, buffers, by name) together with the run's RNGs, stats, stop
+        rule and log. When resuming, restores them all and returns the saved counters; on a fresh run {}."""
+        self.stats = EpisodeStats(num_envs, self._setting("solve_window"))
+        self.log = TrainLog(
+            self.out,
+            int(getattr(self.cfg, "total_steps", 0)),
+            log_fields,
+            self.progress,
+            desc=f"{self.algorithm.name} {self.env_id} s{self.seed}",
+        )
+        if not self.options.resume:
+            self._clear_replaced_run()
+        counters = self.checkpointer.track(
+            **objects,
+            rng=self.rng,
+            generator=self.generator,
+            stats=self.stats,
+            stop=self.stop,
+            log=self.log,
+        )
+        self.updates = int(counters.get("updates", 0))
+        return counters
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps played so far (valid transitions, counted by `stats.update`; restored on resume)."""
+        return self.stats.env_steps if self.stats is not None else 0
+
+    def update(self, counters: dict[str, Any] | None = None, check_stop: bool = True, **metrics: float) -> bool:
+        """After each update: log a row (`metrics` are the algorithm's columns), check the stop rule (when
+        `check_stop`), write a checkpoint when one is due or Ctrl-C asked for one. True: stop training now.
+        `counters` are the algorithm's own JSON counters a resume needs (env steps and updates are kept here)."""
+        assert self.log is not None and self.stats is not None and self.policy is not None, "call run.start first"
+        env_steps = self.stats.env_steps
+        self.log.log(env_steps, self.stats, **metrics)
+        self.updates += 1
+        if check_stop and self.stop.solved(self.stats, self.policy):
+            return True
+        counters = {"env_steps": env_steps, "updates": self.updates, **(counters or {})}
+        if self._stop_requested:
+            self.checkpointer.save(**counters)
+            self.interrupted = True
+            return True
+        every = self.options.every_seconds
+        if every == 0 or (math.isfinite(every) and self.checkpointer.seconds_since_save() >= every):
+            self.checkpointer.save(**counters)
+        return False
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop at its next update (what the first Ctrl-C does; callable from another thread)."""
+        self._stop_requested = True
+
+    # --- the ceremony around `learn`
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Run]:
+        """While inside: Ctrl-C asks for a clean stop at the next update; on the way out the envs and the log are
+        closed, and a run that failed before writing anything leaves no folder behind."""
+        try:
+            with self._interruptible():
+                yield self
+        except BaseException:
+            self._close()
+            if self._created and self.out.is_dir() and not any(self.out.iterdir()):
+                self.out.rmdir()  # a run that failed at setup (bad env kwargs, a network too large) leaves nothing
+            raise
+        self._close()
+
+    def _close(self) -> None:
+        for envs in self._envs:
+            envs.close()
+        self._envs.clear()
+        if self.log is not None:
+            self.log.close()
+
+    def _clear_replaced_run(self) -> None:
+        """--overwrite of an earlier run of the same kind: remove the files that run wrote (only names rlship
+        writes; anything else in the folder stays). Done when training starts, so a failed setup deletes nothing."""
+        if not self._replacing:
+            return
+        for name in RUN_FILES:
+            (self.out / name).unlink(missing_ok=True)
+        for path in self.out.glob(TENSORBOARD_GLOB):
+            path.unlink()
+        checkpoint = self.out / CHECKPOINT_DIR
+        if checkpoint.is_dir():
+            (checkpoint / STATE_FILE).unlink(missing_ok=True)
+            for path in checkpoint.glob("tensors-*.safetensors"):
+                path.unlink()
+            with contextlib.suppress(OSError):
+                checkpoint.rmdir()  # only when nothing else is in it
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """The first SIGINT asks for a clean stop at the next update (checkpoint + artifact), a second raises
+        KeyboardInterrupt at once. Outside the main thread signals cannot be caught: `request_stop` is the way."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            if self._stop_requested:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt
+            self.request_stop()
+            print(
+                "\nrlship: stopping at the end of this update to write a checkpoint and the artifact "
+                "(Ctrl-C again to abort at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def finish(self) -> TrainResult:
+        """Evaluate by the protocol and write the artifact: weights, config, results, curve.
+
+        A run stopped by Ctrl-C writes the same artifact, evaluated on a few episodes only and marked interrupted
+        in results.json, so it can be loaded and looked at, then resumed."""
+        if self.policy is None:
+            raise RuntimeError(f"{self.algorithm.name}'s learn() made no policy (call run.new_policy)")
+        if self.log is None:  # a run with no updates (the random baseline): an empty log, no clock
+            self.log = TrainLog(self.out, 0, [], progress=False, desc="")
+            self.log.close()
+        train_seconds = self.log.elapsed() if self.updates else 0.0
+        policy, interrupted = self.policy, self.interrupted
+        policy.save(self.out)
+        eval_episodes = self._setting("eval_episodes")
+        episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
+        evaluation = evaluate(policy, episodes=episodes, seed=0)
+        solved = not interrupted and self.threshold is not None and evaluation.mean_reward >= self.threshold
+        training: dict[str, Any] = {
+            "env_steps": self.env_steps,
+            "train_seconds": round(train_seconds, 3),
+            "confirming_evaluations": [
+                {"mean_reward": c.mean_reward, "std_reward": c.std_reward, "seed": c.seed}
+                for c in self.stop.confirmations
+            ],
+            "resumed_at_env_steps": list(self.checkpointer.resumed_at),
+        }
+        note = None
+        if interrupted:
+            note = (
+                f"training was interrupted at {self.env_steps} env steps; this is a short evaluation ({episodes} "
+                "episodes), not the final one. Resume the run to finish it"
+            )
+        write_results(self.out, Results(evaluation, self.threshold, solved, interrupted, training, note))
+        from rlship.training.curve import plot_training_curve  # matplotlib is slow to import: only once a run ends
+
+        title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
+        plot_training_curve(
+            self.log.rows,
+            self.out / CURVE_FILE,
+            title=title,
+            threshold=self.threshold,
+            evaluation=evaluation.mean_reward,
+        )
+        return TrainResult(
+            policy,
+            self.out,
+            evaluation,
+            self.threshold,
+            solved,
+            self.env_steps,
+            train_seconds,
+            len(self.stop.confirmations),
+            interrupted,
+            self.updates,
+        )
+
+
+@dataclass(frozen=True)
+class Algorithm(Generic[C]):
+    """What an algorithm module declares (one line in `rlship.training.ALGORITHMS` registers it): its name, a
+    one-line summary (for `--help` and the model card), its config dataclass, its tuned presets per env id, and
+    `learn(run, cfg)`, its loop."""
+
+    name: str
+    summary: str
+    config_cls: type[C]
+    presets: dict[str, dict[str, Any]]
+    learn: Callable[[Run, C], None]
+
+    def make_config(self, env_id: str, **overrides: Any) -> C:
+        """The config: the dataclass defaults < the env's preset < overrides (None values are ignored)."""
+        return config_with_preset(self.config_cls, self.presets, env_id, overrides)
+
+    def hyperparameter_names(self) -> list[str]:
+        return [f.name for f in fields(self.config_cls)]  # type: ignore[arg-type]
+
+    def train(
+        self,
+        env_id: str,
+        config: C | None = None,
+        seed: int = 0,
+        out: str | Path | None = None,
+        progress: bool = True,
+        env_kwargs: dict[str, Any] | None = None,
+        checkpoint: CheckpointOptions | None = None,
+        overwrite: bool = False,
+    ) -> TrainResult:
+        """Train on `env_id` and write the run folder `out` (default runs/ALGO-ENV_ID-sSEED): a new or empty
+        folder, an earlier run of this kind with `overwrite`, or one to resume (`checkpoint.resume`)."""
+        cfg = config if config is not None else self.make_config(env_id)
+        run = Run(self, env_id, cfg, seed, out, progress, env_kwargs, checkpoint, overwrite)
+        with run.running():
+            self.learn(run, cfg)
+        return run.finish()

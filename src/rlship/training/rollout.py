@@ -1,0 +1,118 @@
+"""On-policy rollouts for the actor-critic methods (a2c, ppo): T steps of N vector envs with the current policy,
+then generalized advantage estimates over them.
+
+Next-step autoreset, done the careful way: the step after an episode ends only resets that env; it is no
+transition of the MDP, so it is marked invalid (masked out of the update, not counted as an env step). Truncated
+episodes (time limits) bootstrap from the value of their final observation, which under next-step autoreset is the
+observation the env returned at the truncating step, i.e. the next row of the buffer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlship.networks import NetworkSpec
+from rlship.policy import Policy
+from rlship.training.stop_rule import EpisodeStats
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
+
+
+def actor_critic(
+    run: Run, num_envs: int, n_steps: int, hidden_sizes: tuple[int, ...], activation: str, shared_trunk: bool
+) -> tuple[Policy, Rollout]:
+    """What a2c and ppo both train with: the run's envs, a policy with a "logits" and a "value" head (separate
+    actor and critic MLPs, or one shared trunk), and the rollout buffers for `n_steps` steps of those envs."""
+    envs = run.vec_env(num_envs)
+    heads = {"logits": run.n_actions(envs), "value": 1}
+    policy = run.new_policy(envs, NetworkSpec(hidden_sizes, activation, heads, shared_trunk))
+    return policy, Rollout(envs, n_steps)
+
+
+class Rollout:
+    """Buffers for T steps of N envs: observations (T + 1 rows: the last one bootstraps), actions, their
+    log-probabilities, values (T + 1 rows), rewards, and the terminated / done / valid masks."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int) -> None:
+        self.envs = envs
+        T, N = n_steps, envs.num_envs
+        self.obs_dim = int(np.prod(envs.single_observation_space.shape))
+        self.obs = torch.zeros(T + 1, N, self.obs_dim)
+        self.actions = torch.zeros(T, N, dtype=torch.int64)
+        self.log_probs = torch.zeros(T, N)
+        self.values = torch.zeros(T + 1, N)
+        self.rewards = np.zeros((T, N), dtype=np.float32)
+        self.terminated = np.zeros((T, N), dtype=bool)
+        self.dones = np.zeros((T, N), dtype=bool)
+        self.valid = np.zeros((T, N), dtype=bool)
+        self._prev_done = np.zeros(N, dtype=bool)
+
+    def _as_obs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(self.envs.num_envs, self.obs_dim))
+
+    def reset(self, seed: int | None) -> None:
+        obs, _ = self.envs.reset(seed=seed)
+        self.obs[-1] = self._as_obs(obs)  # the next rollout starts from the last row
+        self._prev_done[:] = False
+
+    def collect(self, net: torch.nn.Module, generator: torch.Generator, stats: EpisodeStats) -> int:
+        """Step every env T times, sampling actions from the network's "logits" head; returns the env steps taken
+        (valid transitions). Finished episodes go into `stats`."""
+        T = self.rewards.shape[0]
+        self.obs[0] = self.obs[T]  # where the previous rollout (or the reset) left the envs
+        with torch.inference_mode():
+            for t in range(T):
+                heads = net(self.obs[t])
+                self.values[t] = heads["value"].squeeze(-1)
+                log_probs = torch.log_softmax(heads["logits"], dim=-1)
+                action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+                self.actions[t] = action
+                self.log_probs[t] = log_probs.gather(1, action[:, None]).squeeze(-1)
+                next_obs, reward, term, trunc, _ = self.envs.step(action.numpy())
+                self.obs[t + 1] = self._as_obs(next_obs)
+                self.rewards[t], self.terminated[t] = reward, term
+                self.dones[t] = term | trunc
+                self.valid[t] = ~self._prev_done  # False: this step only reset an env that ended at the previous step
+                self._prev_done = self.dones[t].copy()
+                stats.update(self.rewards[t], self.dones[t], self.valid[t])
+            self.values[T] = net(self.obs[T])["value"].squeeze(-1)
+        return int(self.valid.sum())
+
+    def batch(self, gamma: float, gae_lambda: float) -> dict[str, torch.Tensor]:
+        """The valid transitions, flattened: obs, actions, log_probs (at collection), advantages, returns."""
+        values = self.values.numpy()
+        advantages = compute_gae(self.rewards, values, self.terminated, self.dones, gamma, gae_lambda)
+        returns = advantages + values[:-1]
+        keep = torch.from_numpy(self.valid.reshape(-1))
+        return {
+            "obs": self.obs[:-1].reshape(-1, self.obs_dim)[keep],
+            "actions": self.actions.reshape(-1)[keep],
+            "log_probs": self.log_probs.reshape(-1)[keep],
+            "advantages": torch.from_numpy(advantages.reshape(-1))[keep],
+            "returns": torch.from_numpy(returns.reshape(-1))[keep],
+        }
+
+
+def compute_gae(
+    rewards: np.ndarray, values: np.ndarray, terminated: np.ndarray, dones: np.ndarray, gamma: float, lam: float
+) -> np.ndarray:
+    """Generalized advantage estimates for a (T, N) rollout; `values` is (T + 1, N), the last row bootstrapping.
+
+    A_t = delta_t + gamma * lambda * A_{t+1}, cut where an episode ends (`dones`: terminated or truncated),
+    delta_t = r_t + gamma * V_{t+1} - V_t, with V_{t+1} = 0 only at a termination. At a truncation V_{t+1} is the
+    value of the final observation: under next-step autoreset that is the observation the env returned at t.
+    With lambda = 1 this is the n-step return minus the value (A2C's advantage).
+    """
+    T = rewards.shape[0]
+    advantages = np.zeros_like(rewards, dtype=np.float32)
+    last = np.zeros(rewards.shape[1], dtype=np.float32)
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * values[t + 1] * ~terminated[t] - values[t]
+        last = delta + gamma * lam * ~dones[t] * last
+        advantages[t] = last
+    return advantages

@@ -1,0 +1,160 @@
+"""Hyperparameters: `hp()` declares a field with its help text and its range, `Settings` checks every declared
+range in one place (so the same kind of field is checked the same way in every algorithm), `RunSettings` holds the
+settings every training algorithm shares, and `config_with_preset` layers defaults < env preset < user flags."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, TypeVar
+
+from rlship.errors import UsageError
+
+C = TypeVar("C")
+
+# The widest layer a hidden_sizes flag may ask for: far beyond any MLP that RL uses, far below what would not fit
+# in memory (the whole network is also checked against networks.MAX_PARAMETERS before it is built).
+MAX_HIDDEN_SIZE = 65_536
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of one hyperparameter (of each element, for a tuple field)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        if self.ge is not None and self.le is not None:
+            return f"in [{self.ge:g}, {self.le:g}]"
+        if self.gt is not None and self.le is not None:
+            return f"in ({self.gt:g}, {self.le:g}]"
+        bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {v:g}" for op, v in bounds if v is not None)
+
+    def holds(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        # `not x >= bound` (rather than `x < bound`) also refuses NaN
+        checks = ((self.ge, lambda b: value >= b), (self.gt, lambda b: value > b), (self.le, lambda b: value <= b))
+        if any(bound is not None and not test(bound) for bound, test in checks):
+            return False
+        return self.lt is None or value < self.lt
+
+
+def hp(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
+    """A hyperparameter field of an algorithm's config dataclass: `help` becomes the CLI flag's help, the bounds
+    (for a tuple field: of each element) are checked by `Settings.__post_init__`."""
+    metadata = {"help": help, "bounds": Bounds(ge, gt, le, lt, choices)}
+    if isinstance(default, (list, tuple, dict)):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def field_default(f: Field[Any]) -> Any:
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+@dataclass
+class Settings:
+    """Base of every algorithm's config: checks each field's type and declared range after construction, then
+    `check()` (a subclass's checks across fields, e.g. a batch that must fit in the buffer)."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            setattr(self, f.name, value)
+            bounds: Bounds | None = f.metadata.get("bounds")
+            if bounds is None:
+                continue
+            for item in value if isinstance(value, tuple) else (value,):
+                if item is not None and not bounds.holds(item):
+                    shown = (
+                        list(value) if isinstance(value, tuple) else repr(value) if isinstance(value, str) else value
+                    )
+                    raise UsageError(f"{f.name} must be {bounds.describe()}; got {shown}")
+        self.check()
+
+    def check(self) -> None:
+        """Checks across fields; a subclass overrides it (the per-field ranges are declared with `hp`)."""
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the field's type: lists become tuples, ints become floats for float fields; a wrong type (a
+    string for a number, a float for a count) is a ValueError naming the field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:  # `float | None`
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{name} must be a list of {args[0].__name__}; got {value!r}")
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"{name} must be true or false; got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise UsageError(f"{name} must be a whole number; got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{name} must be a number; got {value!r}")
+        return float(value)  # the declared bounds decide whether NaN or infinity is allowed
+    if hint is str and not isinstance(value, str):
+        raise UsageError(f"{name} must be a string; got {value!r}")
+    return value
+
+
+@dataclass
+class RunSettings(Settings):
+    """The settings every training algorithm's config shares (its dataclass derives from this one): the stop
+    rule, the final evaluation and torch's thread count. `rlship train --help` lists them last."""
+
+    solve_window: int = hp(
+        20, "training episodes whose mean return must reach the threshold before a confirming eval", ge=1
+    )
+    confirm_episodes: int = hp(
+        20, "episodes of each confirming evaluation of the stop rule (the final one has 100)", ge=1
+    )
+    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json", ge=1)
+    torch_threads: int = hp(
+        1, "torch threads; small networks run fastest on one (more threads only add sync)", ge=1, le=256
+    )
+
+
+RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
+
+
+def config_with_preset(
+    config_cls: type[C], presets: dict[str, dict[str, Any]], env_id: str, overrides: dict[str, Any]
+) -> C:
+    """An algorithm's config: the dataclass defaults, then the env's preset, then `overrides` (None values, the
+    CLI's flags left out, are ignored). An unknown name is a TypeError naming the known ones."""
+    known = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown {config_cls.__name__} hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+    values = {**presets.get(env_id, {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return config_cls(**values)

@@ -1,0 +1,95 @@
+"""Episode bookkeeping of a training run (`EpisodeStats`) and the rule that ends it once solved (`StopRule`)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlship.evaluation import EvalResult, evaluate
+from rlship.policy import Policy
+
+# The confirming evaluations of the stop rule use their own evaluation seeds, away from the final evaluation's
+# (seed 0 and up), so that the reported score is not the one the stop decision was taken on.
+CONFIRM_EVAL_SEED = 100_000
+
+
+class EpisodeStats:
+    """Returns and lengths of the episodes finished in a vector env with next-step autoreset, and the run's env
+    steps (every valid transition the algorithm played: the count budgets, logs and results use)."""
+
+    def __init__(self, num_envs: int, window: int) -> None:
+        self._returns = np.zeros(num_envs)
+        self._lengths = np.zeros(num_envs, dtype=np.int64)
+        self.recent: deque[float] = deque(maxlen=window)
+        self.recent_lengths: deque[int] = deque(maxlen=window)
+        self.episodes = 0
+        self.env_steps = 0
+
+    def update(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray) -> None:
+        # `valid` is False on the reset step that follows a done: its reward is 0 and it is no env step of an episode
+        self._returns += rewards
+        self._lengths += valid
+        self.env_steps += int(valid.sum())
+        if dones.any():
+            self.recent.extend(self._returns[dones].tolist())
+            self.recent_lengths.extend(self._lengths[dones].tolist())
+            self.episodes += int(dones.sum())
+            self._returns[dones] = 0.0
+            self._lengths[dones] = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.recent) == self.recent.maxlen
+
+    def mean(self) -> float:
+        return float(np.mean(self.recent)) if self.recent else float("nan")
+
+    def std(self) -> float:
+        return float(np.std(self.recent)) if self.recent else float("nan")
+
+    # A checkpoint holds the running-return window and the episode count; returns of episodes in progress are
+    # dropped (the envs are reset on resume).
+    def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {
+            "recent": list(self.recent),
+            "recent_lengths": list(self.recent_lengths),
+            "episodes": self.episodes,
+            "env_steps": self.env_steps,
+        }
+
+    def load_checkpoint_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.recent.clear()
+        self.recent.extend(float(x) for x in meta["recent"])
+        self.recent_lengths.clear()
+        self.recent_lengths.extend(int(x) for x in meta["recent_lengths"])
+        self.episodes = int(meta["episodes"])
+        self.env_steps = int(meta["env_steps"])
+
+
+@dataclass
+class StopRule:
+    """Solved when the mean of the last `window` training returns reaches `threshold` and a confirming
+    evaluation (the evaluation protocol, `episodes` greedy episodes) reaches it too."""
+
+    threshold: float | None
+    episodes: int = 100
+
+    def __post_init__(self) -> None:
+        self.confirmations: list[EvalResult] = []
+
+    def solved(self, stats: EpisodeStats, policy: Policy) -> bool:
+        if self.threshold is None or not stats.full or stats.mean() < self.threshold:
+            return False
+        result = evaluate(policy, episodes=self.episodes, seed=CONFIRM_EVAL_SEED + len(self.confirmations))
+        self.confirmations.append(result)
+        return result.mean_reward >= self.threshold
+
+    # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume.
+    def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {"confirmations": [c.to_dict() for c in self.confirmations]}
+
+    def load_checkpoint_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.confirmations = [EvalResult.from_dict(c) for c in meta["confirmations"]]

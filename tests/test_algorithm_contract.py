@@ -1,0 +1,210 @@
+"""The contract every registered algorithm keeps, checked by one suite parametrised over `ALGORITHMS` (the way
+Stable-Baselines3 runs every algorithm through the same tests): the artifact round trip, `act`'s shapes and
+probabilities, the evaluation protocol, packaging for the Hub, the serving protocol's answer, Ctrl-C with a
+checkpoint and a resume, and bad hyperparameters refused before anything is written. What is specific to one
+algorithm (does it learn, its own maths) lives in that algorithm's own test file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rlship import load_policy
+from rlship.cli import main
+from rlship.evaluation import evaluate
+from rlship.hub.package import package_policy
+from rlship.serving import protocol
+from rlship.training import ALGORITHMS, Algorithm
+from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
+from rlship.training.run import Run, TrainResult
+from rlship.training.settings import Bounds
+
+# Tiny budgets: a few updates each, seconds per algorithm. cem keeps two batches of elites so that its elite set is
+# more than the batch at hand and must come back from the checkpoint.
+TINY: dict[str, dict[str, Any]] = {
+    "random": {},
+    "cem": dict(total_steps=3000, elite_iterations=2),
+    "reinforce": dict(total_steps=1500),
+    "a2c": dict(total_steps=1500),
+    "dqn": dict(total_steps=1500, learning_starts=200),
+    "ppo": dict(total_steps=4000, num_envs=8, n_steps=64),
+}
+ENV = "CartPole-v1"
+
+
+def test_every_registered_algorithm_is_covered() -> None:
+    assert set(TINY) == set(ALGORITHMS)
+
+
+def tiny_config(algo: Algorithm[Any], **extra: Any) -> Any:
+    run_settings = {"eval_episodes": 3, "confirm_episodes": 3} if algo.name != "random" else {"eval_episodes": 3}
+    return algo.make_config(ENV, **{**TINY[algo.name], **run_settings, **extra})
+
+
+@pytest.fixture(scope="module", params=list(ALGORITHMS))
+def tiny_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    algo = ALGORITHMS[request.param]
+    out = tmp_path_factory.mktemp(algo.name) / "run"
+    return algo.train(ENV, tiny_config(algo), seed=3, out=out, progress=False)
+
+
+def test_the_run_folder_holds_the_artifact(tiny_run: TrainResult) -> None:
+    names = {p.name for p in tiny_run.out.iterdir()}
+    assert {"config.json", "model.safetensors", "results.json", "train_log.csv", "training_curve.png"} <= names
+    config = json.loads((tiny_run.out / "config.json").read_text())
+    algo = ALGORITHMS[config["algorithm"]]
+    assert config["env_id"] == ENV and config["seed"] == 3
+    assert config["algorithm_summary"] == algo.summary  # what the model card describes the algorithm with
+    assert set(config["hyperparameters"]) == set(algo.hyperparameter_names())
+    results = json.loads((tiny_run.out / "results.json").read_text())
+    assert results["mean_reward"] == tiny_run.evaluation.mean_reward and results["interrupted"] is False
+    assert results["training"]["env_steps"] == tiny_run.env_steps
+    with (tiny_run.out / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == tiny_run.updates
+    assert (tiny_run.updates == 0) == (config["algorithm"] == "random")  # the baseline is a run with no updates
+    if rows:
+        assert int(rows[-1]["env_steps"]) == tiny_run.env_steps
+
+
+def test_the_artifact_round_trips_with_the_same_answers(tiny_run: TrainResult) -> None:
+    loaded = load_policy(tiny_run.out)
+    assert loaded.spec == tiny_run.policy.spec
+    obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(32, 4)).astype(np.float32)
+    mine, theirs = tiny_run.policy.act(obs), loaded.act(obs)
+    assert theirs.actions.shape == (32,) and theirs.actions.dtype == np.int64
+    assert theirs.probabilities.shape == (32, 2)
+    np.testing.assert_allclose(theirs.probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(mine.probabilities, theirs.probabilities, rtol=1e-6)
+    if loaded.spec.action_distribution != "uniform":  # uniform samples even when greedy: no fixed action
+        np.testing.assert_array_equal(mine.actions, theirs.actions)
+    single = loaded.act(obs[0])  # a single observation is a batch of one
+    assert single.actions.shape == (1,) and single.probabilities.shape == (1, 2)
+
+
+def test_evaluate_follows_the_protocol(tiny_run: TrainResult) -> None:
+    result = evaluate(load_policy(tiny_run.out), episodes=4, seed=11)
+    assert result.n_eval_episodes == 4 and result.deterministic and len(result.episode_returns) == 4
+    assert result.episode_seeds == [1_000_011 + i for i in range(4)]
+    # CartPole pays 1 per step: every return is its episode's length
+    assert result.episode_returns == [float(n) for n in result.episode_lengths]
+
+
+def test_packaging_gives_a_card_and_fresh_results(tiny_run: TrainResult, tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    package = package_policy(tiny_run.out, tmp_path / "hub", repo_id="someone/tiny", episodes=3)
+    card = ModelCard.load(package.folder / "README.md")
+    assert card.data.library_name == "rlship" and tiny_run.policy.spec.algorithm in card.data.tags
+    assert card.data.eval_results[0].metric_value == package.evaluation.metric
+    summary = json.loads((tiny_run.out / "config.json").read_text())["algorithm_summary"]
+    assert summary in card.text  # the card describes the algorithm from config.json, which training wrote
+
+
+def test_the_serving_protocol_answers(tiny_run: TrainResult) -> None:
+    policy = load_policy(tiny_run.out)
+    rng = np.random.default_rng(0)
+    one = protocol.act(policy, b'{"observation": [0.01, 0.0, 0.02, 0.0]}', 16, False, rng)
+    assert one["action"] in (0, 1) and len(one["probabilities"]) == 2
+    many = protocol.act(policy, json.dumps({"observations": [[0.0] * 4] * 3}).encode(), 16, True, rng)
+    assert len(many["actions"]) == 3 and np.asarray(many["probabilities"]).shape == (3, 2)
+    heads = policy.spec.network.heads
+    assert ("value" in one) == ("value" in heads) and ("q_values" in one) == ("q_values" in heads)
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_ctrl_c_leaves_a_checkpoint_and_an_artifact_then_resume_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    algo, out = ALGORITHMS[name], tmp_path / "run"
+    config = tiny_config(algo)
+    if name == "random":  # a run with no updates has nothing to interrupt and no checkpoint to resume
+        algo.train(ENV, config, seed=2, out=out, progress=False)
+        assert main(["train", name, ENV, "--resume", str(out), "--no-progress"]) == 1
+        assert "no checkpoint to resume" in capsys.readouterr().err
+        return
+    real_update = Run.update
+
+    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
+        if self.updates == 1:  # a real SIGINT, as from a terminal, before the second update's safe point
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "update", ctrl_c_after_the_first_update)
+    # every_seconds=inf: no periodic checkpoint, so the one there is the one Ctrl-C wrote
+    first = algo.train(ENV, config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
+    monkeypatch.undo()
+    assert first.interrupted and not first.solved and first.evaluation.n_eval_episodes == 3
+    state = read_checkpoint_state(out)
+    assert state["algorithm"] == name and state["counters"]["updates"] == 2
+    assert state["counters"]["env_steps"] == first.env_steps and 0 < first.env_steps < config.total_steps
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True and results["solved"] is False and "Resume" in results["note"]
+    assert load_policy(out).act(np.zeros(4, np.float32)).actions.shape == (1,)
+
+    capsys.readouterr()
+    assert main(["train", name, ENV, "--resume", str(out), "--no-progress"]) == 0  # the CLI's own path
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["interrupted"] is False and summary["env_steps"] >= config.total_steps
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is False and results["training"]["resumed_at_env_steps"] == [first.env_steps]
+    with (out / "train_log.csv").open() as f:
+        steps = [int(r["env_steps"]) for r in csv.DictReader(f)]
+    # one log: the first part's two rows, then the resumed part's, env steps going on from the checkpoint's (dqn
+    # plays the steps after its last learning round without a row of their own)
+    assert steps[1] == first.env_steps and steps == sorted(set(steps)) and steps[-1] <= summary["env_steps"]
+
+
+def _violations(f: Any, hint: Any) -> list[Any]:
+    """Values just outside the field's declared range, of the field's own type (NaN too, for a float range)."""
+    bounds: Bounds = f.metadata["bounds"]
+    if bounds.choices is not None:
+        return ["not-a-choice"]
+    element = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+    if typing.get_origin(element) is not None:  # `float | None`: the bounds are the float's
+        element = next(a for a in typing.get_args(element) if a is not type(None))
+    step = 1 if element is int else 1e-3
+    values: list[Any] = [] if element is int else [math.nan]
+    values += [b - step for b in (bounds.ge,) if b is not None] + [b for b in (bounds.gt, bounds.lt) if b is not None]
+    values += [b + step for b in (bounds.le,) if b is not None]
+    values = [element(v) if isinstance(v, float) and not math.isnan(v) else v for v in values]
+    return [[v] for v in values] if typing.get_origin(hint) is tuple else values
+
+
+CASES = [
+    (name, f.name, value)
+    for name, algo in ALGORITHMS.items()
+    for f in fields(algo.config_cls)
+    for value in _violations(f, typing.get_type_hints(algo.config_cls)[f.name])
+    if f.metadata["bounds"] != Bounds()
+]
+
+
+@pytest.mark.parametrize(("name", "field", "value"), CASES, ids=[f"{n}-{f}-{v}" for n, f, v in CASES])
+def test_each_declared_range_is_refused_naming_the_field(name: str, field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{field} must be"):
+        ALGORITHMS[name].make_config(ENV, **{field: value})
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / "run"
+    code = main(["train", name, ENV, "--out", str(out), "--no-progress", "--eval-episodes", "0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert lines == ["rlship train: error: eval_episodes must be >= 1; got 0"]
+    assert not out.exists()
+    with pytest.raises(TypeError, match=r"unknown \w+ hyperparameters"):
+        ALGORITHMS[name].make_config(ENV, learning_rat=0.1)

@@ -1,0 +1,281 @@
+"""Hostile and broken policy artifacts: every one is an ArtifactError naming the file and the field (or tensor),
+raised before anything is allocated from it, so a small config.json cannot cost gigabytes; NaN weights are refused
+at load; a bad results.json stops `rlship serve` at start instead of a worker restarting forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from rlship import ArtifactError, load_policy
+from rlship.policy import default_policy_dir
+from tests.test_cli import RLSHIP
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation of config.json: set the dotted `path` to `value`."""
+
+    def mutate(config: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return mutate
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# name -> (mutation of the config dict, or raw text replacing "MARK", what the error must name). Each one came from
+# issue 15's list of 11 tracebacks, or is a field the schema checks.
+MALFORMED: dict[str, tuple[Any, str]] = {
+    "network is a list": (_set("network", []), "'network': must be an object"),
+    "heads is a list": (_set("network.heads", ["logits", "value"]), "'network.heads': must be an object"),
+    "negative head size": (_set("network.heads.value", -1), "'network.heads.value': must be an integer from 1"),
+    "zero head size": (_set("network.heads.logits", 0), "'network.heads.logits': must be an integer from 1"),
+    "unknown head": (_set("network.heads.evil", 3), "'network.heads': must be one of"),
+    "no heads": (_set("network.heads", {}), "'network.heads': must name at least one"),
+    "hidden sizes 10**9": (_set("network.hidden_sizes", [10**9]), "'network.hidden_sizes[0]': must be an integer"),
+    "hidden sizes 8192x8192": (_set("network.hidden_sizes", [8192, 8192]), "parameters, more than rlship builds"),
+    "hidden size too big to count": (
+        _set("network.hidden_sizes", [10**30]),
+        "'network.hidden_sizes[0]': must be an integer from 1",
+    ),
+    "hidden sizes a string": (_set("network.hidden_sizes", "64"), "'network.hidden_sizes': must be a list"),
+    "hidden size a float": (_set("network.hidden_sizes", [64.5]), "'network.hidden_sizes[0]': must be an integer"),
+    "hidden size a bool": (_set("network.hidden_sizes", [True]), "'network.hidden_sizes[0]': must be an integer"),
+    "65 hidden layers": (_set("network.hidden_sizes", [2] * 65), "'network.hidden_sizes': must hold 0 to 64"),
+    "activation a number": (_set("network.activation", 5), "'network.activation': must be one of"),
+    "unknown network kind": (_set("network.kind", "cnn"), "'network.kind': must be one of ['mlp_heads']"),
+    "shared_trunk a string": (_set("network.shared_trunk", "yes"), "'network.shared_trunk': must be true or false"),
+    "action n 10**9": (_set("action_space.n", 10**9), "'action_space.n': must be an integer from 1 to 1,000,000"),
+    "action n 1e400": ("RAW:1e400", "'action_space.n': must be an integer"),
+    "action n of 5000 digits": ("RAW:" + "9" * 5000, "config.json: not valid JSON"),
+    "action n negative": (_set("action_space.n", -2), "'action_space.n': must be an integer from 1"),
+    "action n a string": (_set("action_space.n", "2"), "'action_space.n': must be an integer"),
+    "action space unknown type": (_set("action_space.type", "MultiBinary"), "'action_space.type': must be one of"),
+    "action space a Box": (
+        _set("action_space", {"type": "Box", "shape": [1], "dtype": "float32", "low": [-1], "high": [1]}),
+        "'action_space': must be Discrete; got Box(shape (1,), float32)",
+    ),
+    "observation space a string": (_set("observation_space", "x"), "'observation_space': must be an object"),
+    "observation shape negative": (_set("observation_space.shape", [-4]), "'observation_space.shape[0]'"),
+    "observation shape huge": (
+        _set("observation_space.shape", [1000, 1000, 10]),
+        "'observation_space.shape': [1000, 1000, 10] holds 10,000,000 numbers",
+    ),
+    "observation shape 5-D": (_set("observation_space.shape", [1, 1, 1, 1, 4]), "'observation_space.shape'"),
+    "observation bounds too short": (_set("observation_space.low", [0.0]), "'observation_space.low': must hold 4"),
+    "observation bound a word": (_set("observation_space.high", [1, 1, "x", 1]), "'observation_space.high[2]'"),
+    "observation bound NaN": (_set("observation_space.high", [1, 1, "nan", 1]), "'observation_space.high[2]'"),
+    "observation low above high": (_set("observation_space.low", [2, 2, 2, 2]), "'observation_space.low'"),
+    "observation dtype object": (_set("observation_space.dtype", "object"), "'observation_space.dtype'"),
+    "observation an image": (
+        _set(
+            "observation_space",
+            {"type": "Box", "shape": [84, 84, 4], "dtype": "uint8", "low": [0] * 28224, "high": [255] * 28224},
+        ),
+        "'observation_space': must be a 1-D Box; got Box(shape (84, 84, 4), uint8)",
+    ),
+    "action distribution a list": (_set("action_distribution", ["softmax"]), "'action_distribution': must be an"),
+    "epsilon 2": (
+        _set("action_distribution", {"kind": "uniform", "epsilon": 2}),
+        "'action_distribution.epsilon'",
+    ),
+    "env_id a number": (_set("env_id", 123), "'env_id': must be a string"),
+    "algorithm missing": (_set("algorithm", None), "'algorithm': must be a string"),
+    "env_kwargs a list": (_set("env_kwargs", [1]), "'env_kwargs': must be an object"),
+    "nested 40 deep": (_set("hyperparameters", _nested(40)), "'config': nested more than 32 levels deep"),
+    "nested 100,000 deep": ("RAW:" + "[" * 100_000 + "]" * 100_000, "config.json: not valid JSON"),
+    "format_version a list": (_set("format_version", [1] * 1000), "format_version a list of 1,000 items"),
+    "config a list": ("WHOLE:[]", "config.json: expected a JSON object"),
+}
+
+
+def write_malformed(folder: Path, name: str) -> str:
+    """Turn the policy folder `folder` into the malformed artifact `name`; returns what the error must say."""
+    change, expected = MALFORMED[name]
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    if isinstance(change, str) and change.startswith("WHOLE:"):
+        path.write_text(change.removeprefix("WHOLE:"))
+    elif isinstance(change, str):
+        config["action_space"]["n"] = "MARK"
+        path.write_text(json.dumps(config).replace('"MARK"', change.removeprefix("RAW:")))
+    else:
+        change(config)
+        path.write_text(json.dumps(config))
+    return expected
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_each_malformed_config_is_an_artifact_error_naming_file_and_field(saved_policy: Path, name: str) -> None:
+    expected = write_malformed(saved_policy, name)
+    with pytest.raises(ArtifactError) as info:
+        load_policy(saved_policy)
+    message = str(info.value)
+    assert message.startswith(f"{saved_policy / 'config.json'}: "), message
+    assert expected in message, message
+    assert len(message) < 700, message  # an image space or a 100,000-deep config is described, never printed whole
+
+
+def _rewrite_weights(folder: Path, change: Callable[[dict[str, torch.Tensor]], None]) -> Path:
+    from safetensors.torch import load_file
+
+    path = folder / "model.safetensors"
+    state = load_file(str(path))
+    change(state)
+    save_file(state, str(path))
+    return path
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(saved_policy: Path, bad: float) -> None:
+    def poison(state: dict[str, torch.Tensor]) -> None:
+        state["heads.value.2.weight"][0, 3] = bad
+
+    path = _rewrite_weights(saved_policy, poison)
+    with pytest.raises(ArtifactError) as info:
+        load_policy(saved_policy)
+    assert str(info.value).startswith(f"{path}: tensor 'heads.value.2.weight' holds NaN or infinite values")
+
+
+def _raw_safetensors(path: Path, header: dict[str, Any], data: bytes = b"") -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("header claims a huge tensor", "weights do not match the network in config.json"),
+        ("header length 2**60", "not a readable safetensors file (header length"),
+        ("header not JSON", "not a readable safetensors file"),
+        ("header a list", "not a readable safetensors file (the header is not a JSON object)"),
+        ("shape not a list", "has no valid shape"),
+        ("float64 weights", "has dtype 'F64'; rlship weights are float32"),
+        ("file too big", "bytes, more than the float32 weights of the network in config.json need"),
+        ("empty file", "not a readable safetensors file"),
+    ],
+)
+def test_weights_files_are_checked_by_size_and_header_before_their_data(
+    saved_policy: Path, case: str, expected: str
+) -> None:
+    path = saved_policy / "model.safetensors"
+    good = path.read_bytes()
+    if case == "header claims a huge tensor":
+        huge = {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4]}
+        _raw_safetensors(path, {"heads.logits.0.weight": huge})
+    elif case == "header length 2**60":
+        path.write_bytes(struct.pack("<Q", 2**60) + b"{}")
+    elif case == "header not JSON":
+        path.write_bytes(struct.pack("<Q", 5) + b"{{{{{")
+    elif case == "header a list":
+        _raw_safetensors(path, [])  # type: ignore[arg-type]
+    elif case == "shape not a list":
+        _raw_safetensors(path, {"w": {"dtype": "F32", "shape": "big", "data_offsets": [0, 4]}})
+    elif case == "float64 weights":
+        _rewrite_weights(saved_policy, lambda s: s.update({k: v.double() for k, v in s.items()}))
+    elif case == "file too big":
+        path.write_bytes(good + b"\0" * (2 * 1024 * 1024))
+    elif case == "empty file":
+        path.write_bytes(b"")
+    with pytest.raises(ArtifactError) as info:
+        load_policy(saved_policy)
+    assert str(info.value).startswith(f"{path}: ") and expected in str(info.value), str(info.value)
+
+
+_MEMORY_PROBE = """
+import json, resource, shutil, sys, tempfile
+from pathlib import Path
+from rlship import ArtifactError, load_policy
+from tests.test_artifact_hardening import MALFORMED, write_malformed
+names = json.loads(sys.argv[1])
+root = Path(tempfile.mkdtemp())
+load_policy("default").act([[0.0, 0.0, 0.0, 0.0]])  # torch and the load path warmed up: the baseline
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+refused = []
+for i, name in enumerate(names):
+    folder = root / str(i)
+    shutil.copytree(sys.argv[2], folder)
+    write_malformed(folder, name)
+    try:
+        load_policy(folder)
+    except ArtifactError:
+        refused.append(name)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "refused": refused}))
+"""
+
+
+def test_malformed_artifacts_allocate_nothing_big(saved_policy: Path) -> None:
+    """All the malformed configs loaded in one fresh process: each refused, and the process's peak memory grows by
+    less than 100 MB over a warmed-up load (before, hidden_sizes [8192, 8192] alone cost 1.6 GB)."""
+    names = list(MALFORMED)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, json.dumps(names), str(saved_policy)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["refused"] == names
+    assert report["peak_kb"] - report["baseline_kb"] < 100 * 1024, report
+
+
+def _bad_results_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "bad-results"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "results.json"):
+        (folder / name).write_bytes((default_policy_dir() / name).read_bytes())
+    results = json.loads((folder / "results.json").read_text())
+    results["mean_reward"] = "x"
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_a_bad_results_json_is_refused_by_load_policy(tmp_path: Path) -> None:
+    folder = _bad_results_folder(tmp_path)
+    with pytest.raises(ArtifactError, match=r"results\.json: field 'mean_reward' must be int or float; got 'x'"):
+        load_policy(folder)
+
+
+def test_serve_with_a_bad_results_json_exits_1_at_start_and_never_restarts(tmp_path: Path) -> None:
+    """A real `rlship serve` on a loopback port: it exits 1 with the message, before any worker is started (a
+    worker that failed after start-up used to be restarted by BentoML forever). The timeout bounds a loop."""
+    folder = _bad_results_folder(tmp_path)
+    with socket.socket() as s:  # a free loopback port, in case it got as far as listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [RLSHIP, "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "results.json: field 'mean_reward' must be int or float; got 'x'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("results.json: field 'mean_reward'") == 1  # said once: no worker retried it
