@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rlship.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -91,9 +93,9 @@ class ServerLimits:
         for field, flag, env in self.NAMES:
             value = getattr(self, field)
             if value is not None and not value > 0:
-                raise ValueError(f"{flag} ({env}) must be above 0; got {value}")
+                raise UsageError(f"{flag} ({env}) must be above 0; got {value}")
         if self.max_connections is not None and self.max_connections > fd_limit() - RESERVED_FDS:
-            raise ValueError(
+            raise UsageError(
                 f"--max-connections ({MAX_CONNECTIONS_ENV}) {self.max_connections} is not below this process's "
                 f"file-descriptor limit ({fd_limit()}, `ulimit -n`) minus {RESERVED_FDS} the worker needs for "
                 "itself; lower it or raise the limit"
@@ -123,7 +125,7 @@ class ServerLimits:
                 values[field] = kinds[field](text)
             except ValueError:
                 kind = "a whole number" if kinds[field] is int else "a number of seconds"
-                raise ValueError(f"{env}={text!r} is not {kind}") from None
+                raise UsageError(f"{env}={text!r} is not {kind}") from None
         return cls(**values)
 
     def env(self) -> dict[str, str]:
