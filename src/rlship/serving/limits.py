@@ -372,9 +372,9 @@ def install_connection_limits(limits: ServerLimits) -> None:
 # --- outputs: never NaN or infinity in JSON ---------------------------------------------------------------------
 
 
-def check_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> None:
-    """Raise a RequestError when the policy's outputs hold NaN or infinity (JSON has no such numbers; pydantic
-    would write the non-standard `NaN`, which strict clients cannot parse).
+def non_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> tuple[int, str] | None:
+    """None when the policy's outputs are all finite numbers; else the (status, message) to answer instead (JSON
+    has no NaN or infinity; pydantic would write the non-standard `NaN`, which strict clients cannot parse).
 
     Whose fault decides the status. If the policy's weights are not all finite, or it gives NaN or infinity even
     for an all-zero observation, the served policy is broken and the request was fine: 500, a server error
@@ -385,24 +385,22 @@ def check_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> None:
     import numpy as np
     import torch
 
-    from rlship.serving.protocol import RequestError
-
     if all(array is None or np.isfinite(array).all() for array in outputs):
-        return
+        return None
     if not all(torch.isfinite(p).all() for p in policy.network.parameters()):
         why = "has NaN or infinite weights"
     else:
         zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
         arrays = (zeros.probabilities, zeros.values, zeros.q_values)
         if all(array is None or np.isfinite(array).all() for array in arrays):
-            raise RequestError(
+            return (
                 422,
                 "this observation drives the policy's outputs to NaN or infinity (float32 overflow); send "
                 f"observations of the magnitude {policy.spec.env_id} produces",
             )
         why = "gives NaN or infinity even for an all-zero observation (weights too large for float32)"
     logger.error("rlship: the served policy %r %s; its answers are refused with 500", policy.source, why)
-    raise RequestError(
+    return (
         500,
         f"the served policy ({policy.source!r}) {why}, so its outputs are not numbers; the request was fine. "
         "The server's operator must serve a policy with finite outputs.",

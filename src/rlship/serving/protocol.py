@@ -235,7 +235,9 @@ def answer(
     result = policy.act(
         observations, deterministic=deterministic, rng=np.random.default_rng(seed) if seed is not None else rng
     )
-    limits.check_finite(policy, (result.probabilities, result.values, result.q_values))  # JSON has no NaN
+    # JSON has no NaN or infinity: a non-finite answer is an error (limits.non_finite says whose)
+    if (problem := limits.non_finite(policy, (result.probabilities, result.values, result.q_values))) is not None:
+        raise RequestError(*problem)
     if batch:
         fields: dict[str, Any] = {
             "actions": result.actions.tolist(),

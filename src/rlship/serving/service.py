@@ -295,7 +295,7 @@ def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch
             slot.policy, observations, request.deterministic, request.seed, batch, routes.policies.rng
         )
     except protocol.RequestError as exc:
-        if exc.status >= 500:  # limits.check_finite: the policy's outputs are not numbers, the request was fine
+        if exc.status >= 500:  # limits.non_finite: the policy's outputs are not numbers, the request was fine
             raise bentoml.exceptions.InternalServerError(limits.shorten(exc.message)) from None
         raise bentoml.exceptions.InvalidArgument(limits.shorten(exc.message)) from None
     return (protocol.ActBatchResponse if batch else protocol.ActResponse)(**fields)
