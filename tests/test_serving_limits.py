@@ -342,16 +342,20 @@ def overflowing(policy: Policy) -> Policy:
     return policy
 
 
-def test_a_policy_whose_outputs_overflow_answers_500_not_nan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plain_api", ["0", "1"])  # rlship's lean handlers; BentoML's own @bentoml.api methods
+def test_a_policy_whose_outputs_overflow_answers_500_not_nan(tmp_path: Path, plain_api: str) -> None:
     folder = overflowing(make_untrained()).save(tmp_path / "overflowing")
-    proc, url = start_server(str(folder))
+    proc, url = start_server(str(folder), env={"RLSHIP_PLAIN_API": plain_api})
     try:
         wait_ready(proc, url)
         for route, body in (("/act", {"observation": OBS}), ("/act_batch", {"observations": [OBS, OBS]})):
             answer = httpx.post(f"{url}{route}", json=body, timeout=10)
             error = strict_json(answer.text)["error"]  # type: ignore[index]
             assert answer.status_code == 500  # the policy is broken, not the request
-            assert "all-zero observation" in error and "the request was fine" in error
+            if plain_api == "1":  # BentoML shows no 5xx message to clients; the reason goes to the server's log
+                assert "check the server log" in error
+            else:
+                assert "all-zero observation" in error and "the request was fine" in error
     finally:
         stop(proc)
 
@@ -406,3 +410,73 @@ def test_finite_answers_are_untouched() -> None:
     answer = ask(policy, "/act", {"observation": OBS})
     assert answer.status_code == 200
     np.testing.assert_allclose(strict_json(answer.text)["probabilities"], policy.act([OBS]).probabilities[0], rtol=1e-6)  # type: ignore[index]
+
+
+# --- the connection cap's choices, on a real uvicorn server in this process -------------------------------------
+
+
+def test_at_the_cap_the_longest_idle_connection_makes_room_and_only_an_all_busy_worker_refuses() -> None:
+    import uvicorn
+    from uvicorn.config import Config  # uvicorn's own (importing the service swaps `uvicorn.Config`)
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from rlship.serving.limits import bounded_protocol
+
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        if scope["path"] == "/hold":
+            await release.wait()  # a request in progress until the test releases it
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def request(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+
+    async def main() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        protocol = bounded_protocol(H11Protocol, header_timeout=60, cap=3)
+        config = Config(app, http=protocol, lifespan="off", log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            async with asyncio.timeout(60):
+                while not server.started:
+                    await asyncio.sleep(0.01)
+
+                async def open_() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                    connection = await asyncio.open_connection("127.0.0.1", port)
+                    await asyncio.sleep(0.05)  # accepted before the next one opens
+                    return connection
+
+                # three connections: the first and second idle, the third answered (so active most recently)
+                first, second, third = await open_(), await open_(), await open_()
+                third[1].write(request("/"))
+                assert (await third[0].readuntil(b"ok")).startswith(b"HTTP/1.1 200")
+                fourth = await open_()  # at the cap: the first, idle longest, is closed for it
+                assert await first[0].read() == b""
+                fourth[1].write(request("/"))
+                assert (await fourth[0].readuntil(b"ok")).startswith(b"HTTP/1.1 200")
+                assert not second[0].at_eof() and not third[0].at_eof()
+                # every open connection busy with a request: a new one is answered 503 and closed
+                for _, writer in (second, third, fourth):
+                    writer.write(request("/hold"))
+                await asyncio.sleep(0.1)
+                refused = await open_()
+                answer = await refused[0].read()
+                assert answer.startswith(b"HTTP/1.1 503") and b"--max-connections" in answer
+                release.set()
+                for reader, _ in (second, third, fourth):
+                    assert (await reader.readuntil(b"ok")).startswith(b"HTTP/1.1 200")
+                for _, writer in (first, second, third, fourth, refused):
+                    writer.close()
+        finally:
+            server.should_exit = True
+            await serving
+
+    asyncio.run(main())

@@ -30,11 +30,16 @@ import json
 import logging
 import os
 import resource
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlship.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rlship.policy import Policy
 
 logger = logging.getLogger("rlship.serving")
 
@@ -288,9 +293,10 @@ class ConnectionBounds:
             self._rlship_arm()
 
     def _rlship_busy(self) -> bool:
-        """In the middle of a request: its head has arrived and its answer is not yet sent."""
+        """In the middle of a request (its head has arrived, its answer is not yet sent), or upgraded to a
+        websocket (another protocol owns the transport now)."""
         cycle = self.cycle
-        return cycle is not None and not cycle.response_complete
+        return (cycle is not None and not cycle.response_complete) or self.transport.get_protocol() is not self
 
     def _rlship_arm(self) -> None:
         if self._rlship_timer is not None:
@@ -301,7 +307,7 @@ class ConnectionBounds:
     def _rlship_deadline(self, armed_cycle: Any) -> None:
         self._rlship_timer = None
         transport = self.transport
-        if transport.is_closing() or transport.get_protocol() is not self:  # closed, or upgraded to a websocket
+        if transport.is_closing():
             return
         if self.cycle is not armed_cycle or self._rlship_busy():
             return  # a request head arrived in time (its body has BodyLimit's deadline)
@@ -354,7 +360,8 @@ def install_connection_limits(limits: ServerLimits) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             http = kwargs.get("http", "auto")
             base = import_from_string(HTTP_PROTOCOLS.get(http, http)) if isinstance(http, str) else http
-            kwargs["http"] = bounded_protocol(base, header_timeout, cap)
+            if not issubclass(base, ConnectionBounds):  # already bounded: the caller chose its own limits
+                kwargs["http"] = bounded_protocol(base, header_timeout, cap)
             if keep_alive is not None:
                 kwargs["timeout_keep_alive"] = keep_alive
             super().__init__(*args, **kwargs)
@@ -363,3 +370,38 @@ def install_connection_limits(limits: ServerLimits) -> None:
 
 
 # --- outputs: never NaN or infinity in JSON ---------------------------------------------------------------------
+
+
+def non_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> tuple[int, str] | None:
+    """None when the policy's outputs are all finite numbers; else the (status, message) to answer instead (JSON
+    has no NaN or infinity; pydantic would write the non-standard `NaN`, which strict clients cannot parse).
+
+    Whose fault decides the status. If the policy's weights are not all finite, or it gives NaN or infinity even
+    for an all-zero observation, the served policy is broken and the request was fine: 500, a server error
+    (changing or retrying the request cannot help; the operator must replace the policy), and it is logged.
+    Otherwise this observation drove the network out of float32's range (finite but huge numbers): 422, as for
+    any other observation the policy cannot act on. The check costs one `isfinite` per answer; the diagnosis
+    runs only on the rare answer that fails it."""
+    import numpy as np
+    import torch
+
+    if all(array is None or np.isfinite(array).all() for array in outputs):
+        return None
+    if not all(torch.isfinite(p).all() for p in policy.network.parameters()):
+        why = "has NaN or infinite weights"
+    else:
+        zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
+        arrays = (zeros.probabilities, zeros.values, zeros.q_values)
+        if all(array is None or np.isfinite(array).all() for array in arrays):
+            return (
+                422,
+                "this observation drives the policy's outputs to NaN or infinity (float32 overflow); send "
+                f"observations of the magnitude {policy.spec.env_id} produces",
+            )
+        why = "gives NaN or infinity even for an all-zero observation (weights too large for float32)"
+    logger.error("rlship: the served policy %r %s; its answers are refused with 500", policy.source, why)
+    return (
+        500,
+        f"the served policy ({policy.source!r}) {why}, so its outputs are not numbers; the request was fine. "
+        "The server's operator must serve a policy with finite outputs.",
+    )

@@ -294,9 +294,13 @@ def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch
     assert slot is not None  # BentoML sends requests only once __is_ready__ said so
     try:
         observations = protocol.check_request(request, slot.policy, routes.max_batch)
+        fields = protocol.answer(
+            slot.policy, observations, request.deterministic, request.seed, batch, routes.policies.rng
+        )
     except protocol.RequestError as exc:
-        raise bentoml.exceptions.InvalidArgument(exc.message) from None
-    fields = protocol.answer(slot.policy, observations, request.deterministic, request.seed, batch, routes.policies.rng)
+        if exc.status >= 500:  # limits.non_finite: the policy's outputs are not numbers, the request was fine
+            raise bentoml.exceptions.InternalServerError(limits.shorten(exc.message)) from None
+        raise bentoml.exceptions.InvalidArgument(limits.shorten(exc.message)) from None
     return (protocol.ActBatchResponse if batch else protocol.ActResponse)(**fields)
 
 
