@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rlship import schema
-from rlship.errors import ArtifactError, ObservationError
+from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
@@ -216,7 +216,10 @@ def new_policy(
         "seed": seed,
         "versions": library_versions(),
     }
-    spec = spec_from_config(config)
+    try:
+        spec = spec_from_config(config)
+    except schema.ConfigError as exc:  # the env's spaces (an image, Box actions) or the network are not supported
+        raise UnsupportedEnvError(f"{algorithm} in rlship cannot make a policy for {env_id}: {exc}") from None
     obs_dim = int(np.prod(spec.obs_shape))
     spec.network.check_size(obs_dim)  # before a single parameter is allocated
     return Policy(spec, HeadsNetwork(obs_dim, spec.network), config)
