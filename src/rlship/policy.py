@@ -298,9 +298,10 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     from its description, results.json, then the weights file's size and header (names, dtypes, shapes) against
     the network, and only then the weights themselves (finite). Any failure is an ArtifactError naming the file."""
     folder, revision = locate_source(source)
-    if not folder.is_dir():
+    if not _is_dir(folder):
+        shown = str(folder) if str(folder).isprintable() and len(str(folder)) <= 300 else schema.brief(str(folder), 300)
         raise ArtifactError(
-            f"{folder}: no such policy folder. Pass a folder written by `rlship train` "
+            f"{shown}: no such policy folder. Pass a folder written by `rlship train` "
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), hf://OWNER/NAME for a policy on the Hugging Face Hub, "
             "or 'default' for the embedded CartPole-v1 policy."
         )
@@ -324,6 +325,13 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         network = HeadsNetwork(obs_dim, spec.network)
     network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network), assign=True)
     return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
+        return False
 
 
 def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:
