@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test lint bench bench-algorithms bench-serve default-policy
+.PHONY: setup demo test test-tools lint bench bench-algorithms bench-serve default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 # the trained policy for the Hugging Face Hub (model card, replay video, fresh results; `rlship push` uploads it),
 # then serve it on http://127.0.0.1:3000 (Ctrl+C stops it; the README shows the curl call to /act).
 demo: setup
-	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0
+	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/ppo-CartPole-v1-s0 --overwrite
 	$(BIN)/rlship evaluate runs/ppo-CartPole-v1-s0 --episodes 100
 	$(BIN)/rlship evaluate default --episodes 100
 	$(BIN)/rlship package runs/ppo-CartPole-v1-s0 --out runs/ppo-CartPole-v1-s0-hub
@@ -29,7 +29,13 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks service.py
 	$(BIN)/ruff format --check src tests benchmarks service.py
 
-test: lint
+# Programs the tests start besides Python: HAProxy (tests/test_load_balancer.py puts two `rlship serve` replicas
+# behind it). Installed from Debian when missing (quick when present); in CI that test fails without it.
+test-tools:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy)
+
+test: lint test-tools
 	$(BIN)/pytest
 
 # Benchmarks need Stable-Baselines3 (the peer) and Box2D (LunarLander-v3) on top of the dev setup.
@@ -51,6 +57,6 @@ bench-algorithms: $(VENV)/.bench
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup
-	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/default-policy --no-progress
+	$(BIN)/rlship train ppo CartPole-v1 --seed 0 --out runs/default-policy --no-progress --overwrite
 	cp runs/default-policy/config.json runs/default-policy/model.safetensors runs/default-policy/results.json \
 	  src/rlship/default_policy/

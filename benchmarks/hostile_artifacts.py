@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests packag
 from tests.test_artifact_hardening import MALFORMED, write_malformed
 
 from rlship import ArtifactError, load_policy
-from rlship.policy import default_policy_dir
+from rlship.sources import default_policy_dir
 
 
 def peak_mb() -> float:

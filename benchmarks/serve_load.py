@@ -2,11 +2,15 @@
 
     python benchmarks/serve_load.py                 # 1, 16, 64 connections on /act; the batch route; ratios
     python benchmarks/serve_load.py --soak 60       # then 60 s at 64 connections: errors and RSS growth
+    python benchmarks/serve_load.py --plain-api     # also BentoML's own @bentoml.api path for the same routes
+    python benchmarks/serve_load.py --swaps 0 --swap-rss 0     # without the hot swap part (default: 10 and 50)
 
 Both servers are started here as subprocesses on free loopback ports, worker processes of one torch thread each
 (rlship: --workers, default 1; the bare peer: one), and are measured in turns (rlship, bare, rlship, ...;
 --rounds) so that the load of a shared machine falls on both alike:
-  rlship  `rlship serve` (BentoML: its workers, middlewares, /metrics, traffic timeout)
+  rlship  `rlship serve` (BentoML: its workers, middlewares, /metrics, traffic timeout; the policy routes are
+          @bentoml.api methods answered by rlship's lean handlers from an ASGI middleware)
+  plain   (--plain-api) the same service answering through BentoML's own @bentoml.api path (RLSHIP_PLAIN_API=1)
   bare    uvicorn serving the same Starlette routes app (`rlship.serving.routes`): same parsing, same forward
           pass, same JSON; only BentoML is missing, so the ratio is BentoML's cost.
 The load generator is wrk (Debian package `wrk`, C, one thread) when installed, else an asyncio raw-socket
@@ -242,6 +246,11 @@ def main() -> None:
         help="rlship's worker processes (default: 1); the bare peer stays one process (uvicorn's own multi-worker "
         "mode answered a sequential client in ~46 ms here, no fair peer), so compare ratios at 1",
     )
+    parser.add_argument(
+        "--plain-api", action="store_true", help="also measure BentoML's own @bentoml.api path (RLSHIP_PLAIN_API=1)"
+    )
+    parser.add_argument("--swaps", type=int, default=10, help="hot swaps of the served policy under load (default: 10)")
+    parser.add_argument("--swap-rss", type=int, default=50, help="then this many swaps back to back: RSS (default: 50)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,14 +284,19 @@ def main() -> None:
         "bare": start([sys.executable, __file__, "--serve-bare", str(ports["bare"])], env),
         "null": start([sys.executable, __file__, "--serve-null", str(ports["null"])]),
     }
+    if args.plain_api:
+        ports["plain"] = free_port()
+        command = [rlship_exe, "serve", "--port", str(ports["plain"]), "--max-batch", max_batch]
+        procs["plain"] = start(command, {**os.environ, "RLSHIP_PLAIN_API": "1"})
+    servers = [name for name in procs if name != "null"]
     try:
-        for name in ("rlship", "bare"):
+        for name in servers:
             took = wait_ready(f"http://127.0.0.1:{ports[name]}/readyz", procs[name])
             print(f"{name} ready in {took:.1f} s")
         time.sleep(0.5)
         load1 = os.getloadavg()
         print(f"client: {client_name}; cpus: {os.cpu_count()}; load average before: {load1[0]:.2f} (1 min)")
-        for name in ("rlship", "bare"):  # warm-up: first requests allocate
+        for name in servers:  # warm-up: first requests allocate
             load(f"http://127.0.0.1:{ports[name]}/act", ACT_BODY, 16, 1)
 
         rows = []
@@ -327,16 +341,126 @@ def main() -> None:
         if 16 in by_c:
             r, b = by_c[16]["rlship"], by_c[16]["bare"]
             print(f"  /act req/s at 16 connections >= 60% of bare: {r['rps'] / b['rps']:.0%}")
+            if "plain" in by_c[16]:
+                print(f"    (BentoML's own @bentoml.api path: {by_c[16]['plain']['rps'] / b['rps']:.0%})")
             print(f"  /act p99 at 16 connections within 2x of bare: {r['p99'] / b['p99']:.2f}x")
         if 1 in by_c:
             r, b = by_c[1]["rlship"], by_c[1]["bare"]
             print(f"  sequential /act p50 within 1.5x of bare: {r['p50'] / b['p50']:.2f}x")
         print(f"  /act_batch >= 200,000 observations/s: {batch['rlship']['rps'] * args.batch_size:,.0f}")
 
+        if "plain" in procs:
+            print_plain(rows, batch, args.batch_size)
         if args.soak > 0:
             soak(load, ports["rlship"], procs["rlship"].pid, args.soak)
     finally:
         for proc in procs.values():
+            stop(proc)
+    if args.swaps > 0 or args.swap_rss > 0:
+        swap_benchmark(load, args.swaps, args.swap_rss, max_batch)
+
+
+def print_plain(rows: list[dict], batch: dict[str, dict[str, float]], batch_size: int) -> None:
+    print("\nthe same routes through BentoML's own @bentoml.api path (plain) beside rlship's lean path and bare:\n")
+    print(
+        "| connections | plain req/s | rlship req/s | bare req/s | plain / bare | plain p99 ms | bare p99 ms | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        pl, r, b = row["plain"], row["rlship"], row["bare"]
+        print(
+            f"| {row['connections']} | {pl['rps']:.0f} | {r['rps']:.0f} | {b['rps']:.0f} | {pl['rps'] / b['rps']:.2f} "
+            f"| {pl['p99']:.2f} | {b['p99']:.2f} | {pl['errors']} |"
+        )
+    print(f"plain /act_batch: {batch['plain']['rps'] * batch_size:,.0f} observations/s")
+
+
+def wide_policy(seed: int) -> object:
+    """An untrained CartPole-v1 policy with two hidden layers of 1024 (about 4 MB of weights)."""
+    import gymnasium as gym
+    import torch
+
+    from rlship.networks import NetworkSpec
+    from rlship.policy import new_policy
+
+    torch.manual_seed(seed)
+    env = gym.make("CartPole-v1")
+    spec = NetworkSpec((1024, 1024), "tanh", {"logits": 2, "value": 1})
+    return new_policy("ppo", "CartPole-v1", env.observation_space, env.action_space, spec, {}, seed)
+
+
+def swap_benchmark(load: object, swaps: int, rss_swaps: int, max_batch: str) -> None:
+    """Hot swaps of the default policy while wrk drives /act at 16 connections: every answer must be a 200; then
+    `rss_swaps` swaps back to back, the server's RSS before and after. The two policies swapped are wide
+    (1024x1024 MLPs, about 4 MB of weights each) so that a leak of one per swap would show."""
+    import threading
+
+    import httpx
+
+    token = "bench-" + os.urandom(16).hex()
+    with tempfile.TemporaryDirectory(prefix="rlship-swap-bench-") as tmp:
+        folders = [str(wide_policy(seed).save(Path(tmp) / f"wide-{seed}")) for seed in (0, 1)]
+        port = free_port()
+        env = {**os.environ, "RLSHIP_ADMIN_TOKEN": token}
+        proc = start(
+            [
+                str(Path(sys.executable).parent / "rlship"),
+                "serve",
+                f"wide={folders[0]}",
+                "--port",
+                str(port),
+                "--max-batch",
+                max_batch,
+            ],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{url}/readyz", proc)
+            admin = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120)
+
+            def swap(i: int) -> tuple[int, float]:
+                start_t = time.perf_counter()
+                answer = admin.put("/policies/wide", json={"source": folders[i % 2]})
+                return answer.status_code, time.perf_counter() - start_t
+
+            if swaps > 0:
+                seconds = 2.0 + 1.5 * swaps
+                result: dict[str, float] = {}
+                loader = threading.Thread(target=lambda: result.update(load(f"{url}/act", ACT_BODY, 16, seconds)))  # type: ignore[operator]
+                loader.start()
+                time.sleep(1.0)
+                outcomes = []
+                for i in range(swaps):
+                    outcomes.append(swap(i + 1))
+                    if i == swaps // 2:  # one that cannot load, in the middle: refused, the old policy serves on
+                        bad = admin.put("/policies/wide", json={"source": str(Path(tmp) / "missing")})
+                        outcomes.append((bad.status_code, 0.0))
+                    time.sleep(1.0)
+                loader.join()
+                ok = sum(status == 200 for status, _ in outcomes)
+                refused = sum(status == 422 for status, _ in outcomes)
+                took = [t for status, t in outcomes if status == 200]
+                print(
+                    f"\nhot swap under load: {swaps} swaps of a 1024x1024 policy (+1 that cannot load) while wrk drove "
+                    f"/act at 16 connections for {seconds:g} s: {ok} swapped, {refused} refused (422), "
+                    f"swap took {np.median(took):.2f} s median; /act {result['requests']:,} requests, "
+                    f"{result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms, errors {result['errors']}; "
+                    f"{'PASS' if result['errors'] == 0 and ok == swaps and refused == 1 else 'FAIL'}"
+                )
+            if rss_swaps > 0:
+                for i in range(5):  # settle: the allocator's pools reach their steady size
+                    swap(i)
+                before = tree_rss_mb(proc.pid)
+                statuses = [swap(i)[0] for i in range(rss_swaps)]
+                after = tree_rss_mb(proc.pid)
+                growth = after / before - 1
+                print(
+                    f"memory over {rss_swaps} swaps back to back: server RSS (all processes) {before:.0f} MB -> "
+                    f"{after:.0f} MB ({growth:+.1%}); {sum(s == 200 for s in statuses)} swapped; "
+                    f"{'PASS' if growth < 0.1 and all(s == 200 for s in statuses) else 'FAIL'} (growth under 10%)"
+                )
+        finally:
             stop(proc)
 
 
@@ -345,7 +469,7 @@ def interleaved(
 ) -> dict[str, dict[str, float]]:
     """Both servers measured in turns (rlship, bare, rlship, ...) so a change in the machine's load hits both;
     req/s is the mean over rounds, latencies the median of the rounds' percentiles."""
-    runs: dict[str, list[dict[str, float]]] = {"rlship": [], "bare": []}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports if name != "null"}
     for _ in range(rounds):
         for name in runs:
             runs[name].append(load(f"http://127.0.0.1:{ports[name]}{path}", body, connections, seconds))  # type: ignore[operator]

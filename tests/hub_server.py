@@ -3,10 +3,12 @@ part of the Hub API huggingface_hub calls for pushing and pulling a model repo.
 
 Routes (as huggingface_hub 2.x calls them): whoami-v2, validate-yaml, repos/create, repo info (`/api/models/ID`,
 `.../revision/REV`), tree listing, preupload (every file "regular": inline base64 in the commit), commit (NDJSON,
-with create_pr), branch create, and `/{ID}/resolve/{REV}/{PATH}` (HEAD and GET, with X-Repo-Commit and ETag).
+with create_pr; onto a branch or a pull request's refs/pr/N, as the Hub takes them), branch create, and
+`/{ID}/resolve/{REV}/{PATH}` (HEAD and GET, with X-Repo-Commit and ETag; REV a branch, refs/pr/N or a commit).
 Repos live in memory as commits (sha -> files) and refs (branch -> sha). Tokens have a user and a role ("read" or
-"write"); a user writes only to its own namespace. `fail(method, path regex, status)` makes a route answer an error
-the way the Hub does (JSON body with "error", X-Error-Message). `requests` records what the client asked for.
+"write"); a user writes only to its own namespace, and whoami-v2 names the token's user (push's default repo id).
+`fail(method, path regex, status)` makes a route answer an error the way the Hub does (JSON body with "error",
+X-Error-Message). `requests` records what the client asked for.
 """
 
 from __future__ import annotations

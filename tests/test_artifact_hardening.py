@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from rlship import ArtifactError, cli, load_policy
 from rlship.envs import require_discrete_actions
 from rlship.errors import UnsupportedEnvError
-from rlship.policy import default_policy_dir
+from rlship.sources import default_policy_dir
 from tests.test_cli import RLSHIP
 
 ROOT = Path(__file__).resolve().parents[1]

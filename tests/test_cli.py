@@ -78,7 +78,7 @@ def test_help_lists_every_hyperparameter() -> None:
     ("args", "message"),
     [
         (("evaluate", "/no/such/folder"), "no such policy folder"),
-        (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be >= 1"),
+        (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be in [1, 4096]"),
         (("train", "ppo", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
     ],
 )
@@ -86,3 +86,45 @@ def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], messag
     proc = run(*args, check=False)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run rlship with stdout on a pseudo-terminal, as in an interactive shell; (exit code, what it printed)."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([RLSHIP, *args], stdout=follower, stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    proc.wait(timeout=300)
+    return proc.returncode, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_evaluate_prints_a_summary_on_a_terminal_and_json_with_the_flag(saved_policy: Path) -> None:
+    code, text = _on_a_terminal("evaluate", "default", "--episodes", "3", "--seed", "2")
+    assert code == 0
+    lines = text.strip().splitlines()
+    assert lines[0] == "ppo on CartPole-v1 from default"
+    assert lines[1] == "mean_reward 500.00 +/- 0.00 over 3 episodes (greedy actions)"
+    assert "episode seeds 1000002-1000004" in lines[3] and len(lines) == 4
+
+    # --json on a terminal; and the random baseline says its actions are random
+    config = json.loads((saved_policy / "config.json").read_text())
+    config["action_distribution"] = {"kind": "uniform"}
+    (saved_policy / "config.json").write_text(json.dumps(config))
+    code, text = _on_a_terminal("evaluate", str(saved_policy), "--episodes", "3", "--json")
+    assert code == 0
+    out = json.loads(text)
+    assert out["random_actions"] is True and out["n_eval_episodes"] == 3
+    code, text = _on_a_terminal("evaluate", str(saved_policy), "--episodes", "3")
+    assert "(random actions: the random baseline samples even when greedy actions are asked)" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rlship import evaluate, load_policy
-from rlship.policy import default_policy_dir
+from rlship.sources import default_policy_dir
 
 
 def test_default_policy_is_small_and_solves_cartpole() -> None:

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+import rlship
+from rlship import evaluate, load_policy
 from rlship.errors import RlshipError
 from rlship.hub.package import Package, package_policy
 from rlship.networks import NetworkSpec
 from rlship.policy import new_policy
+from rlship.run_folder import Results, write_results
 from rlship.training.run import TrainResult
 from tests.test_cli import RLSHIP
 
@@ -59,7 +62,7 @@ def test_card_metadata_parses_back_with_huggingface_hub_and_equals_results_json(
 
     card = ModelCard.load(packaged.folder / "README.md")
     results = json.loads((packaged.folder / "results.json").read_text())
-    assert card.data.library_name == "rlship"
+    assert card.data.library_name == "rlship" and card.data.pipeline_tag == "reinforcement-learning"
     assert set(card.data.tags) == {
         "reinforcement-learning",
         "deep-reinforcement-learning",
@@ -73,6 +76,7 @@ def test_card_metadata_parses_back_with_huggingface_hub_and_equals_results_json(
     assert result.metric_type == "mean_reward"
     assert result.metric_value == f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
     body = card.text
+    assert f'pip install "rlship=={rlship.__version__}"' in body  # the version that made the card
     assert 'rlship.load_policy("hf://OWNER/NAME")' in body  # placeholder until push names the repo
     assert "rlship serve hf://OWNER/NAME" in body
     assert "rlship train ppo CartPole-v1 --seed 0" in body and "--gamma 0.98" in body
@@ -180,10 +184,164 @@ def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> Non
 
 
 def test_an_interrupted_run_is_refused_unless_allowed(tmp_path: Path, saved_policy: Path) -> None:
-    (saved_policy / "results.json").write_text(json.dumps({"interrupted": True, "training": {"env_steps": 512}}))
+    evaluation = evaluate(load_policy(saved_policy), episodes=2)
+    write_results(saved_policy, Results(evaluation, 475.0, False, interrupted=True, training={"env_steps": 512}))
     with pytest.raises(RlshipError, match=r"was interrupted.*--resume"):
         package_policy(saved_policy, tmp_path / "hub", episodes=2)
     assert not (tmp_path / "hub").exists()
     package = package_policy(saved_policy, tmp_path / "hub", episodes=2, allow_interrupted=True)
     results = json.loads((package.folder / "results.json").read_text())
-    assert results["training_interrupted"] is True and results["n_eval_episodes"] == 2
+    assert results["interrupted"] is True and results["n_eval_episodes"] == 2
+
+
+class NoRenderEnv(gym.Env):
+    """An env that cannot render off-screen (a simulator wrapper without a renderer): 20 steps of reward 1."""
+
+    metadata: dict = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), 1.0, self.t >= 20, False, {}
+
+
+@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible render_modes")
+def test_no_video_packages_a_policy_whose_env_cannot_render(tmp_path: Path) -> None:
+    gym.register("RlshipTest/NoRender-v0", entry_point=NoRenderEnv)
+    try:
+        env = gym.make("RlshipTest/NoRender-v0")
+        torch.manual_seed(0)
+        policy = new_policy(
+            "ppo",
+            "RlshipTest/NoRender-v0",
+            env.observation_space,
+            env.action_space,
+            NetworkSpec((8,), "tanh", {"logits": 2}),
+            hyperparameters={},
+            seed=0,
+        )
+        run = policy.save(tmp_path / "run")
+        with pytest.raises(RlshipError, match="cannot render RlshipTest/NoRender-v0 off-screen"):
+            package_policy(run, tmp_path / "hub", episodes=2)
+        assert not (tmp_path / "hub").exists()
+        package = package_policy(run, tmp_path / "hub", episodes=2, video=False, tags=["deep-rl-course"])
+    finally:
+        gym.registry.pop("RlshipTest/NoRender-v0")
+    from huggingface_hub import ModelCard
+
+    assert "replay.mp4" not in package.files and package.replay_steps is None
+    card = ModelCard.load(package.folder / "README.md")
+    assert "<video" not in card.text and "## Replay" not in card.text
+    assert card.data.eval_results[0].metric_value == "20.00 +/- 0.00"
+    assert card.data.tags[:3] == ["reinforcement-learning", "deep-reinforcement-learning", "RlshipTest/NoRender-v0"]
+    assert card.data.tags[-1] == "deep-rl-course"
+
+
+def test_package_with_onnx_and_tags_from_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "hub"
+    proc = subprocess.run(
+        [
+            RLSHIP,
+            "package",
+            "default",
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--onnx",
+            "--no-video",
+            "--tag",
+            "deep-rl-course",
+            "--tag",
+            "my-team",
+            "--tag",
+            "deep-rl-course",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)["files"]) == {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "results.json",
+        "hyperparameters.json",
+        "model.onnx",
+    }
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.tags[-2:] == ["deep-rl-course", "my-team"]  # once each, after rlship's own
+    assert "## Run it with onnxruntime" in card.text and 'hf_hub_download("OWNER/NAME", "model.onnx")' in card.text
+    assert 'actions, probabilities, values = session.run(None, {"observations": observations})' in card.text
+    # the packaged graph is the policy: onnxruntime gives its greedy actions
+    import onnxruntime as ort
+
+    observations = np.random.default_rng(0).uniform(-0.2, 0.2, (200, 4)).astype(np.float32)
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    actions = session.run(["actions"], {"observations": observations})[0]
+    np.testing.assert_array_equal(actions, rlship.load_policy("default").act(observations).actions)
+    # config.json stays the run's own, byte for byte
+    assert (out / "config.json").read_bytes() == (Path(rlship.policy.default_policy_dir()) / "config.json").read_bytes()
+
+    bad = subprocess.run(
+        [RLSHIP, "package", "default", "--out", str(tmp_path / "x"), "--tag", "no spaces"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 1 and "--tag 'no spaces' is not a Hub tag" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_random_baseline_card_says_its_actions_are_random(tmp_path: Path) -> None:
+    env = gym.make("CartPole-v1")
+    policy = new_policy(
+        "random",
+        "CartPole-v1",
+        env.observation_space,
+        env.action_space,
+        NetworkSpec((4,), "tanh", {"logits": 2}),
+        hyperparameters={},
+        seed=0,
+        action_distribution="uniform",
+    )
+    package = package_policy(policy.save(tmp_path / "run"), tmp_path / "hub", episodes=3, video=False)
+    text = (package.folder / "README.md").read_text()
+    assert "its actions are random even when deterministic actions are asked for" in text
+    assert "deterministic (greedy) actions" not in text
+
+
+def test_card_describes_the_algorithm_from_config_and_hub_never_imports_training(tmp_path: Path) -> None:
+    from rlship.hub.card import render_card
+    from rlship.policy import load_policy
+
+    policy = load_policy("default")
+    evaluation = package_policy("default", tmp_path / "hub", episodes=2, video=False).evaluation
+    described = render_card(
+        {**policy.config, "algorithm_summary": "proximal policy optimization"}, evaluation, None, None, None
+    )
+    assert "A `ppo` (proximal policy optimization) agent" in described.text
+    plain = render_card(
+        {k: v for k, v in policy.config.items() if k != "algorithm_summary"}, evaluation, None, None, None
+    )
+    assert "A `ppo` agent for the Gymnasium environment" in plain.text
+
+    code = (
+        "import sys, rlship.hub.card, rlship.hub.package, rlship.hub.push, rlship.hub.pull, rlship.hub.cli, "
+        "rlship.hub.video; print([m for m in sys.modules if m.startswith('rlship.training')])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -82,8 +82,10 @@ def test_push_then_pull_gives_the_same_actions(hub: FakeHub, trained, tmp_path: 
     ours, theirs = trained.policy.act(OBS), policy.act(OBS)
     np.testing.assert_array_equal(ours.actions, theirs.actions)
     np.testing.assert_allclose(ours.probabilities, theirs.probabilities, rtol=0, atol=0)
-    assert sorted(hub.downloads()) == sorted(  # a HEAD for config.json within RLSHIP_HUB_TIMEOUT, then HEAD+GET each
-        ["alice/ppo-cartpole/resolve/main/config.json"] * 3
+    assert sorted(hub.downloads()) == sorted(
+        [f"alice/ppo-cartpole/resolve/{result.commit_oid}/README.md"] * 2  # push reads the card back (HEAD, GET)
+        # a HEAD for config.json within RLSHIP_HUB_TIMEOUT, then HEAD+GET each
+        + ["alice/ppo-cartpole/resolve/main/config.json"] * 3
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/model.safetensors"] * 2
         + [f"alice/ppo-cartpole/resolve/{result.commit_oid}/results.json"] * 2
     )
@@ -106,7 +108,8 @@ def test_branch_pull_request_revision_pinning_and_offline_cache(
     repo = hub.repos["alice/cartpole"]
     assert repo.refs["main"] == main.commit_oid and repo.refs["dev"] == dev.commit_oid
     assert pr.pr_url is not None and pr.pr_url.endswith("/discussions/1")
-    assert repo.refs["refs/pr/1"] == pr.commit_oid and repo.commits[pr.commit_oid].message == "please review"
+    assert repo.refs["refs/pr/1"] == pr.commit_oid  # the card's commit, on the pull request's own commit:
+    assert repo.commits[repo.commits[pr.commit_oid].parent or ""].message == "please review"
     assert any(r.path == "/api/models/alice/cartpole/branch/dev" for r in hub.requests)
 
     assert rlship.load_policy("hf://alice/cartpole@dev").revision == dev.commit_oid
@@ -280,3 +283,81 @@ def test_cli_push_dry_run_uploads_nothing_and_errors_keep_the_token_out(hub: Fak
     assert json.loads(evaluated.stdout)["mean_reward"] == 500.0
     _no_token_in(dry.stdout, dry.stderr, denied.stdout, denied.stderr, done.stdout, done.stderr)
     _no_token_in(evaluated.stdout, evaluated.stderr)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import httpx
+
+    response = httpx.get(url, headers={"authorization": f"Bearer {TOKEN}"})
+    return response.status_code, response.content
+
+
+def test_card_links_point_at_the_branch_or_pull_request_pushed_and_the_score_is_read_back(
+    hub: FakeHub, package: Package
+) -> None:
+    main = upload_package(package, "alice/cartpole")
+    assert main.hub_mean_reward == package.evaluation.metric and main.warnings == []
+    assert main.summary()["hub_card_mean_reward"] == package.evaluation.metric
+
+    dev = upload_package(package, "alice/cartpole", revision="dev")
+    card = hub.files("alice/cartpole", "dev")["README.md"].decode()
+    url = f"{hub.url}/alice/cartpole/resolve/dev/replay.mp4"
+    assert f'src="{url}"' in card and 'rlship.load_policy("hf://alice/cartpole@dev")' in card
+    assert _get(url) == (200, hub.files("alice/cartpole", "dev")["replay.mp4"])
+    assert dev.hub_mean_reward == package.evaluation.metric
+
+    pr = upload_package(package, "alice/cartpole", create_pr=True)
+    assert pr.pr_revision == "refs/pr/1" and pr.pr_url is not None and pr.pr_url.endswith("/discussions/1")
+    repo = hub.repos["alice/cartpole"]
+    head = repo.commits[repo.refs["refs/pr/1"]]
+    # two commits on the pull request: the package, then the card pointing at refs/pr/1 (known only then)
+    assert head.sha == pr.commit_oid and head.message == "rlship: the card's links point at this pull request"
+    assert repo.commits[head.parent].files["replay.mp4"] == head.files["replay.mp4"]
+    card = head.files["README.md"].decode()
+    url = f"{hub.url}/alice/cartpole/resolve/refs%2Fpr%2F1/replay.mp4"
+    assert f'src="{url}"' in card and "hf://alice/cartpole@refs/pr/1" in card
+    assert _get(url) == (200, head.files["replay.mp4"])
+    assert repo.refs["main"] == main.commit_oid  # a pull request leaves main as it was
+    assert pr.hub_mean_reward == package.evaluation.metric
+    assert rlship.load_policy("hf://alice/cartpole@refs/pr/1").revision == pr.commit_oid
+
+
+def test_push_without_repo_id_names_the_repo_after_the_user_and_the_card_runs_onnx(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = push_policy("default", episodes=2, video=False, onnx=True, tags=["deep-rl-course"])
+    assert result.repo_id == "alice/ppo-CartPole-v1"  # whoami's name, the algorithm and the env id
+    files = hub.files("alice/ppo-CartPole-v1")
+    assert "model.onnx" in files and "replay.mp4" not in files
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(files["README.md"].decode())
+    assert "deep-rl-course" in card.data.tags and card.data.pipeline_tag == "reinforcement-learning"
+    # The card's onnxruntime snippet, run as a user would, against this Hub: the policy's greedy action
+    snippet = card.text.split("## Run it with onnxruntime")[1].split("```python\n")[1].split("```")[0]
+    scope: dict[str, object] = {}
+    exec(snippet, scope)
+    assert scope["actions"].shape == (1,)  # type: ignore[union-attr]
+    zeros = np.zeros((1, 4), dtype=np.float32)
+    assert scope["actions"][0] == rlship.load_policy("default").act(zeros).actions[0]  # type: ignore[index]
+
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(HubError, match=r"no Hugging Face token found.*pass --repo-id OWNER/NAME"):
+        push_policy("default", episodes=2, dry_run=True)
+
+
+def test_cli_push_prints_the_score_read_back_from_the_hub(hub: FakeHub, tmp_path: Path) -> None:
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": TOKEN}
+    proc = subprocess.run(
+        [RLSHIP, "push", "default", "--episodes", "2", "--no-video", "--revision", "dev", "--tag", "deep-rl-course"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["repo_id"] == "alice/ppo-CartPole-v1" and summary["hub_card_mean_reward"] == "500.00 +/- 0.00"
+    assert "the card on the Hub (alice/ppo-CartPole-v1@dev) reads mean_reward 500.00 +/- 0.00" in proc.stderr
+    assert "deep-rl-course" in hub.files("alice/ppo-CartPole-v1", "dev")["README.md"].decode()
+    _no_token_in(proc.stdout, proc.stderr)

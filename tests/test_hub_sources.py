@@ -16,7 +16,7 @@ import pytest
 import rlship
 from rlship.errors import UsageError
 from rlship.hub.errors import HubError
-from rlship.policy import default_policy_dir
+from rlship.sources import default_policy_dir
 from tests.hub_server import FakeHub
 from tests.test_cli import RLSHIP
 from tests.test_hub_push_pull import TOKEN

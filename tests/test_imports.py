@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-CORE = {"errors", "schema", "spaces", "networks", "policy", "run_folder", "evaluation", "envs"}
+CORE = {"errors", "schema", "spaces", "networks", "policy", "run_folder", "evaluation", "envs", "sources"}
 
 
 def module_name(path: Path) -> str:

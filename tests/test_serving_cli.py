@@ -38,3 +38,28 @@ def test_a_bad_worker_count_is_one_line_and_exit_1(
     monkeypatch.setenv("RLSHIP_WORKERS", "two")
     assert main(["serve"]) == 1
     assert "RLSHIP_WORKERS='two' is not a whole number" in capsys.readouterr().err
+
+
+def test_several_sources_reach_the_service_as_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    env = _serve_env(monkeypatch, ["cartpole=runs/a b", "default"])
+    assert json.loads(env["RLSHIP_POLICY"]) == ["cartpole=runs/a b", "default"]  # a path with a space survives
+    assert _serve_env(monkeypatch, ["cartpole=runs/a"])["RLSHIP_POLICY"] == "cartpole=runs/a"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["a=default", "a=runs/x"], "two policies are named 'a'"),
+        (["runs/x", "other/x"], "two policies are named 'x'"),
+        (["a="], "names no source"),
+    ],
+)
+def test_bad_policy_names_are_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("the server must not start"))
+    assert main(["serve", *argv]) == 1
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import types
 import typing
@@ -13,6 +15,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
+from rlship import sweep
 from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
 from rlship.serving import cli as serving_cli
@@ -37,6 +40,7 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
 
 
 Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+TRAIN_HELP = "train a policy and write its folder (config, weights, results, log, curve)"
 
 
 def register_train(sub: Subparsers) -> None:
@@ -44,7 +48,7 @@ def register_train(sub: Subparsers) -> None:
     from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
     from rlship.training.settings import RUN_SETTINGS
 
-    train = sub.add_parser("train", help="train a policy and write its folder (config, weights, results, log, curve)")
+    train = sub.add_parser("train", help=TRAIN_HELP)
     train.set_defaults(handler=_run_train)
     algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for algo in ALGORITHMS.values():
@@ -206,12 +210,42 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
     )
-    print(json.dumps({"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}, indent=2))
+    report = {"source": args.source, "algorithm": policy.spec.algorithm, **result.to_dict()}
+    if policy.spec.action_distribution == "uniform":
+        report["random_actions"] = True  # the random baseline samples even when deterministic actions are asked
+    # JSON for scripts and pipes (and --json); a short summary for a person at a terminal
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(report, indent=2))
+    else:
+        print(evaluation_summary(report))
     return 0
 
 
+def evaluation_summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads at a glance: what was evaluated, the score, the spread, the protocol."""
+    returns, lengths, seeds = report["episode_returns"], report["episode_lengths"], report["episode_seeds"]
+    if report.get("random_actions"):
+        mode = "random actions: the random baseline samples even when greedy actions are asked"
+    else:
+        mode = "greedy actions" if report["deterministic"] else "sampled actions"
+    return "\n".join(
+        [
+            f"{report['algorithm']} on {report['env_id']} from {report['source']}",
+            f"mean_reward {report['mean_reward']:.2f} +/- {report['std_reward']:.2f} over "
+            f"{report['n_eval_episodes']} episodes ({mode})",
+            f"returns: min {min(returns):g}, median {statistics.median(returns):g}, max {max(returns):g}; "
+            f"episode length: mean {statistics.fmean(lengths):.1f}",
+            f"eval seed {report['seed']} (episode seeds {seeds[0]}-{seeds[-1]}), {report['wall_seconds']:.2f} s; "
+            "--json for every episode",
+        ]
+    )
+
+
 def register_evaluate(sub: Subparsers) -> None:
-    ev = sub.add_parser("evaluate", help="evaluate a policy by the evaluation protocol; prints JSON")
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a policy by the evaluation protocol; a summary on a terminal, JSON when piped or --json",
+    )
     ev.set_defaults(handler=_run_evaluate)
     ev.add_argument(
         "source",
@@ -222,6 +256,28 @@ def register_evaluate(sub: Subparsers) -> None:
     ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON like results.json (the default when stdout is not a terminal)",
+    )
+
+
+def register_export(sub: Subparsers) -> None:
+    from rlship import export  # torch (its graphs are torch modules): only when the command is `export`
+
+    export.register(sub)
+
+
+# Verbs whose parsers import torch: `rlship --help` lists them by name and help only (start-up stays fast); the
+# full parser, flags and all, is built when the verb is the command being run.
+LAZY_COMMANDS: dict[Callable[[Subparsers], None], tuple[str, str]] = {
+    register_train: ("train", TRAIN_HELP),
+    register_export: (
+        "export",
+        "export a policy as ONNX (model.onnx) or TorchScript (agent.pt, for the Open RL Leaderboard)",
+    ),
+}
 
 
 # The verbs, in the order `rlship --help` lists them.
@@ -230,17 +286,25 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_evaluate,
     hub_cli.register,
     serving_cli.register,
+    sweep.register,
+    register_export,
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `rlship` parser; a verb that is costly to describe (train: every algorithm's flags) is described in
+    full only when it is the `command` being run."""
     parser = argparse.ArgumentParser(prog="rlship", description="Train, publish and serve RL policies.")
     from rlship import __version__
 
     parser.add_argument("--version", action="version", version=f"rlship {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
-        register(sub)
+        name, help_text = LAZY_COMMANDS.get(register, (None, ""))
+        if name is not None and command != name:
+            sub.add_parser(name, help=help_text, add_help=False)
+        else:
+            register(sub)
     return parser
 
 
@@ -256,7 +320,8 @@ def _seed(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.handler(args))
     except RlshipError as exc:  # rlship's own errors say what to do in one line; anything else keeps its traceback
@@ -265,6 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rlship {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rlship evaluate ... | head`: the reader left; end quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import math
 import platform
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,10 @@ from rlship import schema
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
+from rlship.sources import DEFAULT_POLICY, locate_source
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
 FORMAT_VERSION = 1
-DEFAULT_POLICY = "default"
-# "SCHEME://..." sources other than local folders: scheme -> (source) -> (local folder, revision or None).
-# The hub package registers "hf" when rlship is imported, so this core module never imports the hub.
-SourceResolver = Callable[[str], tuple[Path, "str | None"]]
-_RESOLVERS: dict[str, SourceResolver] = {}
 # How a policy turns its network's outputs into the action distribution `act` reports and samples from
 # (config.json's "action_distribution"; "softmax" when absent):
 #   softmax         probabilities = softmax(logits head); greedy action = the most probable one
@@ -260,34 +255,6 @@ def spec_from_config(config: Any) -> PolicySpec:
         action_distribution=kind,
         epsilon=epsilon,
     )
-
-
-def default_policy_dir() -> Path:
-    """The CartPole-v1 policy shipped inside the package."""
-    return Path(str(resources.files("rlship") / "default_policy"))
-
-
-def register_source_resolver(scheme: str, resolver: SourceResolver) -> None:
-    """Make `load_policy("SCHEME://...")` call `resolver` (schemes match case-insensitively)."""
-    _RESOLVERS[scheme.lower()] = resolver
-
-
-def locate_source(source: str | Path) -> tuple[Path, str | None]:
-    """(local folder, Hub commit sha or None) of a policy source: "default", a folder, or SCHEME://... for a
-    registered scheme (hf:// downloads from the Hugging Face Hub)."""
-    text = str(source)
-    if text == DEFAULT_POLICY:
-        return default_policy_dir(), None
-    scheme, sep, rest = text.partition("://")
-    if sep and scheme.isalpha():
-        resolver = _RESOLVERS.get(scheme.lower())
-        if resolver is None:
-            raise ArtifactError(
-                f"{text[:200]!r}: unknown source scheme {scheme[:20]!r}://; rlship loads a local folder, 'default', "
-                f"or {', '.join(f'{s}://' for s in sorted(_RESOLVERS)) or 'hf://'}OWNER/NAME[@REVISION]"
-            )
-        return resolver(f"{scheme.lower()}://{rest}")
-    return Path(text).expanduser(), None
 
 
 def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:

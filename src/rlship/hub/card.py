@@ -4,24 +4,80 @@ huggingface_hub's card helpers, and a body that says what the agent is, how it w
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+from rlship.errors import UsageError
 from rlship.evaluation import EvalResult
 
 CARD_FILE = "README.md"
 # Written into a card packaged without a repo id; `rlship push` renders the card again with the real one.
 REPO_PLACEHOLDER = "OWNER/NAME"
+PIPELINE_TAG = "reinforcement-learning"
+# Tags the user adds (`--tag deep-rl-course`): the Hub's own characters, and a bound on how many.
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+/-]{0,63}$")
+MAX_EXTRA_TAGS = 20
 
 
-def card_tags(config: dict[str, Any]) -> list[str]:
-    algorithm = str(config["algorithm"])
-    return [
+def card_tags(config: dict[str, Any], extra: Sequence[str] = ()) -> list[str]:
+    """The card's tags: the RL leaderboards read `reinforcement-learning` and the env id; then the user's own."""
+    tags = [
         "reinforcement-learning",
         "deep-reinforcement-learning",
         str(config["env_id"]),
-        algorithm,
+        str(config["algorithm"]),
         "custom-implementation",
     ]
+    return tags + [t for t in dict.fromkeys(extra) if t not in tags]
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """`tags` if each is a tag the Hub accepts (letters, digits, '-', '_', '.', ':', '+', '/'; 64 characters at
+    most) and there are at most `MAX_EXTRA_TAGS`; else a UsageError saying which one is not."""
+    if len(tags) > MAX_EXTRA_TAGS:
+        raise UsageError(f"{len(tags)} --tag values; a card takes at most {MAX_EXTRA_TAGS} extra tags")
+    for tag in tags:
+        if not TAG_PATTERN.fullmatch(tag):
+            raise UsageError(
+                f"--tag {tag!r} is not a Hub tag: use letters, digits and '-', '_', '.', ':', '+', '/' (64 characters "
+                "at most), for example --tag deep-rl-course"
+            )
+    return list(tags)
+
+
+def is_random_policy(config: dict[str, Any]) -> bool:
+    """A uniform policy (the random baseline) has no greedy action: it samples even when deterministic is asked."""
+    return (config.get("action_distribution") or {}).get("kind") == "uniform"
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """What a package's card is made from, kept so that `rlship push` can render it again for the revision it
+    pushed to (a pull request's revision, refs/pr/N, is known only once the pull request exists)."""
+
+    config: dict[str, Any]
+    evaluation: EvalResult
+    video_file: str | None
+    curve_file: str | None
+    replay_steps: int | None = None
+    tags: list[str] = field(default_factory=list)
+    onnx: dict[str, Any] | None = None  # the export description of model.onnx (inputs, outputs), when packaged
+
+    def render(self, repo_id: str | None, revision: str | None = None) -> Any:
+        return render_card(
+            self.config,
+            self.evaluation,
+            repo_id,
+            self.video_file,
+            self.curve_file,
+            self.replay_steps,
+            revision=revision,
+            tags=self.tags,
+            onnx=self.onnx,
+        )
 
 
 def render_card(
@@ -31,8 +87,12 @@ def render_card(
     video_file: str | None,
     curve_file: str | None,
     replay_steps: int | None = None,
+    revision: str | None = None,
+    tags: Sequence[str] = (),
+    onnx: dict[str, Any] | None = None,
 ) -> Any:
-    """A `huggingface_hub.ModelCard` for the policy in `config`, scored by `evaluation`."""
+    """A `huggingface_hub.ModelCard` for the policy in `config`, scored by `evaluation`; its links point at
+    `revision` (a branch, or refs/pr/N) of `repo_id`, `main` when None."""
     from huggingface_hub import EvalResult as HubEvalResult
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -42,7 +102,8 @@ def render_card(
     name = f"{algorithm}-{env_id}"
     data = ModelCardData(
         library_name="rlship",
-        tags=card_tags(config),
+        pipeline_tag=PIPELINE_TAG,
+        tags=card_tags(config, tags),
         model_name=name,
         eval_results=[
             HubEvalResult(
@@ -57,7 +118,7 @@ def render_card(
             )
         ],
     )
-    body = _body(config, evaluation, repo, name, video_file, curve_file, replay_steps)
+    body = _body(config, evaluation, repo, name, video_file, curve_file, replay_steps, revision, onnx)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
@@ -69,18 +130,31 @@ def _body(
     video_file: str | None,
     curve_file: str | None,
     replay_steps: int | None,
+    revision: str | None,
+    onnx: dict[str, Any] | None,
 ) -> str:
+    from rlship import __version__
+
     algorithm = str(config["algorithm"])
     env_id = str(config["env_id"])
     network = config.get("network", {})
     heads = ", ".join(f"{k} ({v})" for k, v in network.get("heads", {}).items())
     hidden = " x ".join(str(h) for h in network.get("hidden_sizes", [])) or "none"
-    from rlship.training import ALGORITHMS  # the registry's one-line summary: one description per algorithm
-
-    known = ALGORITHMS.get(algorithm)
-    kind = f"`{algorithm}` ({known.summary})" if known else f"`{algorithm}`"
-    mode = "deterministic (greedy) actions" if evaluation.deterministic else "actions sampled from the policy"
+    # training writes its one-line description of the algorithm into config.json (hub never imports training)
+    summary = config.get("algorithm_summary")
+    kind = f"`{algorithm}` ({summary})" if summary else f"`{algorithm}`"
+    random_policy = is_random_policy(config)
+    if random_policy:
+        mode = (
+            "actions drawn uniformly at random (this is the random baseline: it has no greedy action, so its "
+            "actions are random even when deterministic actions are asked for)"
+        )
+    elif evaluation.deterministic:
+        mode = "deterministic (greedy) actions"
+    else:
+        mode = "actions sampled from the policy"
     seeds = evaluation.episode_seeds
+    pinned = f"{repo}@{revision}" if revision and revision != "main" else repo
     lines = [
         f"# {name}",
         "",
@@ -103,9 +177,10 @@ def _body(
         lines += [
             "## Replay",
             "",
-            f"The first evaluation episode (seed {seeds[0]}, {steps}greedy actions; [{video_file}]({video_file})):",
+            f"The first evaluation episode (seed {seeds[0]}, {steps}{'random' if random_policy else 'greedy'} "
+            f"actions; [{video_file}]({video_file})):",
             "",
-            f'<video controls autoplay loop muted src="{_file_url(repo, video_file)}"></video>',
+            f'<video controls autoplay loop muted src="{_file_url(repo, video_file, revision)}"></video>',
             "",
         ]
     if curve_file:
@@ -113,12 +188,16 @@ def _body(
     lines += [
         "## Use it",
         "",
-        "With rlship installed:",
+        f"With rlship installed (this card was made by rlship {__version__}):",
+        "",
+        "```bash",
+        f'pip install "rlship=={__version__}"',
+        "```",
         "",
         "```python",
         "import rlship",
         "",
-        f'policy = rlship.load_policy("hf://{repo}")   # add @REVISION to pin a branch, tag or commit',
+        f'policy = rlship.load_policy("hf://{pinned}")   # @REVISION pins a branch, tag or commit',
         "result = policy.act(observations)             # a batch (N, *obs_shape) or one observation",
         "result.actions, result.probabilities",
         "print(rlship.evaluate(policy).metric)         # the evaluation above",
@@ -127,9 +206,10 @@ def _body(
         "Serve it over HTTP (`POST /act`: observation in, action and probabilities out):",
         "",
         "```bash",
-        f"rlship serve hf://{repo}",
+        f"rlship serve hf://{pinned}",
         "```",
         "",
+        *_onnx_lines(config, repo, revision, onnx),
         "## Reproduce the training",
         "",
         "```bash",
@@ -149,14 +229,58 @@ def _body(
     return "\n".join(lines) + "\n"
 
 
-def _file_url(repo: str, name: str) -> str:
-    """Where the Hub serves a file of the repo: an absolute URL plays wherever the card is shown (the model page,
-    the Hub's API, mirrors). A relative path while the repo id is still the placeholder."""
+def _onnx_lines(config: dict[str, Any], repo: str, revision: str | None, onnx: dict[str, Any] | None) -> list[str]:
+    """The card's "Run it with onnxruntime" section, when the package holds model.onnx."""
+    if onnx is None:
+        return []
+    (inp,) = onnx["inputs"]
+    outputs = [o["name"] for o in onnx["outputs"]]
+    shape = ", ".join(str(d) for d in inp["shape"][1:])
+    at = f', revision="{revision}"' if revision and revision != "main" else ""
+    lines = [
+        "## Run it with onnxruntime (no rlship, no PyTorch)",
+        "",
+        f"`model.onnx` (ONNX opset {onnx.get('opset')}) is the same policy as one graph, for onnxruntime, Unity "
+        "Sentis or Godot RL Agents, checked against `rlship.load_policy(...).act` before it was packaged. "
+        f"Input `{inp['name']}`: {inp['dtype']} (batch, {shape}), observations as the env gives them. Outputs:",
+        "",
+        *(f"- `{o['name']}`: {o['dtype']} {_shape(o['shape'])}, {o['doc']}" for o in onnx["outputs"]),
+        "",
+        "```bash",
+        "pip install onnxruntime huggingface_hub numpy",
+        "```",
+        "",
+        "```python",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "from huggingface_hub import hf_hub_download",
+        "",
+        f'session = ort.InferenceSession(hf_hub_download("{repo}", "model.onnx"{at}))',
+        f"observations = np.zeros((1, {shape}), dtype=np.float32)   # a batch of {config['env_id']} observations",
+        f'{", ".join(outputs)} = session.run(None, {{"{inp["name"]}": observations}})',
+        "```",
+        "",
+    ]
+    if is_random_policy(config):
+        lines.insert(-1, "This is the random baseline: `actions` is sampled uniformly, on every call.")
+        lines.insert(-1, "")
+    return lines
+
+
+def _shape(dims: list[Any]) -> str:
+    """(batch,) or (batch, 2), as Python writes a shape."""
+    return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _file_url(repo: str, name: str, revision: str | None = None) -> str:
+    """Where the Hub serves a file of the repo at `revision` (the branch or pull request pushed to; `main` when
+    None): an absolute URL plays wherever the card is shown (the model page, the Hub's API, mirrors). A relative
+    path while the repo id is still the placeholder."""
     if repo == REPO_PLACEHOLDER:
         return name
     from huggingface_hub import constants
 
-    return f"{constants.ENDPOINT}/{repo}/resolve/main/{name}"
+    return f"{constants.ENDPOINT}/{repo}/resolve/{quote(revision or 'main', safe='')}/{name}"
 
 
 def reproduce_command(config: dict[str, Any]) -> str:

@@ -37,7 +37,12 @@ def register(sub: Any) -> None:
     )
     push.set_defaults(handler=_run_push)
     push.add_argument("run_dir", metavar="RUN_DIR", help=source_help)
-    push.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="model repository to push to")
+    push.add_argument(
+        "--repo-id",
+        default=None,
+        metavar="OWNER/NAME",
+        help="model repository to push to (default: YOU/ALGO-ENV_ID, YOU being the token's user)",
+    )
     push.add_argument("--private", action="store_true", help="create the repository private (if it does not exist)")
     push.add_argument("--revision", default=None, metavar="BRANCH", help="branch to push to (created if missing)")
     push.add_argument("--commit-message", default=None, metavar="TEXT", help="commit message (default: the score)")
@@ -50,6 +55,26 @@ def register(sub: Any) -> None:
 
 
 def _evaluation_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        dest="tags",
+        help="add a tag to the card, for example deep-rl-course (repeat for more)",
+    )
+    parser.add_argument(
+        "--no-video",
+        action="store_false",
+        dest="video",
+        help="leave out replay.mp4 (for an env that cannot render off-screen)",
+    )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="add model.onnx (as `rlship export --format onnx`) and show on the card how to run it with "
+        'onnxruntime (needs pip install "rlship[export]")',
+    )
     parser.add_argument(
         "--allow-interrupted",
         action="store_true",
@@ -71,6 +96,9 @@ def _run_package(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         allow_interrupted=args.allow_interrupted,
+        video=args.video,
+        onnx=args.onnx,
+        tags=args.tags,
     )
     print(json.dumps(package.summary(), indent=2))
     return 0
@@ -91,6 +119,9 @@ def _run_push(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         seed=args.seed,
         allow_interrupted=args.allow_interrupted,
+        video=args.video,
+        onnx=args.onnx,
+        tags=args.tags,
     )
     if result.dry_run:
         branch = result.revision or "main"
@@ -100,6 +131,8 @@ def _run_push(args: argparse.Namespace) -> int:
         print(f"  {sum(result.package.files.values()):>12,d}  total; nothing uploaded")
     else:
         print(json.dumps(result.summary(), indent=2))
+        where = f"{result.repo_id}@{result.pr_revision or result.revision or 'main'}"
+        print(f"rlship push: the card on the Hub ({where}) reads mean_reward {result.hub_mean_reward}", file=sys.stderr)
         for warning in result.warnings:
             print(f"rlship push: warning: {warning}", file=sys.stderr)
     return 0

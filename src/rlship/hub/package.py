@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ import torch
 from rlship.envs import env_spec
 from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import DEFAULT_EPISODES, EvalResult, evaluate
-from rlship.policy import load_policy, locate_source
+from rlship.export import ONNX_FILE, ONNX_OPSET, describe, require_onnx, write_onnx
+from rlship.hub.card import CARD_FILE, CardInputs, check_tags
+from rlship.policy import load_policy
 from rlship.run_folder import (
     CONFIG_FILE,
     CURVE_FILE,
     LOG_FILE,
+    RESULTS_FILE,
     WEIGHTS_FILE,
     OutputRule,
     Results,
@@ -35,13 +39,23 @@ from rlship.run_folder import (
     read_results,
     write_results,
 )
+from rlship.sources import locate_source
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 # Copied from the run folder when it has them; a card mentions the curve only when it is there.
 OPTIONAL_RUN_FILES = (CURVE_FILE, LOG_FILE)
 # Every file name a package can hold: `rlship push` deletes these from the repo when the new package lacks them.
 PACKAGE_FILES = frozenset(
-    {"README.md", CONFIG_FILE, WEIGHTS_FILE, "results.json", HYPERPARAMETERS_FILE, "replay.mp4", *OPTIONAL_RUN_FILES}
+    {
+        "README.md",
+        CONFIG_FILE,
+        WEIGHTS_FILE,
+        RESULTS_FILE,
+        HYPERPARAMETERS_FILE,
+        "replay.mp4",
+        "model.onnx",  # with --onnx (rlship.export.ONNX_FILE)
+        *OPTIONAL_RUN_FILES,
+    }
 )
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -51,9 +65,10 @@ class Package:
     folder: Path
     repo_id: str | None
     evaluation: EvalResult
-    replay_steps: int
+    replay_steps: int | None  # None: packaged with --no-video
     files: dict[str, int]  # file name -> size in bytes
     timings: dict[str, float] = field(default_factory=dict)  # seconds: evaluation, video_render, video_encode, ...
+    card: CardInputs | None = None  # what README.md was rendered from (push renders it again for a PR's revision)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,15 +100,25 @@ def package_policy(
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
     allow_interrupted: bool = False,
+    video: bool = True,
+    onnx: bool = False,
+    tags: Sequence[str] = (),
+    revision: str | None = None,
 ) -> Package:
     """Write the Hub package of the policy at `source` (a run folder, "default" or "hf://...") into `out`.
+
+    `video=False` leaves out replay.mp4 (for envs that cannot render), `onnx=True` adds model.onnx (`rlship
+    export`), `tags` are added to the card's, whose links point at `revision` of `repo_id` (main when None).
 
     A run stopped by Ctrl-C is refused unless `allow_interrupted`: its policy is a snapshot mid-training, and
     publishing one by mistake is easy when the folder looks like any other."""
     if repo_id is not None:
         check_repo_id(repo_id)
+    tags = check_tags(tags)
     out = Path(out).expanduser()
     _check_out(out)
+    if onnx:
+        require_onnx()  # a missing extra fails now, before the evaluation
     timings: dict[str, float] = {}
     start = time.perf_counter()
     run, _ = locate_source(source)  # a Hub source is downloaded once, here
@@ -127,22 +152,29 @@ def package_policy(
 
         from rlship.hub.video import VIDEO_FILE, record_replay
 
-        replay = record_replay(policy, staging / VIDEO_FILE, seed=seed)
-        timings["video_render"] = replay.render_seconds
-        timings["video_encode"] = replay.encode_seconds
+        replay = record_replay(policy, staging / VIDEO_FILE, seed=seed) if video else None
+        if replay is not None:
+            timings["video_render"] = replay.render_seconds
+            timings["video_encode"] = replay.encode_seconds
 
-        from rlship.hub.card import CARD_FILE, render_card
+        onnx_description = None
+        if onnx:
+            start = time.perf_counter()
+            write_onnx(policy, staging / ONNX_FILE)
+            onnx_description = describe(policy, "onnx", ONNX_OPSET)
+            timings["onnx"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        card = render_card(
+        card_inputs = CardInputs(
             policy.config,
             evaluation,
-            repo_id,
-            video_file=VIDEO_FILE,
+            video_file=VIDEO_FILE if replay is not None else None,
             curve_file=CURVE_FILE if (staging / CURVE_FILE).is_file() else None,
-            replay_steps=replay.steps,
+            replay_steps=replay.steps if replay is not None else None,
+            tags=tags,
+            onnx=onnx_description,
         )
-        card.save(staging / CARD_FILE)
+        card_inputs.render(repo_id, revision).save(staging / CARD_FILE)
         timings["card"] = time.perf_counter() - start
 
         if out.exists():
@@ -154,7 +186,7 @@ def package_policy(
     finally:
         torch.set_num_threads(threads)
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
-    return Package(out, repo_id, evaluation, replay.steps, files, timings)
+    return Package(out, repo_id, evaluation, replay.steps if replay else None, files, timings, card_inputs)
 
 
 def _is_package(folder: Path) -> bool:

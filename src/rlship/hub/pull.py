@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rlship.errors import ArtifactError, RlshipError, UsageError
 from rlship.hub.errors import HubError, hub_error, is_connection_error
-from rlship.policy import register_source_resolver
 from rlship.run_folder import CONFIG_FILE, RESULTS_FILE, WEIGHTS_FILE
 from rlship.schema import brief
+from rlship.sources import register_source_resolver
 
 HF_PREFIX = "hf://"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")

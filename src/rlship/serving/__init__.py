@@ -1,5 +1,6 @@
-"""Serving a policy over HTTP with BentoML: POST /act, POST /act_batch, GET /policy (plus /livez, /readyz,
-/metrics). `rlship serve` runs `rlship.serving.service:PolicyService`; `rlship simulate` is a client.
+"""Serving policies over HTTP with BentoML: POST /act, POST /act_batch, GET /policy, GET /policies, the same per
+named policy at /policies/{name}/..., hot swap with PUT /policies/{name} (plus /livez, /readyz, /metrics, /docs).
+`rlship serve` runs `rlship.serving.service:PolicyService`; `rlship simulate` is a client.
 
 This package's own import stays light (no BentoML, no torch) so the CLI starts fast.
 """
@@ -16,7 +17,8 @@ def service_env(
     timeout: int | None = None,
     access_log: bool = False,
 ) -> dict[str, str]:
-    """The environment that configures the BentoML service (read in `rlship.serving.service`)."""
+    """The environment that configures the BentoML service (read in `rlship.serving.service`); `source` is one
+    `[NAME=]SOURCE` entry, or several as a JSON list (`registry.parse_entries`)."""
     env = {
         "RLSHIP_POLICY": str(source),
         "RLSHIP_WORKERS": str(workers),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -11,23 +12,26 @@ from rlship.errors import UsageError
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
+    from rlship.serving.limits import ServerLimits
 
 
 def register(sub: Subparsers) -> None:
     serve = sub.add_parser(
         "serve",
-        help="serve a policy over HTTP with BentoML (POST /act, POST /act_batch, GET /policy)",
-        description="Serve a policy with BentoML: the same service as "
-        "`RLSHIP_POLICY=SOURCE bentoml serve rlship.serving.service:PolicyService`. "
-        "Ready (GET /readyz answers 200) once the policy is loaded and warmed up.",
+        help="serve policies over HTTP with BentoML (POST /act, POST /act_batch, GET /policy, GET /policies)",
+        description="Serve one or more policies with BentoML: the same service as "
+        "`RLSHIP_POLICY='[NAME=]SOURCE ...' bentoml serve rlship.serving.service:PolicyService`. Each policy "
+        "answers at /policies/NAME/act (act_batch, policy); the first also at /act. Ready (GET /readyz answers "
+        "200) once every policy is loaded and warmed up. Set RLSHIP_ADMIN_TOKEN to allow hot swap "
+        "(PUT /policies/NAME).",
     )
     serve.set_defaults(handler=_run_serve)
     serve.add_argument(
-        "source",
-        nargs="?",
-        default=None,
-        metavar="SOURCE",
-        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy); "
+        "sources",
+        nargs="*",
+        metavar="[NAME=]SOURCE",
+        help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy), "
+        "optionally named (NAME: 1-64 letters, digits, '.', '_', '-'; else the folder's or repo's name); "
         "default: $RLSHIP_POLICY, else 'default'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -41,6 +45,7 @@ def register(sub: Subparsers) -> None:
     serve.add_argument("--max-batch", type=int, default=None, help="largest batch /act_batch accepts (default: 4096)")
     serve.add_argument("--timeout", type=int, default=None, help="seconds before a request answers 504 (default: 30)")
     serve.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
+    _add_limit_flags(serve)
 
     sim = sub.add_parser(
         "simulate",
@@ -56,11 +61,79 @@ def register(sub: Subparsers) -> None:
     sim.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default: 10)")
 
 
+def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
+    """The server's bounds (rlship.serving.limits); each flag defaults to its environment variable."""
+    from rlship.serving import limits
+
+    group = serve.add_argument_group("limits (README: Limits of the server)")
+    group.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help=f"largest request body, chunked or not: over it, 413 (default: ${limits.MAX_BODY_ENV}, "
+        "else what --max-batch observations need)",
+    )
+    group.add_argument(
+        "--body-timeout",
+        type=float,
+        default=None,
+        help=f"seconds to send a request body after its head, else 408 "
+        f"(default: ${limits.BODY_TIMEOUT_ENV}, else {limits.DEFAULT_BODY_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--header-timeout",
+        type=float,
+        default=None,
+        help=f"seconds to send a request head after connecting or after the previous answer, else 408 or closed "
+        f"(default: ${limits.HEADER_TIMEOUT_ENV}, else {limits.DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--keep-alive",
+        type=int,
+        default=None,
+        help=f"seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive; "
+        f"default: ${limits.KEEP_ALIVE_ENV}, else {limits.DEFAULT_KEEP_ALIVE})",
+    )
+    group.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help=f"open connections per worker; at the cap the longest idle one is closed (default: "
+        f"${limits.MAX_CONNECTIONS_ENV}, else {limits.DEFAULT_MAX_CONNECTIONS} or `ulimit -n` minus "
+        f"{limits.RESERVED_FDS}, whichever is lower)",
+    )
+
+
+def _server_limits(args: argparse.Namespace) -> ServerLimits:
+    """The limits from the flags over the environment, checked here (one line, exit 1) rather than in a worker."""
+    from dataclasses import replace
+
+    from rlship.serving.limits import ServerLimits
+
+    flags = {
+        "max_body": args.max_body_bytes,
+        "body_timeout": args.body_timeout,
+        "header_timeout": args.header_timeout,
+        "keep_alive": args.keep_alive,
+        "max_connections": args.max_connections,
+    }
+    return replace(ServerLimits.from_env(), **{k: v for k, v in flags.items() if v is not None})
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     from rlship.serving import require_extra, service_env
 
     require_extra("bentoml")
-    source = args.source or os.environ.get("RLSHIP_POLICY") or "default"
+    from rlship.serving.registry import parse_entries
+
+    if args.sources:
+        parse_entries(json.dumps(args.sources))  # bad names and duplicates: one line here, not a failed server
+        plain = (
+            len(args.sources) == 1 and not args.sources[0].startswith("[") and args.sources[0].split() == args.sources
+        )
+        source = args.sources[0] if plain else json.dumps(args.sources)  # a JSON list: paths may hold spaces
+    else:
+        source = os.environ.get("RLSHIP_POLICY") or "default"
     text = os.environ.get("RLSHIP_WORKERS") or "1"
     if args.workers is None and not text.isdigit():
         raise UsageError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
@@ -69,8 +142,12 @@ def _run_serve(args: argparse.Namespace) -> int:
         if value < 1:
             raise UsageError(f"{name} must be at least 1; got {value}")
     env = {**os.environ, **service_env(source, workers, args.max_batch, args.timeout, args.access_log)}
+    limits = _server_limits(args)
+    env.update(limits.env())
     command = [sys.executable, "-m", "bentoml", "serve", "rlship.serving.service:PolicyService"]
     command += ["--host", args.host, "--port", str(args.port)]
+    # idle keep-alive: uvicorn's own timeout, through BentoML's (hidden) flag for it
+    command += ["--timeout-keep-alive", str(limits.keep_alive)]
     sys.stdout.flush()
     # exec: signals (Ctrl+C, SIGTERM from a container runtime) and the exit status are BentoML's own
     os.execve(sys.executable, command, env)

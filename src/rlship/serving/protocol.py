@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rlship.errors import ObservationError
 from rlship.policy import Policy
 from rlship.run_folder import read_results
+from rlship.serving import limits
 
 DEFAULT_MAX_BATCH = 4096
 # A JSON number takes at most ~25 bytes ("-0.12345678901234567e-300,"); bodies beyond the largest allowed batch
@@ -27,30 +28,123 @@ class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+# The examples are the embedded CartPole-v1 policy's real answers; they show in BentoML's /docs page.
 class ActRequest(_Request):
+    """One observation in, one action out."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"observation": [0.01, 0.0, 0.02, 0.0]}})
     observation: list[float] = Field(description="one observation, shaped like the policy's observation space")
     deterministic: bool = Field(True, description="greedy action (true) or a sample from the probabilities")
     seed: int | None = Field(None, ge=0, description="seed for the sample when deterministic is false")
 
 
 class ActBatchRequest(_Request):
+    """Many observations in, one action per row out."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"observations": [[0.01, 0.0, 0.02, 0.0], [0.1, 0.5, -0.05, -0.4]]}}
+    )
     observations: list[list[float]] = Field(description="a batch of observations, one per row")
-    deterministic: bool = True
-    seed: int | None = Field(None, ge=0)
+    deterministic: bool = Field(True, description="greedy actions (true) or samples from the probabilities")
+    seed: int | None = Field(None, ge=0, description="seed for the samples when deterministic is false")
+
+
+class InfoRequest(_Request):
+    """GET /policy, or POST /policy with an empty body or {} (BentoML's client posts)."""
 
 
 class ActResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"action": 1, "probabilities": [0.3992, 0.6008], "value": 48.9588}}
+    )
     action: int
     probabilities: list[float]
-    value: float | None = Field(None, description="state value (actor-critic policies only)")
+    value: float | None = Field(None, description="state value (actor-critic policies only; absent otherwise)")
     q_values: list[float] | None = Field(None, description="action values (value-based policies only)")
 
 
 class ActBatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "actions": [1, 0],
+                "probabilities": [[0.3992, 0.6008], [0.9898, 0.0102]],
+                "values": [48.9588, 48.9547],
+            }
+        }
+    )
     actions: list[int]
     probabilities: list[list[float]]
-    values: list[float] | None = None
-    q_values: list[list[float]] | None = None
+    values: list[float] | None = Field(None, description="state values (actor-critic policies only)")
+    q_values: list[list[float]] | None = Field(None, description="action values (value-based policies only)")
+
+
+class PolicyInfo(BaseModel):
+    """GET /policy: which policy is loaded, what it acts on, how it scored, and where it came from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "name": "default",
+                "env_id": "CartPole-v1",
+                "env_kwargs": {},
+                "algorithm": "ppo",
+                "observation_space": {"type": "Box", "shape": [4], "dtype": "float32"},
+                "action_space": {"type": "Discrete", "n": 2, "start": 0},
+                "action_distribution": "softmax",
+                "random_actions": False,
+                "outputs": ["logits", "value"],
+                "evaluation": {"mean_reward": 500.0, "std_reward": 0.0, "metric": "500.00 +/- 0.00"},
+                "source": "default",
+                "revision": None,
+                "generation": 0,
+                "rlship_version": "0.1.0",
+                "max_batch": 4096,
+            }
+        }
+    )
+    name: str = Field(description="the name it is served under (/policies/{name}/...)")
+    env_id: str
+    env_kwargs: dict[str, Any]
+    algorithm: str
+    observation_space: dict[str, Any]
+    action_space: dict[str, Any]
+    action_distribution: str = Field(description="softmax, epsilon_greedy or uniform")
+    random_actions: bool = Field(
+        description="true for the random baseline: its actions are drawn at random even when deterministic is asked"
+    )
+    note: str | None = Field(None, description="what a client should know about this policy's answers")
+    outputs: list[str] = Field(description="the network's heads")
+    evaluation: dict[str, Any] | None = Field(description="the summary of results.json, when the policy has one")
+    source: str | None
+    revision: str | None = Field(description="the Hub commit the files were downloaded at (Hub sources)")
+    generation: int = Field(description="0 when served from start-up; each hot swap of this name adds one")
+    rlship_version: str
+    max_batch: int
+
+
+class PoliciesResponse(BaseModel):
+    """GET /policies: every served policy, the one /act answers with first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "default": "cartpole",
+                "policies": [
+                    {"name": "cartpole", "env_id": "CartPole-v1", "algorithm": "ppo", "source": "runs/ppo-s0"},
+                    {"name": "random", "env_id": "CartPole-v1", "algorithm": "random", "source": "runs/random"},
+                ],
+            }
+        }
+    )
+    default: str = Field(description="the policy /act, /act_batch and /policy answer with")
+    policies: list[dict[str, Any]] = Field(description="name, env_id, algorithm, source, revision, generation")
+
+
+class SwapRequest(_Request):
+    """PUT /policies/{name} (admin): serve the policy at `source` under `name` from now on."""
+
+    source: str = Field(min_length=1, max_length=1024, description="a policy folder, hf://OWNER/NAME[@REV], default")
 
 
 class RequestError(Exception):
@@ -78,7 +172,6 @@ def max_body_bytes(policy: Policy, max_batch: int) -> int:
 def parse_request(body: bytes, policy: Policy, max_batch: int, batch: bool) -> tuple[np.ndarray, bool, int | None]:
     """(observations (N, *obs_shape) float32, deterministic, seed) from a request body, or RequestError."""
     model = ActBatchRequest if batch else ActRequest
-    spec = policy.spec
     try:
         request = model.model_validate_json(body)
     except pydantic.ValidationError as exc:
@@ -91,8 +184,15 @@ def parse_request(body: bytes, policy: Policy, max_batch: int, batch: bool) -> t
         raise RequestError(
             422,
             f"invalid request ({details}). Expected {expected_body(policy, batch)} "
-            f"({spec.env_id} observations have shape {spec.obs_shape}).",
+            f"({policy.spec.env_id} observations have shape {policy.spec.obs_shape}).",
         ) from None
+    return check_request(request, policy, max_batch), request.deterministic, request.seed
+
+
+def check_request(request: ActRequest | ActBatchRequest, policy: Policy, max_batch: int) -> np.ndarray:
+    """The observations of a validated request as an array (N, *obs_shape) float32, or RequestError."""
+    spec = policy.spec
+    batch = isinstance(request, ActBatchRequest)
     rows = request.observations if isinstance(request, ActBatchRequest) else [request.observation]
     if len(rows) == 0:
         raise RequestError(422, f"observations is empty; send at least one. Expected {expected_body(policy, batch)}.")
@@ -112,18 +212,30 @@ def parse_request(body: bytes, policy: Policy, max_batch: int, batch: bool) -> t
             f"Expected {expected_body(policy, batch)}.",
         )
     try:
-        observations = policy.check_observations(rows)
+        return policy.check_observations(rows)
     except ObservationError as exc:  # NaN or infinity (1e999 parses as infinity)
         raise RequestError(422, f"{str(exc).rstrip('.')}. Expected {expected_body(policy, batch)}.") from None
-    return observations, request.deterministic, request.seed
 
 
 def act(policy: Policy, body: bytes, max_batch: int, batch: bool, rng: np.random.Generator) -> dict[str, Any]:
     """The response fields for one request body: parse, forward pass, and the fields the policy has."""
     observations, deterministic, seed = parse_request(body, policy, max_batch, batch)
+    return answer(policy, observations, deterministic, seed, batch, rng)
+
+
+def answer(
+    policy: Policy,
+    observations: np.ndarray,
+    deterministic: bool,
+    seed: int | None,
+    batch: bool,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The forward pass and the response fields the policy has (ActResponse / ActBatchResponse, None left out)."""
     result = policy.act(
         observations, deterministic=deterministic, rng=np.random.default_rng(seed) if seed is not None else rng
     )
+    limits.check_finite(policy, (result.probabilities, result.values, result.q_values))  # JSON has no NaN
     if batch:
         fields: dict[str, Any] = {
             "actions": result.actions.tolist(),
@@ -142,28 +254,41 @@ def act(policy: Policy, body: bytes, max_batch: int, batch: bool, rng: np.random
     return fields
 
 
-def policy_info(policy: Policy, max_batch: int) -> dict[str, Any]:
-    """GET /policy: which policy is loaded, what it acts on, how it scored, and where it came from.
+RANDOM_NOTE = (
+    "this policy's actions are random: its action distribution is uniform and it has no greedy action, "
+    "so it samples even when deterministic is true (the random baseline)"
+)
 
-    Computed once at start-up (it reads results.json), never per request."""
+
+def policy_info(policy: Policy, max_batch: int, name: str = "default", generation: int = 0) -> dict[str, Any]:
+    """GET /policy (`PolicyInfo`): which policy is loaded, what it acts on, how it scored, where it came from.
+
+    Computed once per load (it reads results.json), never per request."""
     import rlship
     from rlship.spaces import space_to_dict
 
     spec = policy.spec
-    return {
+    random_actions = spec.action_distribution == "uniform"
+    info: dict[str, Any] = {
+        "name": name,
         "env_id": spec.env_id,
         "env_kwargs": spec.env_kwargs,
         "algorithm": spec.algorithm,
         "observation_space": space_to_dict(spec.observation_space),
         "action_space": space_to_dict(spec.action_space),
         "action_distribution": spec.action_distribution,
+        "random_actions": random_actions,
         "outputs": sorted(spec.network.heads),
         "evaluation": _evaluation(policy),
         "source": policy.source,
         "revision": policy.revision,
+        "generation": generation,
         "rlship_version": rlship.__version__,
         "max_batch": max_batch,
     }
+    if random_actions:
+        info["note"] = RANDOM_NOTE
+    return info
 
 
 EVALUATION_KEYS = ("mean_reward", "std_reward", "n_eval_episodes", "deterministic", "seed", "date", "solved")

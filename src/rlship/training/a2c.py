@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from rlship.networks import ACTIVATIONS, NetworkSpec
-from rlship.training.rollout import Rollout
+from rlship.networks import ACTIVATIONS
+from rlship.training.rollout import actor_critic
 from rlship.training.run import Algorithm, Run
 from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
 
@@ -65,11 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: A2CConfig) -> None:
-    envs = run.vec_env(cfg.num_envs)
-    policy = run.new_policy(
-        envs,
-        NetworkSpec(cfg.hidden_sizes, cfg.activation, {"logits": run.n_actions(envs), "value": 1}, cfg.shared_trunk),
-    )
+    policy, rollout = actor_critic(run, cfg.num_envs, cfg.n_steps, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk)
     net = policy.network
     if cfg.optimizer == "rmsprop":
         optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
@@ -78,7 +74,6 @@ def learn(run: Run, cfg: A2CConfig) -> None:
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     value_loss_fn = VALUE_LOSSES[cfg.value_loss]
-    rollout = Rollout(envs, cfg.n_steps)
     run.start(["policy_loss", "value_loss", "entropy"], cfg.num_envs, network=net, optimizer=optimizer)
     rollout.reset(seed=run.env_seed)
     while run.env_steps < cfg.total_steps:

@@ -9,11 +9,29 @@ observation the env returned at the truncating step, i.e. the next row of the bu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gymnasium as gym
 import numpy as np
 import torch
 
+from rlship.networks import NetworkSpec
+from rlship.policy import Policy
 from rlship.training.stop_rule import EpisodeStats
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
+
+
+def actor_critic(
+    run: Run, num_envs: int, n_steps: int, hidden_sizes: tuple[int, ...], activation: str, shared_trunk: bool
+) -> tuple[Policy, Rollout]:
+    """What a2c and ppo both train with: the run's envs, a policy with a "logits" and a "value" head (separate
+    actor and critic MLPs, or one shared trunk), and the rollout buffers for `n_steps` steps of those envs."""
+    envs = run.vec_env(num_envs)
+    heads = {"logits": run.n_actions(envs), "value": 1}
+    policy = run.new_policy(envs, NetworkSpec(hidden_sizes, activation, heads, shared_trunk))
+    return policy, Rollout(envs, n_steps)
 
 
 class Rollout:

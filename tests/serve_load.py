@@ -1,0 +1,131 @@
+"""Helpers for the tests that run real `rlship serve` processes under load and stop them (not a test module).
+
+`Load` is a closed-loop client: N threads, each on its own keep-alive connection, posting one request after the
+other and recording every outcome. It can follow a balancer's health check (`stop_when`): once that says the
+server is out of rotation, no new request is sent, as a load balancer would send none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+RLSHIP = str(Path(sys.executable).with_name("rlship"))
+BATCH = {"observations": [[0.01, -0.02, 0.03, 0.04]] * 500}  # a few ms of work: requests are in flight often
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(port: int, log: Path, source: str = "default", drain_seconds: float = 0.0) -> subprocess.Popen[bytes]:
+    """`rlship serve` in its own session (so a signal reaches only the process it is sent to, as in a container
+    where it is PID 1), with its output in `log`."""
+    env = {**os.environ, "RLSHIP_DRAIN_SECONDS": str(drain_seconds), "BENTOML_DO_NOT_TRACK": "True"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [RLSHIP, "serve", source, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"rlship serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"rlship serve on port {port} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_serve(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server this test started (its whole session: the arbiter and its workers), if still running."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+@dataclass
+class Outcome:
+    sent: float  # monotonic seconds
+    answered: float
+    status: int | None  # None: no HTTP answer
+    error: str = ""
+    closes: bool = False  # the response said `Connection: close`
+    body: dict[str, object] = field(default_factory=dict)
+
+
+class Load:
+    """`connections` threads posting `body` to `url` until stopped; every outcome kept in order."""
+
+    def __init__(
+        self,
+        url: str,
+        body: dict[str, object],
+        connections: int = 8,
+        stop_when: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.url, self.body, self.stop_when = url, body, stop_when
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(connections)]
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def _client(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self._stop.is_set() and not self.stop_when():
+                sent = time.monotonic()
+                try:
+                    r = client.post(self.url, json=self.body)
+                    outcome = Outcome(
+                        sent, time.monotonic(), r.status_code, closes=r.headers.get("connection") == "close"
+                    )
+                    if r.status_code == 200:
+                        outcome.body = r.json()
+                    else:
+                        outcome.error = r.text[:200]
+                except httpx.HTTPError as exc:
+                    outcome = Outcome(sent, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
+                with self._lock:
+                    self.outcomes.append(outcome)
+
+    def wait_for(self, n: int, timeout: float = 120.0) -> None:
+        """Until at least `n` requests were answered."""
+        deadline = time.monotonic() + timeout
+        while len(self.outcomes) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(self.outcomes)} of {n} requests answered in {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != 200]

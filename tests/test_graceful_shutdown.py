@@ -1,0 +1,64 @@
+"""SIGTERM to a real `rlship serve` under load: every request it accepted is answered, none fails.
+
+The server is stopped as Kubernetes or `docker stop` stops it: SIGTERM to the process `rlship serve` became
+(`bentoml serve`'s arbiter), nothing else. A thread plays the load balancer's health check: it polls /readyz
+and, once that stops answering 200, the clients send no new request (a balancer would route them elsewhere).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.serve_load import BATCH, Load, free_port, start_serve, stop_serve, wait_ready
+
+DRAIN_SECONDS = 3.0  # longer than the health check below takes to notice, even on a slow shared machine
+
+
+def test_sigterm_under_load_drains_and_fails_no_request(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "serve.log"
+    base = f"http://127.0.0.1:{port}"
+    proc = start_serve(port, log, drain_seconds=DRAIN_SECONDS)
+    try:
+        wait_ready(port, proc, log)
+        out_of_rotation = threading.Event()
+
+        def health_check() -> None:  # what HAProxy's `option httpchk GET /readyz` does, every 100 ms
+            while not out_of_rotation.is_set():
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code != 200:
+                        out_of_rotation.set()
+                except httpx.HTTPError:
+                    out_of_rotation.set()
+                time.sleep(0.1)
+
+        with Load(f"{base}/act_batch", BATCH, connections=8, stop_when=out_of_rotation.is_set) as load:
+            load.wait_for(50)
+            sigterm_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            checker = threading.Thread(target=health_check, daemon=True)
+            checker.start()
+            checker.join(DRAIN_SECONDS * 10)
+            assert out_of_rotation.is_set(), "/readyz kept answering 200 after SIGTERM"
+            # Still draining: a request sent now, out of rotation, on a new connection, is answered and says
+            # `Connection: close` so that a keep-alive client moves to another replica.
+            late = httpx.post(f"{base}/act", json={"observation": [0.0, 0.0, 0.0, 0.0]}, timeout=30)
+            assert late.status_code == 200, late.text
+            assert late.headers.get("connection") == "close"
+            assert httpx.get(f"{base}/livez", timeout=5).status_code == 200  # alive: no restart while draining
+            returncode = proc.wait(120)
+        stopped_after = time.monotonic() - sigterm_at
+    finally:
+        stop_serve(proc)
+
+    in_flight = [o for o in load.outcomes if o.sent < sigterm_at < o.answered]
+    assert in_flight, "no request was in flight at SIGTERM; the test did not test draining"
+    failures = load.failures()
+    assert not failures, f"{len(failures)} of {len(load.outcomes)} requests failed: {failures[:3]}"
+    assert returncode == 0, log.read_text()[-3000:]
+    assert stopped_after >= DRAIN_SECONDS  # it served out the drain period before shutting down
+    assert "draining for 3 s" in log.read_text()

@@ -1,0 +1,143 @@
+"""`rlship sweep`: real training runs per seed, in a process pool and on a local Ray instance started here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rlship.cli import main
+from rlship.sweep import SweepError, parse_overrides, parse_seeds
+
+RLSHIP = str(Path(sys.executable).with_name("rlship"))
+# cem on CartPole-v1 with a tiny budget: a few seconds a seed, and it has checkpoints (an interrupted seed resumes)
+CHEAP_CEM = ["--set", "total_steps=3000", "--set", "eval_episodes=10"]
+
+
+def _read(out: Path) -> dict:
+    return json.loads((out / "sweep.json").read_text())
+
+
+def _check_rows_match_run_folders(out: Path, data: dict) -> None:
+    for row in data["runs"]:
+        results = json.loads((out / f"seed-{row['seed']}" / "results.json").read_text())
+        assert row["mean_reward"] == results["mean_reward"] and row["std_reward"] == results["std_reward"]
+        assert row["n_eval_episodes"] == len(row["episode_returns"]) == results["n_eval_episodes"]
+        assert row["out"] == f"seed-{row['seed']}"
+
+
+def test_seeds_are_ranges_and_lists() -> None:
+    assert parse_seeds("100-103") == [100, 101, 102, 103]
+    assert parse_seeds("0,3,7") == [0, 3, 7]
+    assert parse_seeds("0-2,10,1") == [0, 1, 2, 10]
+    for bad in ("", "a-b", "5-3", "-1", "0-99999999"):
+        with pytest.raises(SweepError):
+            parse_seeds(bad)
+
+
+def test_overrides_take_the_type_of_the_hyperparameter() -> None:
+    overrides = parse_overrides("cem", ["total_steps=3000", "eval_episodes=10"])
+    assert overrides == {"total_steps": 3000, "eval_episodes": 10}
+    with pytest.raises(SweepError, match="has no hyperparameter 'learning_rte'"):
+        parse_overrides("ppo", ["learning_rte=0.1"])
+    with pytest.raises(SweepError, match="not a valid int"):
+        parse_overrides("cem", ["total_steps=many"])
+
+
+def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    assert main(["sweep", "random", "CartPole-v1", "--seeds", "0-1", "--out", str(theirs)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a sweep folder" in err and err.count("\n") == 1
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    assert main(["sweep", "nope", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "x")]) == 1
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+    assert main(["sweep", "cem", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "y"), "--set", "lr=1"]) == 1
+    assert "cem has no hyperparameter 'lr'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_interrupted_sweep_keeps_finished_seeds_and_a_rerun_skips_them(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "cem", "CartPole-v1", "--seeds", "100-103", "--out", str(out), "--workers", "1"]
+    command += CHEAP_CEM
+    # Ctrl-C as a terminal sends it: SIGINT to the whole process group (the sweep and its pool worker)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "sweep.json").is_file() or not _read(out)["runs"]:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no seed finished in 300 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode()
+    first = _read(out)
+    finished = [r["seed"] for r in first["runs"] if not r["interrupted"]]
+    assert finished and len(finished) < 4, first["runs"]
+    interrupted = [r["seed"] for r in first["runs"] if r["interrupted"]]
+    kept = {s: (out / f"seed-{s}" / "results.json").read_bytes() for s in finished}
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} seeds already finished" in rerun.stderr
+    for s in finished:  # skipped: its run folder is as the first invocation left it
+        assert (out / f"seed-{s}" / "results.json").read_bytes() == kept[s]
+        assert f"seed {s}:" not in rerun.stderr
+    data = _read(out)
+    assert [r["seed"] for r in data["runs"]] == [100, 101, 102, 103]
+    assert not any(r["interrupted"] for r in data["runs"])
+    assert data["engine"]["seeds_run"] == [s for s in (100, 101, 102, 103) if s not in finished]
+    for s in interrupted:  # stopped at a safe point with a checkpoint: the rerun resumed it
+        resumed = json.loads((out / f"seed-{s}" / "results.json").read_text())["training"]["resumed_at_env_steps"]
+        assert resumed, f"seed {s} was trained anew instead of resumed"
+    _check_rows_match_run_folders(out, data)
+    assert data["summary"]["seeds_finished"] == 4
+    assert "| 103 |" in (out / "sweep.md").read_text()
+    # the same folder with other hyperparameters is another sweep: refused, nothing written
+    other = subprocess.run([*command[:-1], "eval_episodes=20"], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 1 and "one sweep folder holds one setting" in other.stderr
+    assert _read(out) == data
+
+
+def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # in CI: must be installed
+    out = tmp_path / "sweep"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        address = ray.get_runtime_context().gcs_address
+        command = [RLSHIP, "sweep", "random", "CartPole-v1", "--seeds", "100-101", "--out", str(out)]
+        sweep = subprocess.run(
+            [*command, "--ray", address, "--set", "eval_episodes=10"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        ray.shutdown()
+    assert sweep.returncode == 0, sweep.stderr
+    assert "Connected to Ray cluster" in sweep.stderr  # Ray's own log line: the seeds ran as tasks of that cluster
+    data = _read(out)
+    assert data["engine"]["kind"] == "ray" and data["engine"]["address"] == address
+    assert [r["seed"] for r in data["runs"]] == [100, 101]
+    assert len({r["pid"] for r in data["runs"]}) == 2  # two tasks, one CPU each, in two Ray workers
+    _check_rows_match_run_folders(out, data)
+    summary = data["summary"]
+    assert summary["seeds_finished"] == 2 and summary["seeds_solved"] == 0 and summary["solve_rate"] == 0
+    assert summary["median_env_steps"] == 0  # the random baseline trains for zero steps
+    table = (out / "sweep.md").read_text()
+    assert "| seed | env steps | wall s | solved | eval mean +/- std |" in table
+    assert "Solved 0 of 2 seeds" in table
