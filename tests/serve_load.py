@@ -7,8 +7,8 @@ server is out of rotation, no new request is sent, as a load balancer would send
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 RLSHIP = str(Path(sys.executable).with_name("rlship"))
 BATCH = {"observations": [[0.01, -0.02, 0.03, 0.04]] * 500}  # a few ms of work: requests are in flight often
@@ -59,10 +60,19 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 
 def stop_serve(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a server this test started (its whole session: the arbiter and its workers), if still running."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    """Stop a server this test started, if still running: the arbiter and its workers, each by its pid (BentoML's
+    arbiter starts every worker in a process group of its own, so killing the arbiter's group would orphan them)."""
+    if proc.poll() is not None:
+        return
+    try:
+        family = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(family, timeout=30)
+    proc.wait(30)
 
 
 @dataclass

@@ -195,7 +195,7 @@ def test_out_must_be_new_empty_or_an_earlier_export_and_nothing_of_yours_is_touc
         timeout=300,
     )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert "not an earlier rlship export (it holds ['sub', 'thesis.tex'])" in proc.stderr
+    assert "not an earlier rlship export (it holds sub, thesis.tex)" in proc.stderr
     for folder, snapshot in before.items():
         assert _snapshot(folder) == snapshot, folder  # every byte survives
     assert a_file.read_text() == "not a folder"

@@ -7,13 +7,17 @@ and, once that stops answering 200, the clients send no new request (a balancer 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from rlship.cli import main
 from tests.serve_load import BATCH, Load, free_port, start_serve, stop_serve, wait_ready
 
 DRAIN_SECONDS = 3.0  # longer than the health check below takes to notice, even on a slow shared machine
@@ -62,3 +66,17 @@ def test_sigterm_under_load_drains_and_fails_no_request(tmp_path: Path) -> None:
     assert returncode == 0, log.read_text()[-3000:]
     assert stopped_after >= DRAIN_SECONDS  # it served out the drain period before shutting down
     assert "draining for 3 s" in log.read_text()
+
+
+def test_drain_flag_sets_the_environment_the_service_reads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caught: dict[str, Any] = {}
+    monkeypatch.setattr(os, "execve", lambda path, command, env: caught.update(env=env))
+    monkeypatch.setenv("RLSHIP_DRAIN_SECONDS", "4")
+    assert main(["serve", "--drain", "7.5"]) == 0
+    assert caught["env"]["RLSHIP_DRAIN_SECONDS"] == "7.5"
+    assert main(["serve"]) == 0  # no flag: the environment's value goes through unchanged
+    assert caught["env"]["RLSHIP_DRAIN_SECONDS"] == "4"
+    assert main(["serve", "--drain", "-1"]) == 1
+    assert "--drain must be between 0 and 600 seconds; got -1" in capsys.readouterr().err

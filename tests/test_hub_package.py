@@ -293,7 +293,8 @@ def test_package_with_onnx_and_tags_from_the_cli(tmp_path: Path) -> None:
     actions = session.run(["actions"], {"observations": observations})[0]
     np.testing.assert_array_equal(actions, rlship.load_policy("default").act(observations).actions)
     # config.json stays the run's own, byte for byte
-    assert (out / "config.json").read_bytes() == (Path(rlship.policy.default_policy_dir()) / "config.json").read_bytes()
+    shipped = Path(rlship.sources.default_policy_dir()) / "config.json"
+    assert (out / "config.json").read_bytes() == shipped.read_bytes()
 
     bad = subprocess.run(
         [RLSHIP, "package", "default", "--out", str(tmp_path / "x"), "--tag", "no spaces"],

@@ -11,7 +11,21 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-CORE = {"errors", "schema", "spaces", "networks", "policy", "run_folder", "evaluation", "envs", "sources"}
+# The artifact core: what a policy is, where it comes from, how it is checked, evaluated and exported, and the envs
+CORE = {
+    "errors",
+    "spaces",
+    "networks",
+    "policy",
+    "schema",
+    "run_folder",
+    "sources",
+    "evaluation",
+    "envs",
+    "export",
+    "registration",
+    "games",
+}
 
 
 def module_name(path: Path) -> str:
@@ -54,7 +68,7 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in ("training", "hub", "serving"):
         return parts[1]
-    if len(parts) == 2 and parts[1] in CORE:
+    if len(parts) >= 2 and parts[1] in CORE:
         return "core"
     return "top"  # the package itself, the CLI and the verbs that sit on everything
 

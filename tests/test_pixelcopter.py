@@ -164,6 +164,24 @@ def test_each_terrain_column_that_scrolls_off_scores_one() -> None:
     assert sum(rewards) == 2.0
 
 
+def test_a_new_stretch_of_cave_comes_every_48_columns_overlapping_the_old() -> None:
+    env = flat_cave()
+    game = env.unwrapped
+    rewards = []
+    for _ in range(222):
+        game.y, game.momentum, game.blocks = 24.0, 0.0, [[200.0, 40.0]]  # the copter held still, no block near
+        rewards.append(env.step(NOTHING)[1])
+        if len(game.terrain_x) > 48:
+            break
+    # Column i (x = 2 + 4i) leaves once 0.64 k >= 6 + 4i: after step 221 (0.64 x 221 = 141.44) columns 0-33
+    # are gone, after step 222 (142.08) column 34 too, leaving 13 (x = -0.08 ... 47.92): a new stretch of 48
+    # columns starts at x = 50, 1.92 px inside the last old column's box, with a sine wave of its own.
+    assert len(rewards) == 222 and sum(rewards) == 35.0
+    assert len(game.terrain_x) == 13 + 48
+    screen_x = np.array(game.terrain_x) - game.scroll
+    np.testing.assert_allclose(screen_x[[0, 12, 13, 60]], [-0.08, 47.92, 50, 238], atol=1e-9)
+
+
 def test_the_time_limit_truncates() -> None:
     env = gym.make(ENV_ID, max_episode_steps=3)  # the registered TimeLimit, shortened
     env.reset(seed=0)

@@ -182,3 +182,12 @@ def test_bentoml_cors_covers_the_policy_routes(client: httpx.Client) -> None:
         assert answer.status_code == 200
         assert answer.headers["access-control-allow-origin"] == ORIGIN
     assert "access-control-allow-origin" not in client.get("/livez", headers={"origin": "http://other.example"}).headers
+
+
+def test_simulate_drives_a_named_policy(server: str) -> None:
+    """`rlship simulate --url URL/policies/NAME`: a named policy is a base URL like the server's own."""
+    from rlship.serving.simulate import simulate
+
+    result = simulate(f"{server}/policies/baseline", "CartPole-v1", episodes=3, seed=0)
+    assert result.policy["name"] == "baseline" and result.policy["algorithm"] == "random"
+    assert result.evaluation.mean_reward < 100  # the random baseline's floor, not the trained default's 500

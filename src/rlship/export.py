@@ -41,7 +41,9 @@ ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "agent.pt"
 FORMATS = {"onnx": ONNX_FILE, "torchscript": TORCHSCRIPT_FILE}
 EXPORT_FILES = frozenset({CONFIG_FILE, *FORMATS.values()})
-ONNX_OPSET = 18  # >= 17 (LayerNorm, the Sentis/Godot floor); 18 is the lowest the torch.export-based exporter emits
+# 17 or newer (`--opset`); 18 is what torch.onnx's torch.export-based exporter writes natively (17 goes through
+# onnx's version converter, also checked)
+ONNX_OPSET = 18
 EXTRA_HELP = 'pip install "rlship[export]"'
 CHECK_OBSERVATIONS = 1_000  # observations each export is checked on against `Policy.act`
 MAX_DIFFERENCE = 1e-5  # largest difference allowed between the exported outputs and `Policy.act`'s
@@ -54,6 +56,11 @@ OUTPUTS_DOC = {
     "values": "the state value V(s) (actor-critic policies only)",
     "q_values": "the action values Q(s, a) (value-based policies only)",
 }
+
+
+# What `ActingModule.forward` does to observations before the network, in words for config.json: change the two
+# together (and `Policy.act` with them).
+PREPROCESSING = "observations cast to float32; nothing else (the same as Policy.act)"
 
 
 class ExportError(RlshipError):
@@ -104,9 +111,13 @@ class ActingModule(nn.Module):
         return tuple(outputs)
 
     def output_names(self) -> list[str]:
-        return ["actions", "probabilities", *(["values"] if self.has_values else [])] + (
-            ["q_values"] if self.has_q_values else []
-        )
+        """The names of `forward`'s outputs, in order."""
+        names = ["actions", "probabilities"]
+        if self.has_values:
+            names.append("values")
+        if self.has_q_values:
+            names.append("q_values")
+        return names
 
 
 class AgentModule(nn.Module):
@@ -218,7 +229,7 @@ def describe(policy: Policy, fmt: str, opset: int) -> dict[str, Any]:
         "outputs": [
             {"name": n, "shape": shapes[n], "dtype": dtypes.get(n, "float32"), "doc": OUTPUTS_DOC[n]} for n in names
         ],
-        "preprocessing": "observations cast to float32; nothing else (the same as Policy.act)",
+        "preprocessing": PREPROCESSING,
         "action_distribution": spec.action_distribution,
     }
     if fmt == "onnx":
@@ -231,7 +242,7 @@ def describe(policy: Policy, fmt: str, opset: int) -> dict[str, Any]:
     return description
 
 
-def check_observations(policy: Policy, n: int = CHECK_OBSERVATIONS, seed: int = 0) -> np.ndarray:
+def sample_observations(policy: Policy, n: int = CHECK_OBSERVATIONS, seed: int = 0) -> np.ndarray:
     """`n` observations of the policy's space: uniform within finite bounds, standard normal where unbounded."""
     space = policy.spec.observation_space
     rng = np.random.default_rng(seed)
@@ -279,7 +290,7 @@ def write_onnx(policy: Policy, path: Path, opset: int = ONNX_OPSET) -> dict[str,
     import onnx
 
     acting = ActingModule(policy).eval()
-    observations = check_observations(policy)
+    observations = sample_observations(policy)
     names = acting.output_names()
     try:
         with _quiet_exporter():
@@ -333,7 +344,7 @@ def write_torchscript(policy: Policy, path: Path) -> dict[str, Any]:
     """Trace `AgentModule` (observations -> actions) and save it as TorchScript; the traced module, still in memory,
     is checked against `Policy.act` before it is saved (rlship never loads the file back)."""
     agent = AgentModule(ActingModule(policy).eval()).eval()
-    observations = check_observations(policy)
+    observations = sample_observations(policy)
     with torch.no_grad(), warnings.catch_warnings():
         # torch deprecates TorchScript in favour of torch.export, but TorchScript is what the leaderboard loads
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)

@@ -28,6 +28,7 @@ import os
 import signal
 import statistics
 import sys
+import threading
 import time
 import types
 import typing
@@ -131,9 +132,10 @@ class SeedTask:
     out: str
 
 
-def run_seed(task: SeedTask) -> dict[str, Any]:
+def run_seed(task: SeedTask) -> dict[str, Any] | None:
     """Train and evaluate one seed into task.out (resuming its checkpoint if an interrupted sweep left one);
-    returns the seed's row of sweep.json. One torch thread: the seeds, not threads, use the cores."""
+    returns the seed's row of sweep.json, or None when Ctrl-C came before it started. One torch thread: the seeds,
+    not threads, use the cores."""
     import torch
 
     from rlship.training import ALGORITHMS, CheckpointOptions
@@ -144,6 +146,8 @@ def run_seed(task: SeedTask) -> dict[str, Any]:
     # The seed's folder is the sweep's own: an interrupted seed resumes from its checkpoint, anything else left
     # there by an earlier attempt (a run with no checkpoint yet) is replaced.
     resume = (Path(task.out) / _STATE_FILE).is_file()
+    if _ctrl_c.is_set():
+        return None
     start, cpu_start = time.perf_counter(), time.process_time()
     result = algo.train(
         task.env_id,
@@ -177,10 +181,13 @@ def run_seed(task: SeedTask) -> dict[str, Any]:
     }
 
 
+_ctrl_c = threading.Event()  # set in a pool worker by Ctrl-C outside a training run: start no further seed
+
+
 def _pool_worker_init() -> None:
-    # Ctrl-C reaches every process of the terminal's process group: an idle pool worker ignores it (the parent
-    # decides what happens), while a training run installs its own handler and stops at its next safe point.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches every process of the terminal's process group. A training run installs its own handler and
+    # stops at its next safe point; between runs, a pool worker only notes it, so that it starts no queued seed.
+    signal.signal(signal.SIGINT, lambda signum, frame: _ctrl_c.set())
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
 
@@ -407,8 +414,10 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
     try:
         for future in concurrent.futures.as_completed(futures):
             row = future.result()
-            done(row)
             recorded.add(future)
+            if row is None:  # Ctrl-C before it started: the parent's KeyboardInterrupt follows
+                continue
+            done(row)
             interrupted = interrupted or row["interrupted"]
     except KeyboardInterrupt:
         # The workers got the same Ctrl-C: the runs in progress stop at their next safe point and return.
@@ -418,7 +427,8 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
         for future in futures:
             if not future.cancelled() and future not in recorded:
                 with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError, RuntimeError):
-                    done(future.result())
+                    if (row := future.result()) is not None:
+                        done(row)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return interrupted
@@ -450,6 +460,8 @@ def _run_on_ray(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], a
             for ref in ready:
                 pending.pop(ref)
                 row = ray.get(ref)
+                if row is None:
+                    continue
                 done(row)
                 interrupted = interrupted or row["interrupted"]
     except KeyboardInterrupt:

@@ -45,6 +45,15 @@ def register(sub: Subparsers) -> None:
     serve.add_argument("--max-batch", type=int, default=None, help="largest batch /act_batch accepts (default: 4096)")
     serve.add_argument("--timeout", type=int, default=None, help="seconds before a request answers 504 (default: 30)")
     serve.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
+    serve.add_argument(
+        "--drain",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGTERM: /readyz answers 503 and requests are still answered this long, then the server finishes "
+        "those in flight and exits; set it above your load balancer's time to notice (default: "
+        "$RLSHIP_DRAIN_SECONDS, else 0)",
+    )
     _add_limit_flags(serve)
 
     sim = sub.add_parser(
@@ -142,6 +151,12 @@ def _run_serve(args: argparse.Namespace) -> int:
         if value < 1:
             raise UsageError(f"{name} must be at least 1; got {value}")
     env = {**os.environ, **service_env(source, workers, args.max_batch, args.timeout, args.access_log)}
+    if args.drain is not None:
+        from rlship.serving.drain import DRAIN_ENV, MAX_DRAIN_SECONDS
+
+        if not 0 <= args.drain <= MAX_DRAIN_SECONDS:
+            raise UsageError(f"--drain must be between 0 and {MAX_DRAIN_SECONDS:g} seconds; got {args.drain:g}")
+        env[DRAIN_ENV] = f"{args.drain:g}"
     limits = _server_limits(args)
     env.update(limits.env())
     command = [sys.executable, "-m", "bentoml", "serve", "rlship.serving.service:PolicyService"]

@@ -30,14 +30,11 @@ import json
 import logging
 import os
 import resource
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from rlship.policy import Policy
+from rlship.errors import UsageError
 
 logger = logging.getLogger("rlship.serving")
 
@@ -91,9 +88,9 @@ class ServerLimits:
         for field, flag, env in self.NAMES:
             value = getattr(self, field)
             if value is not None and not value > 0:
-                raise ValueError(f"{flag} ({env}) must be above 0; got {value}")
+                raise UsageError(f"{flag} ({env}) must be above 0; got {value}")
         if self.max_connections is not None and self.max_connections > fd_limit() - RESERVED_FDS:
-            raise ValueError(
+            raise UsageError(
                 f"--max-connections ({MAX_CONNECTIONS_ENV}) {self.max_connections} is not below this process's "
                 f"file-descriptor limit ({fd_limit()}, `ulimit -n`) minus {RESERVED_FDS} the worker needs for "
                 "itself; lower it or raise the limit"
@@ -123,7 +120,7 @@ class ServerLimits:
                 values[field] = kinds[field](text)
             except ValueError:
                 kind = "a whole number" if kinds[field] is int else "a number of seconds"
-                raise ValueError(f"{env}={text!r} is not {kind}") from None
+                raise UsageError(f"{env}={text!r} is not {kind}") from None
         return cls(**values)
 
     def env(self) -> dict[str, str]:
@@ -366,40 +363,3 @@ def install_connection_limits(limits: ServerLimits) -> None:
 
 
 # --- outputs: never NaN or infinity in JSON ---------------------------------------------------------------------
-
-
-def check_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> None:
-    """Raise a RequestError when the policy's outputs hold NaN or infinity (JSON has no such numbers; pydantic
-    would write the non-standard `NaN`, which strict clients cannot parse).
-
-    Whose fault decides the status. If the policy's weights are not all finite, or it gives NaN or infinity even
-    for an all-zero observation, the served policy is broken and the request was fine: 500, a server error
-    (changing or retrying the request cannot help; the operator must replace the policy), and it is logged.
-    Otherwise this observation drove the network out of float32's range (finite but huge numbers): 422, as for
-    any other observation the policy cannot act on. The check costs one `isfinite` per answer; the diagnosis
-    runs only on the rare answer that fails it."""
-    import numpy as np
-    import torch
-
-    from rlship.serving.protocol import RequestError
-
-    if all(array is None or np.isfinite(array).all() for array in outputs):
-        return
-    if not all(torch.isfinite(p).all() for p in policy.network.parameters()):
-        why = "has NaN or infinite weights"
-    else:
-        zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
-        arrays = (zeros.probabilities, zeros.values, zeros.q_values)
-        if all(array is None or np.isfinite(array).all() for array in arrays):
-            raise RequestError(
-                422,
-                "this observation drives the policy's outputs to NaN or infinity (float32 overflow); send "
-                f"observations of the magnitude {policy.spec.env_id} produces",
-            )
-        why = "gives NaN or infinity even for an all-zero observation (weights too large for float32)"
-    logger.error("rlship: the served policy %r %s; its answers are refused with 500", policy.source, why)
-    raise RequestError(
-        500,
-        f"the served policy ({policy.source!r}) {why}, so its outputs are not numbers; the request was fine. "
-        "The server's operator must serve a policy with finite outputs.",
-    )

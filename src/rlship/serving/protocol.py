@@ -6,16 +6,20 @@ Kept free of BentoML so the benchmark's bare Starlette endpoint runs the very sa
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pydantic
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlship.errors import ObservationError
 from rlship.policy import Policy
 from rlship.run_folder import read_results
-from rlship.serving import limits
+
+logger = logging.getLogger("rlship.serving")
 
 DEFAULT_MAX_BATCH = 4096
 # A JSON number takes at most ~25 bytes ("-0.12345678901234567e-300,"); bodies beyond the largest allowed batch
@@ -235,7 +239,7 @@ def answer(
     result = policy.act(
         observations, deterministic=deterministic, rng=np.random.default_rng(seed) if seed is not None else rng
     )
-    limits.check_finite(policy, (result.probabilities, result.values, result.q_values))  # JSON has no NaN
+    check_finite(policy, (result.probabilities, result.values, result.q_values))  # JSON has no NaN
     if batch:
         fields: dict[str, Any] = {
             "actions": result.actions.tolist(),
@@ -306,3 +310,35 @@ def _evaluation(policy: Policy) -> dict[str, Any] | None:
     summary = {k: data[k] for k in EVALUATION_KEYS}
     summary["metric"] = results.evaluation.metric
     return summary
+
+
+def check_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> None:
+    """Raise a RequestError when the policy's outputs hold NaN or infinity (JSON has no such numbers; pydantic
+    would write the non-standard `NaN`, which strict clients cannot parse).
+
+    Whose fault decides the status. If the policy's weights are not all finite, or it gives NaN or infinity even
+    for an all-zero observation, the served policy is broken and the request was fine: 500, a server error
+    (changing or retrying the request cannot help; the operator must replace the policy), and it is logged.
+    Otherwise this observation drove the network out of float32's range (finite but huge numbers): 422, as for
+    any other observation the policy cannot act on. The check costs one `isfinite` per answer; the diagnosis
+    runs only on the rare answer that fails it."""
+    if all(array is None or np.isfinite(array).all() for array in outputs):
+        return
+    if not all(torch.isfinite(p).all() for p in policy.network.parameters()):
+        why = "has NaN or infinite weights"
+    else:
+        zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
+        arrays = (zeros.probabilities, zeros.values, zeros.q_values)
+        if all(array is None or np.isfinite(array).all() for array in arrays):
+            raise RequestError(
+                422,
+                "this observation drives the policy's outputs to NaN or infinity (float32 overflow); send "
+                f"observations of the magnitude {policy.spec.env_id} produces",
+            )
+        why = "gives NaN or infinity even for an all-zero observation (weights too large for float32)"
+    logger.error("rlship: the served policy %r %s; its answers are refused with 500", policy.source, why)
+    raise RequestError(
+        500,
+        f"the served policy ({policy.source!r}) {why}, so its outputs are not numbers; the request was fine. "
+        "The server's operator must serve a policy with finite outputs.",
+    )

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic_core import to_json
 
+from rlship.errors import UsageError
 from rlship.policy import Policy, load_policy
 from rlship.serving import protocol
 
@@ -52,7 +53,7 @@ class SwapError(Exception):
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         shown = name if len(name) <= 80 else name[:80] + "..."
-        raise ValueError(f"policy name {shown!r} is not valid: {NAME_RULE}")
+        raise UsageError(f"policy name {shown!r} is not valid: {NAME_RULE}")
     return name
 
 
@@ -68,7 +69,7 @@ def split_entry(entry: str) -> tuple[str, str]:
     name, sep, source = entry.partition("=")
     if sep and _NAME.fullmatch(name) and not os.path.exists(entry):
         if not source:
-            raise ValueError(f"{entry!r} names no source; write NAME=SOURCE, e.g. cartpole=runs/ppo-CartPole-v1-s0")
+            raise UsageError(f"{entry!r} names no source; write NAME=SOURCE, e.g. cartpole=runs/ppo-CartPole-v1-s0")
         return name, source
     return name_for(entry), entry
 
@@ -78,14 +79,14 @@ def parse_entries(text: str) -> list[tuple[str, str]]:
     spaces) or entries separated by whitespace. Names must be unique; the first entry is the default."""
     entries = json.loads(text) if text.lstrip().startswith("[") else text.split()
     if not entries or not all(isinstance(e, str) and e for e in entries):
-        raise ValueError(f"no policy named in {text!r}; name a folder, hf://OWNER/NAME[@REV] or 'default'")
+        raise UsageError(f"no policy named in {text!r}; name a folder, hf://OWNER/NAME[@REV] or 'default'")
     if len(entries) > MAX_POLICIES:
-        raise ValueError(f"{len(entries)} policies named; one server serves at most {MAX_POLICIES}")
+        raise UsageError(f"{len(entries)} policies named; one server serves at most {MAX_POLICIES}")
     pairs = [split_entry(e) for e in entries]
     names = [check_name(name) for name, _ in pairs]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
-        raise ValueError(f"two policies are named {duplicate!r}; name them apart with NAME=SOURCE")
+        raise UsageError(f"two policies are named {duplicate!r}; name them apart with NAME=SOURCE")
     return pairs
 
 
@@ -117,7 +118,7 @@ class PolicySet:
 
     def __init__(self, max_batch: int = protocol.DEFAULT_MAX_BATCH, state_dir: str | Path | None = None) -> None:
         if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1; got {max_batch}")
+            raise UsageError(f"max_batch must be at least 1; got {max_batch}")
         self.max_batch = max_batch
         self.slots: dict[str, Slot] = {}
         self.default: Slot | None = None

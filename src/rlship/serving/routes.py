@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rlship.errors import UsageError
 from rlship.policy import Policy
 from rlship.serving import limits, protocol
 from rlship.serving.registry import NAME_RULE, PolicySet, Slot, SwapError, check_name
@@ -47,7 +48,7 @@ class PolicyRoutes:
     ) -> None:
         self.policies = PolicySet(max_batch, state_dir)
         if admin_token is not None and len(admin_token) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"the admin token must be at least {MIN_TOKEN_LENGTH} characters long")
+            raise UsageError(f"the admin token must be at least {MIN_TOKEN_LENGTH} characters long")
         self._admin_token = admin_token.encode() if admin_token else None
         self.client_schema: bytes | None = None  # BentoML's /schema.json, served under each /policies/{name}
 

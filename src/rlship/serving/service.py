@@ -258,7 +258,9 @@ class PolicyService:
     @bentoml.api(route="/act", input_spec=protocol.ActRequest, output_spec=protocol.ActResponse)
     async def act(self, observation: list[float], deterministic: bool = True, seed: int | None = None) -> Any:
         """The default policy's action for one observation, with the action probabilities (plus the state value
-        for actor-critic policies, the action values for value-based ones)."""
+        for actor-critic policies, the action values for value-based ones). Bad input answers 422 (400 for a body
+        that is not JSON, 413 for one too large) with {"error": "..."} naming the body the policy expects.
+        /policies/{name}/act answers the same with the policy of that name."""
         request = protocol.ActRequest.model_construct(observation=observation, deterministic=deterministic, seed=seed)
         return _plain_answer(request, batch=False)
 
@@ -266,7 +268,8 @@ class PolicyService:
     async def act_batch(
         self, observations: list[list[float]], deterministic: bool = True, seed: int | None = None
     ) -> Any:
-        """The default policy's actions for a batch of observations, one row each."""
+        """The default policy's actions for a batch of observations, one row each (at most the server's max_batch,
+        else 413). Errors as for /act. /policies/{name}/act_batch answers with the policy of that name."""
         request = protocol.ActBatchRequest.model_construct(
             observations=observations, deterministic=deterministic, seed=seed
         )

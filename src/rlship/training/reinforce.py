@@ -39,7 +39,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(),
     # The Hugging Face Deep RL course's Pixelcopter settings (unit 4): one episode per update, lr 1e-4, gamma
     # 0.99, ReLU layers of 64 and 128 (its `h_size` 64 and `h_size * 2`). Its budget of 50,000 episodes is cut
-    # to 200,000 env steps (about 3,000 episodes here) to run on a shared CPU: README.md has the figures.
+    # to 200,000 env steps (about 2,800 episodes here, 1/18 of it) to run on a shared CPU: README.md, Pixelcopter.
     "rlship/Pixelcopter-v0": dict(
         total_steps=200_000,
         batch_episodes=1,
