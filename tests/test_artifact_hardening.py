@@ -14,11 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from rlship import ArtifactError, load_policy
+from rlship import ArtifactError, cli, load_policy
+from rlship.envs import require_discrete_actions
+from rlship.errors import UnsupportedEnvError
 from rlship.sources import default_policy_dir
 from tests.test_cli import RLSHIP
 
@@ -279,3 +283,45 @@ def test_serve_with_a_bad_results_json_exits_1_at_start_and_never_restarts(tmp_p
     assert "results.json: field 'mean_reward' must be int or float; got 'x'" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.count("results.json: field 'mean_reward'") == 1  # said once: no worker retried it
+
+
+class ImageEnv(gym.Env[np.ndarray, int]):
+    """A real Gymnasium env with an Atari-sized image observation, which rlship's MLP policies do not take."""
+
+    observation_space = gym.spaces.Box(0, 255, (210, 160, 3), np.uint8)
+    action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return np.zeros((210, 160, 3), np.uint8), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return np.zeros((210, 160, 3), np.uint8), 0.0, True, False, {}
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "dqn"])
+def test_an_image_env_gets_a_short_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], algorithm: str
+) -> None:
+    """The issue saw a 254 KB line: the space's 100,800 bounds printed whole. Now the space is described."""
+    if "HardeningImage-v0" not in gym.registry:
+        gym.register(id="HardeningImage-v0", entry_point=ImageEnv, max_episode_steps=10)
+    assert cli.main(["train", algorithm, "HardeningImage-v0", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 300, err
+    assert "must be a 1-D Box; got Box(shape (210, 160, 3), uint8)" in err
+
+
+def test_a_wide_action_box_is_described_not_printed() -> None:
+    space = gym.spaces.Box(np.arange(999, dtype=np.float32), 1000.0)
+    with pytest.raises(UnsupportedEnvError) as info:
+        require_discrete_actions("Wide-v0", space, "ppo")
+    assert "Wide-v0 has Box(shape (999,), float32)" in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "abc"])
+def test_a_bad_train_seed_names_the_flag(capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "ppo", "CartPole-v1", "--seed", seed])
+    assert info.value.code == 2
+    assert f"argument --seed: must be a whole number in [0, 2**32); got '{seed}'" in capsys.readouterr().err

@@ -213,3 +213,11 @@ def test_unknown_action_distribution_is_refused(saved_policy: Path) -> None:
     (saved_policy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ArtifactError, match="unknown action_distribution kind 'boltzmann'"):
         load_policy(saved_policy)
+
+
+@pytest.mark.parametrize("source", ["a\x00b", "x\ny\x1b[2J", "z" * 5000])
+def test_odd_local_sources_are_escaped_and_cut_in_the_error(tmp_path: Path, source: str) -> None:
+    with pytest.raises(ArtifactError, match="no such policy folder") as info:
+        load_policy(tmp_path / source)
+    message = str(info.value)
+    assert not any(ch in message for ch in "\x00\n\x1b") and len(message) < 600

@@ -60,7 +60,7 @@ def register_train(sub: Subparsers) -> None:
         )
         p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
         # --seed defaults to None (meaning 0) so that --resume can tell a seed given on purpose from none at all
-        p.add_argument("--seed", type=int, default=None, help="seed of envs, network init and sampling (default: 0)")
+        p.add_argument("--seed", type=_seed, default=None, help="seed of envs, network init and sampling (default: 0)")
         p.add_argument(
             "--out",
             default=None,
@@ -306,6 +306,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         else:
             register(sub)
     return parser
+
+
+def _seed(text: str) -> int:
+    """--seed of `train`: argparse then names the flag in the error (training's own check cannot)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [0, 2**32); got {text[:40]!r}")
+    return seed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 from rlship.errors import UnsupportedEnvError
+from rlship.spaces import describe_space
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -67,7 +68,7 @@ def require_discrete_actions(env_id: str, action_space: gym.Space[Any], algorith
     """Number of actions of a Discrete space, or a clear error naming the algorithm's limit."""
     if not isinstance(action_space, gym.spaces.Discrete):
         raise UnsupportedEnvError(
-            f"{algorithm} in rlship handles Discrete action spaces; {env_id} has {action_space}. "
+            f"{algorithm} in rlship handles Discrete action spaces; {env_id} has {describe_space(action_space)}. "
             "Pick a discrete-action env (CartPole-v1, Acrobot-v1, LunarLander-v3)."
         )
     if int(action_space.start) != 0:

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rlship import schema
-from rlship.errors import ArtifactError, ObservationError
+from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
 from rlship.sources import DEFAULT_POLICY, locate_source
@@ -211,7 +211,10 @@ def new_policy(
         "seed": seed,
         "versions": library_versions(),
     }
-    spec = spec_from_config(config)
+    try:
+        spec = spec_from_config(config)
+    except schema.ConfigError as exc:  # the env's spaces (an image, Box actions) or the network are not supported
+        raise UnsupportedEnvError(f"{algorithm} in rlship cannot make a policy for {env_id}: {exc}") from None
     obs_dim = int(np.prod(spec.obs_shape))
     spec.network.check_size(obs_dim)  # before a single parameter is allocated
     return Policy(spec, HeadsNetwork(obs_dim, spec.network), config)
@@ -262,9 +265,10 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     from its description, results.json, then the weights file's size and header (names, dtypes, shapes) against
     the network, and only then the weights themselves (finite). Any failure is an ArtifactError naming the file."""
     folder, revision = locate_source(source)
-    if not folder.is_dir():
+    if not _is_dir(folder):
+        shown = str(folder) if str(folder).isprintable() and len(str(folder)) <= 300 else schema.brief(str(folder), 300)
         raise ArtifactError(
-            f"{folder}: no such policy folder. Pass a folder written by `rlship train` "
+            f"{shown}: no such policy folder. Pass a folder written by `rlship train` "
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE}), hf://OWNER/NAME for a policy on the Hugging Face Hub, "
             "or 'default' for the embedded CartPole-v1 policy."
         )
@@ -288,6 +292,13 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         network = HeadsNetwork(obs_dim, spec.network)
     network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network), assign=True)
     return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
+        return False
 
 
 def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:

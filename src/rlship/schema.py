@@ -10,10 +10,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 # Deepest nesting of lists and objects config.json may hold (rlship writes 3 levels: hyperparameters, lists).
 MAX_DEPTH = 32
 # Longest text echoed back in an error: a hostile or mistaken value is shown cut, never whole.
 MAX_SHOWN = 80
+_INFINITIES = {"inf": math.inf, "-inf": -math.inf}
 
 
 class ConfigError(ValueError):
@@ -49,7 +52,8 @@ def check_depth(value: Any, field: str = "config", limit: int = MAX_DEPTH) -> No
             if depth >= limit:
                 raise ConfigError(field, f"nested more than {limit} levels deep; rlship never writes that")
             children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            if set(map(type, children)) & {dict, list}:  # at C speed: a long list of numbers is skipped at once
+                stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -114,6 +118,26 @@ def bound(value: Any, field: str) -> float:
     if value in ("inf", "-inf"):
         return float(value)
     return number(value, field)
+
+
+def bounds(value: Any, field: str, size: int) -> np.ndarray:
+    """A list of exactly `size` space bounds (see `bound`) as float64, checked in bulk: an image space has hundreds
+    of thousands. Only when the bulk check fails is the list walked item by item, to name the bad one."""
+    values = sequence(value, field, size, size)
+    kinds = set(map(type, values))
+    try:
+        if kinds <= {int, float}:
+            result = np.array(values, dtype=np.float64)
+            if np.isfinite(result).all():
+                return result
+        elif kinds <= {int, float, str}:
+            result = np.array([_INFINITIES[v] if type(v) is str else v for v in values], dtype=np.float64)
+            numeric = np.array([type(v) is not str for v in values])
+            if np.isfinite(result[numeric]).all() and not np.isnan(result).any():
+                return result
+    except (KeyError, OverflowError, TypeError, ValueError):
+        pass
+    return np.array([bound(v, f"{field}[{i}]") for i, v in enumerate(values)], dtype=np.float64)
 
 
 def sequence(value: Any, field: str, min_length: int, max_length: int) -> Sequence[Any]:

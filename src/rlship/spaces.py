@@ -64,12 +64,10 @@ def space_from_dict(desc: Any, field: str = "space") -> gym.spaces.Box | gym.spa
             f"{field}.shape", f"{list(shape)} holds {size:,} numbers, more than rlship reads ({MAX_BOX_ELEMENTS:,})"
         )
     dtype = np.dtype(schema.choice(schema.required(desc, "dtype", field), f"{field}.dtype", BOX_DTYPES))
-    bounds = {}
-    for name in ("low", "high"):
-        values = schema.sequence(schema.required(desc, name, field), f"{field}.{name}", size, size)
-        bounds[name] = np.array(
-            [schema.bound(v, f"{field}.{name}[{i}]") for i, v in enumerate(values)], dtype=np.float64
-        ).reshape(shape)
+    bounds = {
+        name: schema.bounds(schema.required(desc, name, field), f"{field}.{name}", size).reshape(shape)
+        for name in ("low", "high")
+    }
     if (bounds["low"] > bounds["high"]).any():
         raise schema.ConfigError(f"{field}.low", "must be <= high everywhere")
     if dtype.kind in "iu":

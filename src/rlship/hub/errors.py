@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rlship.errors import RlshipError
+from rlship.schema import brief
 
 TOKEN_HELP = "set HF_TOKEN to a token with write access, or run `hf auth login` (tokens: hf.co/settings/tokens)"
 
@@ -79,7 +80,7 @@ def hub_error(exc: BaseException, action: str, repo_id: str, token: str | None =
             "(and HF_ENDPOINT if you set it), then try again"
         )
     else:
-        message = f"{where}: {type(exc).__name__}: {exc}"
+        message = f"{where}: {type(exc).__name__}: {brief(str(exc), 300)}"  # escaped and cut: it may quote input
     if server:
         message += f" [Hub said: {server}]"
     return HubError(redact(message, token))
