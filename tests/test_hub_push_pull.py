@@ -361,3 +361,12 @@ def test_cli_push_prints_the_score_read_back_from_the_hub(hub: FakeHub, tmp_path
     assert "the card on the Hub (alice/ppo-CartPole-v1@dev) reads mean_reward 500.00 +/- 0.00" in proc.stderr
     assert "deep-rl-course" in hub.files("alice/ppo-CartPole-v1", "dev")["README.md"].decode()
     _no_token_in(proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("revision", ["../escape", "/etc/passwd", "a\nb", "feature/x", ""])
+def test_push_refuses_a_hostile_revision_before_any_work(saved_policy: Path, tmp_path: Path, revision: str) -> None:
+    from rlship.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a branch or tag name"):
+        push_policy(saved_policy, "alice/x", revision=revision, dry_run=True, out=tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()  # refused before packaging

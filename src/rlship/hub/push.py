@@ -22,6 +22,7 @@ from rlship.evaluation import DEFAULT_EPISODES
 from rlship.hub.card import CARD_FILE, check_tags
 from rlship.hub.errors import TOKEN_HELP, HubError, hub_error
 from rlship.hub.package import PACKAGE_FILES, Package, check_repo_id, package_policy
+from rlship.hub.pull import check_revision
 from rlship.run_folder import read_config
 from rlship.sources import locate_source
 
@@ -77,6 +78,8 @@ def push_policy(
     Without `repo_id`: `<user>/<algo>-<env_id>`, the user being the token's."""
     if repo_id is not None:
         check_repo_id(repo_id)
+    if revision is not None:
+        check_revision(revision, f"--revision {revision}")  # the branch name pulls check, before any request
     check_tags(tags)
     if commit_message is not None and not commit_message.strip():
         raise UsageError("--commit-message is empty; give a message or leave the flag out")
