@@ -300,7 +300,7 @@ def spec_from_config(config: Any) -> PolicySpec:
         raise schema.ConfigError(
             "action_distribution.kind",
             f"a {describe_space(act_space)} action space needs "
-            f"{'a gaussian' if isinstance(act_space, gym.spaces.Box) else 'a discrete'} action distribution; got {kind}",
+            f"{'a gaussian' if kind != 'gaussian' else 'a discrete'} action distribution; got {kind}",
         )
     log_std, bound = "state_independent", "clip"
     if isinstance(act_space, gym.spaces.Box):
