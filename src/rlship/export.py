@@ -260,9 +260,7 @@ def describe(policy: Policy, fmt: str, opset: int) -> dict[str, Any]:
         "format": fmt,
         "file": FORMATS[fmt],
         "inputs": [{"name": INPUT_NAME, "shape": ["batch", *spec.obs_shape], "dtype": "float32"}],
-        "outputs": [
-            {"name": n, "shape": shapes[n], "dtype": dtypes.get(n, "float32"), "doc": docs[n]} for n in names
-        ],
+        "outputs": [{"name": n, "shape": shapes[n], "dtype": dtypes.get(n, "float32"), "doc": docs[n]} for n in names],
         "preprocessing": (
             "observations cast to float32, then clip((obs - mean) / sqrt(var + epsilon), -clip, clip) with the "
             "artifact's obs_norm statistics (the same as Policy.act)"

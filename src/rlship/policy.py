@@ -181,9 +181,7 @@ class Policy:
         else:
             u = mean + std * (rng if rng is not None else np.random.default_rng()).standard_normal(mean.shape)
         values = out["value"][:, 0] if "value" in out else None
-        return ActResult(
-            actions=self.spec.bounding.to_env(u), probabilities=None, values=values, mean=mean, std=std
-        )
+        return ActResult(actions=self.spec.bounding.to_env(u), probabilities=None, values=values, mean=mean, std=std)
 
     def _distribution(self, out: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities (n, n_actions), greedy actions or None) by the spec's action distribution."""
@@ -326,9 +324,7 @@ def spec_from_config(config: Any) -> PolicySpec:
     )
 
 
-def _check_gaussian(
-    distribution: Any, act_space: gym.spaces.Box, network: NetworkSpec
-) -> tuple[str, str]:
+def _check_gaussian(distribution: Any, act_space: gym.spaces.Box, network: NetworkSpec) -> tuple[str, str]:
     """(log_std, bound) of a gaussian `action_distribution`, checked against the action space and the network."""
     log_std = schema.choice(distribution.get("log_std"), "action_distribution.log_std", GAUSSIAN_LOG_STD)
     bound = schema.choice(distribution.get("bound"), "action_distribution.bound", GAUSSIAN_BOUNDS)

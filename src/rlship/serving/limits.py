@@ -389,7 +389,7 @@ def check_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> None:
         why = "has NaN or infinite weights"
     else:
         zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
-        arrays = (zeros.probabilities, zeros.values, zeros.q_values)
+        arrays = (zeros.probabilities, zeros.values, zeros.q_values, zeros.mean, zeros.std)
         if all(array is None or np.isfinite(array).all() for array in arrays):
             raise RequestError(
                 422,
