@@ -172,7 +172,7 @@ def _broken(box_folder: Path, tmp_path: Path, edit: Any) -> Path:
         ("log_std", lambda c: c["action_distribution"].update(log_std=3), "action_distribution.log_std"),
         ("infinite", lambda c: c["action_space"].update(low=["-inf"]), "action_space.low"),
         ("no log_std", lambda c: c["network"].update(log_std=0), "network.heads"),
-        ("softmax", lambda c: c["action_distribution"].update(kind="softmax"), "action_distribution.kind"),
+        ("softmax", lambda c: c["action_distribution"].update(kind="softmax"), "action_space"),
         ("clip", lambda c: c["observation_normalization"].update(clip=-1), "observation_normalization.clip"),
         ("norm", lambda c: c.update(observation_normalization=[1]), "observation_normalization"),
     ],

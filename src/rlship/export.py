@@ -90,10 +90,12 @@ class ActingModule(nn.Module):
         self.has_values = "value" in spec.network.heads
         self.has_q_values = "q_values" in spec.network.heads
         self.normalize = policy.obs_norm is not None
-        mean, inv_std = policy.obs_norm.torch_constants() if policy.obs_norm is not None else (torch.zeros(1),) * 2
-        self.register_buffer("obs_mean", mean)
-        self.register_buffer("obs_inv_std", inv_std)
-        self.obs_clip = float(policy.obs_norm.clip) if policy.obs_norm is not None else 0.0
+        self.obs_clip = 0.0
+        if policy.obs_norm is not None:  # buffers only when used: a discrete policy's graph stays as it was
+            mean, inv_std = policy.obs_norm.torch_constants()
+            self.register_buffer("obs_mean", mean)
+            self.register_buffer("obs_inv_std", inv_std)
+            self.obs_clip = float(policy.obs_norm.clip)
         self.continuous = spec.continuous
         self.action_shape = list(spec.action_shape)
         if spec.continuous:

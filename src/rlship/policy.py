@@ -26,7 +26,7 @@ from rlship.errors import ArtifactError, ObservationError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.normalization import ObsNormalizer
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
-from rlship.sources import DEFAULT_POLICY, locate_source
+from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
 FORMAT_VERSION = 1
@@ -296,9 +296,10 @@ def spec_from_config(config: Any) -> PolicySpec:
         )
     if (kind == "gaussian") != isinstance(act_space, gym.spaces.Box):
         raise schema.ConfigError(
-            "action_distribution.kind",
+            "action_space",
             f"a {describe_space(act_space)} action space needs "
-            f"{'a gaussian' if kind != 'gaussian' else 'a discrete'} action distribution; got {kind}",
+            f"{'a gaussian' if kind != 'gaussian' else 'a softmax, epsilon_greedy or uniform'} action_distribution; "
+            f"got {kind}",
         )
     log_std, bound = "state_independent", "clip"
     if isinstance(act_space, gym.spaces.Box):
