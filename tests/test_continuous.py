@@ -282,6 +282,9 @@ def test_packaging_a_pendulum_policy_gives_a_card_and_a_replay(pendulum: TrainRe
     card = ModelCard.load(package.folder / "README.md")
     assert card.data.library_name == "rlship" and ENV in card.data.tags
     assert card.data.eval_results[0].metric_value == package.evaluation.metric
+    # what differs for Box actions comes from config.json: the card names mean/std and the normalisation
+    assert "result.mean, result.std" in card.text and "obs_norm" in card.text
+    assert "result.probabilities" not in card.text
     frames = list(iio.imiter(package.folder / "replay.mp4", plugin="FFMPEG"))
     # the replay is the first evaluation episode: 200 steps of Pendulum-v1 plus the reset frame
     assert len(frames) == package.evaluation.episode_lengths[0] + 1 == 201
