@@ -288,3 +288,39 @@ def test_packaging_a_pendulum_policy_gives_a_card_and_a_replay(pendulum: TrainRe
     frames = list(iio.imiter(package.folder / "replay.mp4", plugin="FFMPEG"))
     # the replay is the first evaluation episode: 200 steps of Pendulum-v1 plus the reset frame
     assert len(frames) == package.evaluation.episode_lengths[0] + 1 == 201
+
+
+def test_a_tanh_state_dependent_artifact_acts_and_exports_as_config_json_says(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from rlship.networks import NetworkSpec
+    from rlship.policy import new_policy
+
+    torch.manual_seed(0)
+    env = gym.make(ENV)
+    spec = NetworkSpec((8,), "tanh", {"mean": 1, "log_std": 1, "value": 1})
+    made = new_policy(
+        "ppo",
+        ENV,
+        env.observation_space,
+        env.action_space,
+        spec,
+        {},
+        seed=0,
+        action_distribution="gaussian",
+        log_std="state_dependent",
+        bound="tanh",
+    )
+    with torch.no_grad():  # a mean far outside the bounds, and a log std that varies with the state
+        made.network.heads["mean"][-1].bias.fill_(5.0)
+        made.network.heads["log_std"][-1].weight.normal_()
+    policy = load_policy(made.save(tmp_path / "p"))
+    assert policy.obs_norm is None and policy.config["action_distribution"]["bound"] == "tanh"
+    result = policy.act(OBS)
+    np.testing.assert_allclose(result.actions, 2.0 * np.tanh(result.mean), rtol=1e-5)  # type: ignore[arg-type]
+    assert (np.abs(result.actions) < 2.0).all() and len(set(result.std.ravel().tolist())) == 3  # type: ignore[union-attr]
+    pytest.importorskip("onnxruntime")
+    from rlship.export import export_policy
+
+    exported = export_policy(policy, "onnx", tmp_path / "onnx")  # checked against Policy.act before writing
+    assert exported.check["max_abs_difference"]["actions"] <= 1e-5
