@@ -11,7 +11,19 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-CORE = {"errors", "spaces", "networks", "policy", "run_folder", "evaluation", "envs", "sources"}
+CORE = {
+    "errors",
+    "spaces",
+    "networks",
+    "policy",
+    "run_folder",
+    "evaluation",
+    "envs",
+    "sources",
+    "schema",
+    "distributions",
+    "normalization",
+}
 
 
 def module_name(path: Path) -> str:
