@@ -77,9 +77,10 @@ MALFORMED: dict[str, tuple[Any, str]] = {
     "action n negative": (_set("action_space.n", -2), "'action_space.n': must be an integer from 1"),
     "action n a string": (_set("action_space.n", "2"), "'action_space.n': must be an integer"),
     "action space unknown type": (_set("action_space.type", "MultiBinary"), "'action_space.type': must be one of"),
-    "action space a Box": (
+    # a Box action space is read since issue 13, but only with a gaussian action distribution
+    "action space a Box with softmax": (
         _set("action_space", {"type": "Box", "shape": [1], "dtype": "float32", "low": [-1], "high": [1]}),
-        "'action_space': must be Discrete; got Box(shape (1,), float32)",
+        "'action_space': a Box(shape (1,), float32) action space needs a gaussian action_distribution; got softmax",
     ),
     "observation space a string": (_set("observation_space", "x"), "'observation_space': must be an object"),
     "observation shape negative": (_set("observation_space.shape", [-4]), "'observation_space.shape[0]'"),

@@ -17,14 +17,16 @@ CORE = {
     "spaces",
     "networks",
     "policy",
-    "schema",
-    "run_folder",
-    "sources",
-    "evaluation",
+    "distributions",
     "envs",
+    "evaluation",
     "export",
-    "registration",
     "games",
+    "normalization",
+    "registration",
+    "run_folder",
+    "schema",
+    "sources",
 }
 
 

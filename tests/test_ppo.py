@@ -135,10 +135,13 @@ def test_presets_and_overrides() -> None:
         ppo.make_config("CartPole-v1", gae_lambda=1.5)
 
 
-def test_continuous_actions_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+def test_unknown_envs_and_box_actions_for_discrete_only_algorithms_are_refused(tmp_path: Path) -> None:
     from rlship.errors import UnsupportedEnvError
+    from rlship.training import ALGORITHMS
 
+    # ppo trains Box actions since issue 13 (tests/test_continuous.py); dqn still handles Discrete ones only
     with pytest.raises(UnsupportedEnvError, match="Discrete action spaces; Pendulum-v1 has Box"):
-        ppo.train("Pendulum-v1", ppo.make_config("Pendulum-v1", total_steps=100), out=tmp_path / "x", progress=False)
+        dqn = ALGORITHMS["dqn"]
+        dqn.train("Pendulum-v1", dqn.make_config("Pendulum-v1", total_steps=2000), out=tmp_path / "x", progress=False)
     with pytest.raises(UnsupportedEnvError, match="unknown Gymnasium env"):
         ppo.train("NoSuchEnv-v0", out=tmp_path / "y", progress=False)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlship.distributions import LOG_STD_MAX, LOG_STD_MIN
 from rlship.errors import ArtifactError, RlshipError, UsageError
 from rlship.policy import Policy, load_policy
 from rlship.run_folder import CONFIG_FILE, OutputRule, check_output_folder, read_config
@@ -56,11 +57,17 @@ OUTPUTS_DOC = {
     "values": "the state value V(s) (actor-critic policies only)",
     "q_values": "the action values Q(s, a) (value-based policies only)",
 }
+# A Box-action (Gaussian) policy's outputs instead:
+BOX_OUTPUTS_DOC = {
+    "actions": "the Gaussian's mean as the env receives it (clipped to the bounds, or tanh-squashed into them)",
+    "mean": "the Gaussian's mean before bounding, as Policy.act reports it",
+    "std": "the Gaussian's standard deviation",
+    "values": "the state value V(s) (actor-critic policies only)",
+}
 
 
 # What `ActingModule.forward` does to observations before the network, in words for config.json: change the two
 # together (and `Policy.act` with them).
-PREPROCESSING = "observations cast to float32; nothing else (the same as Policy.act)"
 
 
 class ExportError(RlshipError):
@@ -70,12 +77,13 @@ class ExportError(RlshipError):
 class ActingModule(nn.Module):
     """`Policy.act(observations, deterministic=True)` as one torch module, the graph every export holds.
 
-    1. observations -> float32 (`Policy.check_observations` does the same; an observation normalisation added to
-       the artifact must be applied here too, right after the cast);
+    1. observations -> float32 (`Policy.check_observations` does the same), then the artifact's observation
+       normalisation when it has one: clip((obs - mean) / sqrt(var + epsilon), -clip, clip);
     2. the network's heads;
     3. the action distribution of config.json (`Policy._distribution`): softmax of the logits, epsilon-greedy on
-       the Q-values, or uniform (which has no greedy action: it samples, as `act` does);
-    4. the greedy action.
+       the Q-values, or uniform (which has no greedy action: it samples, as `act` does); for Box actions the
+       Gaussian's mean and std;
+    4. the greedy action (for Box actions the mean bounded as the env receives it).
     """
 
     def __init__(self, policy: Policy) -> None:
@@ -87,11 +95,29 @@ class ActingModule(nn.Module):
         self.epsilon = float(spec.epsilon)
         self.has_values = "value" in spec.network.heads
         self.has_q_values = "q_values" in spec.network.heads
+        self.normalize = policy.obs_norm is not None
+        self.obs_clip = 0.0
+        if policy.obs_norm is not None:  # buffers only when used: a discrete policy's graph stays as it was
+            mean, inv_std = policy.obs_norm.torch_constants()
+            self.register_buffer("obs_mean", mean)
+            self.register_buffer("obs_inv_std", inv_std)
+            self.obs_clip = float(policy.obs_norm.clip)
+        self.continuous = spec.continuous
+        self.action_shape = list(spec.action_shape)
+        if spec.continuous:
+            bounding = spec.bounding
+            self.tanh = bounding.kind == "tanh"
+            self.register_buffer("action_low", torch.as_tensor(bounding.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(bounding.high, dtype=torch.float32))
 
     def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, ...]:
         obs = observations.to(torch.float32)
+        if self.normalize:
+            obs = torch.clamp((obs - self.obs_mean) * self.obs_inv_std, -self.obs_clip, self.obs_clip)
         out = self.network(obs)
         n = obs.shape[0]
+        if self.continuous:
+            return self._gaussian(out, n)
         if self.kind == "uniform":
             probabilities = torch.full((n, self.n_actions), 1.0 / self.n_actions, dtype=torch.float32)
             actions = torch.multinomial(probabilities, 1).squeeze(1)
@@ -110,14 +136,25 @@ class ActingModule(nn.Module):
             outputs.append(out["q_values"])
         return tuple(outputs)
 
-    def output_names(self) -> list[str]:
-        """The names of `forward`'s outputs, in order."""
-        names = ["actions", "probabilities"]
+    def _gaussian(self, out: dict[str, torch.Tensor], n: int) -> tuple[torch.Tensor, ...]:
+        shape = [n, *self.action_shape]
+        mean = out["mean"].reshape(shape)
+        std = torch.exp(torch.clamp(out["log_std"], LOG_STD_MIN, LOG_STD_MAX)).reshape(shape)
+        if self.tanh:
+            actions = self.action_low + (torch.tanh(mean) + 1.0) * 0.5 * (self.action_high - self.action_low)
+        else:
+            actions = torch.maximum(torch.minimum(mean, self.action_high), self.action_low)
+        outputs = [actions, mean, std]
         if self.has_values:
-            names.append("values")
-        if self.has_q_values:
-            names.append("q_values")
-        return names
+            outputs.append(out["value"][:, 0])
+        return tuple(outputs)
+
+    def output_names(self) -> list[str]:
+        if self.continuous:
+            return ["actions", "mean", "std", *(["values"] if self.has_values else [])]
+        return ["actions", "probabilities", *(["values"] if self.has_values else [])] + (
+            ["q_values"] if self.has_q_values else []
+        )
 
 
 class AgentModule(nn.Module):
@@ -221,15 +258,23 @@ def describe(policy: Policy, fmt: str, opset: int) -> dict[str, Any]:
         "q_values": ["batch", spec.n_actions],
     }
     dtypes = {"actions": "int64"}
+    docs = OUTPUTS_DOC
+    if spec.continuous:
+        action = ["batch", *spec.action_shape]
+        shapes.update(actions=action, mean=action, std=action)
+        dtypes, docs = {}, BOX_OUTPUTS_DOC
     names = acting.output_names() if fmt == "onnx" else ["actions"]
     description: dict[str, Any] = {
         "format": fmt,
         "file": FORMATS[fmt],
         "inputs": [{"name": INPUT_NAME, "shape": ["batch", *spec.obs_shape], "dtype": "float32"}],
-        "outputs": [
-            {"name": n, "shape": shapes[n], "dtype": dtypes.get(n, "float32"), "doc": OUTPUTS_DOC[n]} for n in names
-        ],
-        "preprocessing": PREPROCESSING,
+        "outputs": [{"name": n, "shape": shapes[n], "dtype": dtypes.get(n, "float32"), "doc": docs[n]} for n in names],
+        "preprocessing": (
+            "observations cast to float32, then clip((obs - mean) / sqrt(var + epsilon), -clip, clip) with the "
+            "artifact's obs_norm statistics (the same as Policy.act)"
+            if policy.obs_norm is not None
+            else "observations cast to float32; nothing else (the same as Policy.act)"
+        ),
         "action_distribution": spec.action_distribution,
     }
     if fmt == "onnx":
@@ -261,6 +306,8 @@ def compare(policy: Policy, outputs: dict[str, np.ndarray], observations: np.nda
     float32 step is already about 4e-6) within `MAX_DIFFERENCE` times max(1, |value|)."""
     expected = policy.act(observations, deterministic=True)
     reference = {"probabilities": expected.probabilities, "values": expected.values, "q_values": expected.q_values}
+    if policy.spec.continuous:
+        reference.update(actions=expected.actions, mean=expected.mean, std=expected.std)
     differences: dict[str, float] = {}
     worst = 0.0
     for name, array in outputs.items():
@@ -269,8 +316,15 @@ def compare(policy: Policy, outputs: dict[str, np.ndarray], observations: np.nda
             continue
         gap = np.abs(np.asarray(array, dtype=np.float64) - want)
         differences[name] = float(gap.max())
-        scale = 1.0 if name == "probabilities" else np.maximum(1.0, np.abs(want))
+        scale = 1.0 if name in ("probabilities", "std") else np.maximum(1.0, np.abs(want))
         worst = max(worst, float((gap / scale).max()))
+    if policy.spec.continuous:  # actions were compared above, within MAX_DIFFERENCE
+        if worst > MAX_DIFFERENCE:
+            raise ExportError(
+                f"the exported model does not act like the policy (largest differences {differences}); nothing was "
+                "written. Please report this with the policy's config.json"
+            )
+        return {"observations": len(observations), "max_abs_difference": differences, "same_greedy_actions": None}
     random_policy = policy.spec.action_distribution == "uniform"
     actions = np.asarray(outputs["actions"])
     same_actions = None if random_policy else bool(np.array_equal(actions, expected.actions))

@@ -8,6 +8,11 @@ means:
   "logits": unnormalised action log-probabilities (policy-gradient methods)
   "value":  the state value V(s) (actor-critic methods)
   "q_values": the action values Q(s, a) (value-based methods such as DQN)
+  "mean":   the mean of a diagonal Gaussian over Box actions (before bounding)
+  "log_std": its log standard deviation, per state (a state-dependent Gaussian)
+A Gaussian whose log std does not depend on the state (SB3's and CleanRL's PPO default) holds it as one learned
+vector, `log_std` (the network's `log_std` field: its size; 0 for none); `forward` returns it as a "log_std" output
+broadcast over the batch either way.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from rlship import schema
 from rlship.errors import UsageError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-HEAD_KINDS = ("logits", "value", "q_values")
+HEAD_KINDS = ("logits", "value", "q_values", "mean", "log_std")
 # The most parameters a network may have (100M float32: 400 MB), checked from the description before anything is
 # allocated, so a config.json or a --hidden-sizes flag cannot make rlship try to allocate gigabytes.
 MAX_PARAMETERS = 100_000_000
@@ -37,9 +42,13 @@ class NetworkSpec:
     # head name -> output size
     heads: dict[str, int] = field(default_factory=dict)
     shared_trunk: bool = False
+    log_std: int = 0  # size of a state-independent log-std parameter (Gaussian policies); 0: none
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": "mlp_heads", **asdict(self), "hidden_sizes": list(self.hidden_sizes)}
+        desc = {"kind": "mlp_heads", **asdict(self), "hidden_sizes": list(self.hidden_sizes)}
+        if not self.log_std:
+            del desc["log_std"]  # discrete networks' config.json stays as it was
+        return desc
 
     @classmethod
     def from_dict(cls, desc: object, field: str = "network") -> NetworkSpec:
@@ -66,6 +75,7 @@ class NetworkSpec:
                 for name, size in heads.items()
             },
             shared_trunk=schema.boolean(desc.get("shared_trunk", False), f"{field}.shared_trunk"),
+            log_std=schema.integer(desc.get("log_std", 0), f"{field}.log_std", 0, MAX_PARAMETERS),
         )
         spec.validate()
         return spec
@@ -80,6 +90,11 @@ class NetworkSpec:
             raise ValueError(f"hidden sizes must be positive; got {list(self.hidden_sizes)}")
         if any(size <= 0 for size in self.heads.values()):
             raise ValueError(f"head sizes must be positive; got {self.heads}")
+        if self.log_std and ("log_std" in self.heads or self.heads.get("mean") != self.log_std):
+            raise ValueError(
+                f"a log_std parameter of size {self.log_std} needs a 'mean' head of that size and no 'log_std' head; "
+                f"got heads {self.heads}"
+            )
 
     def parameter_count(self, obs_dim: int) -> int:
         """Parameters `HeadsNetwork(obs_dim, self)` holds, computed without building it."""
@@ -90,8 +105,8 @@ class NetworkSpec:
         if self.shared_trunk:
             width = self.hidden_sizes[-1] if self.hidden_sizes else obs_dim
             trunk = linear_stack((obs_dim, *self.hidden_sizes))
-            return trunk + sum(linear_stack((width, size)) for size in self.heads.values())
-        return sum(linear_stack((obs_dim, *self.hidden_sizes, size)) for size in self.heads.values())
+            return self.log_std + trunk + sum(linear_stack((width, size)) for size in self.heads.values())
+        return self.log_std + sum(linear_stack((obs_dim, *self.hidden_sizes, size)) for size in self.heads.values())
 
     def check_size(self, obs_dim: int) -> None:
         """A UsageError (a ValueError) when the network would hold more than MAX_PARAMETERS (before it is built)."""
@@ -123,7 +138,7 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
     return layer
 
 
-_OUT_GAIN = {"logits": 0.01, "value": 1.0, "q_values": 1.0}
+_OUT_GAIN = {"logits": 0.01, "value": 1.0, "q_values": 1.0, "mean": 0.01, "log_std": 0.01}
 
 
 class HeadsNetwork(nn.Module):
@@ -144,7 +159,12 @@ class HeadsNetwork(nn.Module):
                 for n, size in spec.heads.items()
             }
         self.heads = nn.ModuleDict(heads)
+        # log std 0 (std 1) at the start, as SB3 and CleanRL: wide exploration over actions scaled to [-1, 1]
+        self.log_std = nn.Parameter(torch.zeros(spec.log_std)) if spec.log_std else None
 
     def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.trunk(obs)
-        return {name: head(features) for name, head in self.heads.items()}
+        out = {name: head(features) for name, head in self.heads.items()}
+        if self.log_std is not None:
+            out["log_std"] = self.log_std.expand_as(out["mean"])
+        return out

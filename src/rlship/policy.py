@@ -21,10 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rlship import schema
+from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.networks import HeadsNetwork, NetworkSpec
+from rlship.normalization import ObsNormalizer
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
-from rlship.sources import DEFAULT_POLICY, locate_source
+from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
 FORMAT_VERSION = 1
@@ -33,7 +35,9 @@ FORMAT_VERSION = 1
 #   softmax         probabilities = softmax(logits head); greedy action = the most probable one
 #   epsilon_greedy  probabilities = epsilon spread uniformly + (1 - epsilon) on argmax of the q_values head
 #   uniform         probabilities = 1 / n_actions; it has no greedy action, so it samples even when deterministic
-ACTION_DISTRIBUTIONS = ("softmax", "epsilon_greedy", "uniform")
+#   gaussian        (Box actions) a diagonal Gaussian over the "mean" head, its "log_std" state-independent or
+#                   state-dependent, bounded by clip or tanh (rlship.distributions); greedy = the bounded mean
+ACTION_DISTRIBUTIONS = ("softmax", "epsilon_greedy", "uniform", "gaussian")
 # A safetensors header larger than this is not one rlship wrote (a policy's header is a few KB); the file size may
 # exceed the weights' bytes by at most this much.
 MAX_WEIGHTS_HEADER_BYTES = 1024 * 1024
@@ -46,29 +50,53 @@ class PolicySpec:
     algorithm: str
     env_id: str
     observation_space: gym.spaces.Box
-    action_space: gym.spaces.Discrete
+    action_space: gym.spaces.Discrete | gym.spaces.Box
     network: NetworkSpec
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     action_distribution: str = "softmax"
     epsilon: float = 0.0  # the epsilon of an epsilon_greedy distribution
+    log_std: str = "state_independent"  # of a gaussian distribution
+    bound: str = "clip"  # of a gaussian distribution: how its samples are brought into the action bounds
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observation_space.shape)
 
     @property
+    def continuous(self) -> bool:
+        """True for Box actions (a Gaussian policy)."""
+        return isinstance(self.action_space, gym.spaces.Box)
+
+    @property
     def n_actions(self) -> int:
+        """Actions of a Discrete space; for a Box, the numbers in one action."""
+        if isinstance(self.action_space, gym.spaces.Box):
+            return int(np.prod(self.action_space.shape))
         return int(self.action_space.n)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(self.action_space.shape) if self.continuous else ()
+
+    @property
+    def bounding(self) -> Bounding:
+        """How a Box policy's Gaussian samples become the actions the env receives."""
+        space = self.action_space
+        assert isinstance(space, gym.spaces.Box), "only Box action spaces have bounds"
+        return Bounding(self.bound, np.asarray(space.low, np.float64), np.asarray(space.high, np.float64))
 
 
 @dataclass(frozen=True)
 class ActResult:
     """What `Policy.act` returns for a batch of N observations."""
 
-    actions: np.ndarray  # (N,) int64
-    probabilities: np.ndarray  # (N, n_actions) float32: the distribution `deterministic=False` samples from
+    actions: np.ndarray  # (N,) int64; Box actions: (N, *action_shape) float32, as the env receives them
+    # (N, n_actions) float32: the distribution `deterministic=False` samples from (Discrete actions; None for Box)
+    probabilities: np.ndarray | None
     values: np.ndarray | None = None  # (N,) float32 state values, for actor-critic policies
     q_values: np.ndarray | None = None  # (N, n_actions) float32 action values, for value-based policies
+    mean: np.ndarray | None = None  # (N, *action_shape) float32: the Gaussian's mean, before bounding (Box)
+    std: np.ndarray | None = None  # (N, *action_shape) float32: the Gaussian's standard deviation (Box)
 
 
 class Policy:
@@ -82,9 +110,11 @@ class Policy:
         source: str = "",
         revision: str | None = None,
         folder: Path | None = None,
+        obs_norm: ObsNormalizer | None = None,
     ) -> None:
         self.spec = spec
         self.network = network.eval()
+        self.obs_norm = obs_norm  # observation normalisation (part of the artifact), applied inside `act`
         self.config = config  # the whole config.json, hyperparameters and versions included
         self.source = source  # what it was loaded from, as the user named it ("default", a folder, "hf://...")
         self.revision = revision  # for Hub sources: the commit the files were downloaded at
@@ -124,8 +154,12 @@ class Policy:
     def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
         """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""
         obs = self.check_observations(observations)
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs)
         with torch.inference_mode():
             out = {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
+        if self.spec.continuous:
+            return self._act_gaussian(out, deterministic, rng)
         probs, greedy = self._distribution(out, len(obs))
         values = out["value"][:, 0] if "value" in out else None
         if deterministic and greedy is not None:
@@ -135,6 +169,19 @@ class Policy:
         return ActResult(
             actions=actions.astype(np.int64), probabilities=probs, values=values, q_values=out.get("q_values")
         )
+
+    def _act_gaussian(
+        self, out: dict[str, np.ndarray], deterministic: bool, rng: np.random.Generator | None
+    ) -> ActResult:
+        shape = (-1, *self.spec.action_shape)
+        mean = out["mean"].reshape(shape)
+        std = np.exp(np.clip(out["log_std"], LOG_STD_MIN, LOG_STD_MAX)).reshape(shape).astype(np.float32)
+        if deterministic:
+            u = mean
+        else:
+            u = mean + std * (rng if rng is not None else np.random.default_rng()).standard_normal(mean.shape)
+        values = out["value"][:, 0] if "value" in out else None
+        return ActResult(actions=self.spec.bounding.to_env(u), probabilities=None, values=values, mean=mean, std=std)
 
     def _distribution(self, out: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities (n, n_actions), greedy actions or None) by the spec's action distribution."""
@@ -156,6 +203,8 @@ class Policy:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
+        if self.obs_norm is not None:
+            state.update(self.obs_norm.tensors())
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
         (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
         return folder
@@ -190,13 +239,23 @@ def new_policy(
     action_distribution: str = "softmax",
     epsilon: float = 0.0,
     algorithm_summary: str | None = None,
+    log_std: str = "state_independent",
+    bound: str = "clip",
+    normalize_obs: bool = False,
+    obs_clip: float = 10.0,
+    reward_scaling: dict[str, Any] | None = None,
 ) -> Policy:
     """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first).
 
-    `algorithm_summary` is the algorithm's one-line description, kept in config.json for the model card."""
+    `algorithm_summary` is the algorithm's one-line description, kept in config.json for the model card.
+    `normalize_obs`: the policy holds an `ObsNormalizer` (its statistics start at mean 0, var 1; training updates
+    them). `reward_scaling`: what training did to rewards (recorded only; acting does not use it)."""
     distribution: dict[str, Any] = {"kind": action_distribution}
     if action_distribution == "epsilon_greedy":
         distribution["epsilon"] = epsilon
+    if action_distribution == "gaussian":
+        distribution.update(log_std=log_std, bound=bound)
+    obs_norm = ObsNormalizer(tuple(observation_space.shape), clip=obs_clip) if normalize_obs else None
     config = {
         "format_version": FORMAT_VERSION,
         "algorithm": algorithm,
@@ -207,6 +266,8 @@ def new_policy(
         "action_space": space_to_dict(action_space),
         "network": network_spec.to_dict(),
         "action_distribution": distribution,
+        **({"observation_normalization": obs_norm.settings()} if obs_norm is not None else {}),
+        **({"reward_scaling": reward_scaling} if reward_scaling is not None else {}),
         "hyperparameters": hyperparameters,
         "seed": seed,
         "versions": library_versions(),
@@ -217,7 +278,7 @@ def new_policy(
         raise UnsupportedEnvError(f"{algorithm} in rlship cannot make a policy for {env_id}: {exc}") from None
     obs_dim = int(np.prod(spec.obs_shape))
     spec.network.check_size(obs_dim)  # before a single parameter is allocated
-    return Policy(spec, HeadsNetwork(obs_dim, spec.network), config)
+    return Policy(spec, HeadsNetwork(obs_dim, spec.network), config, obs_norm=obs_norm)
 
 
 def spec_from_config(config: Any) -> PolicySpec:
@@ -228,8 +289,6 @@ def spec_from_config(config: Any) -> PolicySpec:
     act_space = space_from_dict(schema.required(config, "action_space", ""), "action_space")
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         raise schema.ConfigError("observation_space", f"must be a 1-D Box; got {describe_space(obs_space)}")
-    if not isinstance(act_space, gym.spaces.Discrete):
-        raise schema.ConfigError("action_space", f"must be Discrete; got {describe_space(act_space)}")
     network = NetworkSpec.from_dict(schema.required(config, "network", ""))
     distribution = schema.mapping(config.get("action_distribution") or {"kind": "softmax"}, "action_distribution")
     kind = distribution.get("kind")
@@ -238,6 +297,16 @@ def spec_from_config(config: Any) -> PolicySpec:
             "action_distribution.kind",
             f"unknown action_distribution kind {schema.brief(kind)}; this rlship knows {list(ACTION_DISTRIBUTIONS)}",
         )
+    if (kind == "gaussian") != isinstance(act_space, gym.spaces.Box):
+        raise schema.ConfigError(
+            "action_space",
+            f"a {describe_space(act_space)} action space needs "
+            f"{'a gaussian' if kind != 'gaussian' else 'a softmax, epsilon_greedy or uniform'} action_distribution; "
+            f"got {kind}",
+        )
+    log_std, bound = "state_independent", "clip"
+    if isinstance(act_space, gym.spaces.Box):
+        log_std, bound = _check_gaussian(distribution, act_space, network)
     needed = {"softmax": "logits", "epsilon_greedy": "q_values"}.get(kind)
     if needed is not None and network.heads.get(needed) != act_space.n:
         raise schema.ConfigError(
@@ -254,7 +323,33 @@ def spec_from_config(config: Any) -> PolicySpec:
         env_kwargs=dict(env_kwargs),
         action_distribution=kind,
         epsilon=epsilon,
+        log_std=log_std,
+        bound=bound,
     )
+
+
+def _check_gaussian(distribution: Any, act_space: gym.spaces.Box, network: NetworkSpec) -> tuple[str, str]:
+    """(log_std, bound) of a gaussian `action_distribution`, checked against the action space and the network."""
+    log_std = schema.choice(distribution.get("log_std"), "action_distribution.log_std", GAUSSIAN_LOG_STD)
+    bound = schema.choice(distribution.get("bound"), "action_distribution.bound", GAUSSIAN_BOUNDS)
+    if not (np.isfinite(act_space.low).all() and np.isfinite(act_space.high).all()):
+        raise schema.ConfigError("action_space.low", "a gaussian policy's action bounds must be finite")
+    size = int(np.prod(act_space.shape))
+    has_head = network.heads.get("log_std") == size
+    wanted = network.log_std == size and not has_head if log_std == "state_independent" else has_head
+    if network.heads.get("mean") != size or not wanted:
+        where = "a log_std parameter" if log_std == "state_independent" else "a 'log_std' head"
+        raise schema.ConfigError(
+            "network.heads",
+            f"a {log_std} gaussian policy over {size} action numbers needs a 'mean' head of size {size} and {where} "
+            f"of that size; got heads {network.heads}, log_std {network.log_std}",
+        )
+    return log_std, bound
+
+
+def _obs_normalizer(config: Any, spec: PolicySpec) -> ObsNormalizer | None:
+    desc = config.get("observation_normalization")
+    return None if desc is None else ObsNormalizer.from_config(desc, spec.obs_shape)
 
 
 def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
@@ -283,6 +378,7 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     try:
         schema.check_depth(config)
         spec = spec_from_config(config)
+        obs_norm = _obs_normalizer(config, spec)
         obs_dim = int(np.prod(spec.obs_shape))
         spec.network.check_size(obs_dim)
     except ValueError as exc:  # schema.ConfigError, or check_size's UsageError
@@ -290,8 +386,15 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
     with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
         network = HeadsNetwork(obs_dim, spec.network)
-    network.load_state_dict(read_weights(folder / WEIGHTS_FILE, network), assign=True)
-    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder)
+    extra = obs_norm.tensor_shapes() if obs_norm is not None else {}
+    state = read_weights(folder / WEIGHTS_FILE, network, extra)
+    if obs_norm is not None:
+        try:
+            obs_norm.load_tensors({name: state.pop(name) for name in extra}, str(folder / WEIGHTS_FILE))
+        except ValueError as exc:
+            raise ArtifactError(str(exc)) from None
+    network.load_state_dict(state, assign=True)
+    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder, obs_norm=obs_norm)
 
 
 def _is_dir(path: Path) -> bool:
@@ -301,13 +404,16 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def read_weights(path: Path, network: torch.nn.Module) -> dict[str, torch.Tensor]:
+def read_weights(
+    path: Path, network: torch.nn.Module, extra: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, torch.Tensor]:
     """Weights from safetensors for `network` (its parameters may be on the meta device: only names and shapes
     are used). The file's size and header are checked against the network before any tensor is read, and every
     tensor is checked finite after: a wrong or hostile file is an ArtifactError naming it (and the tensor)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found; a policy folder needs {WEIGHTS_FILE} (written by `rlship train`)")
-    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    # the network's tensors, and the artifact's others (the observation normaliser's `obs_norm.*`)
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()} | (extra or {})
     limit = 4 * sum(math.prod(shape) for shape in expected.values()) + MAX_WEIGHTS_HEADER_BYTES
     size = path.stat().st_size
     if size > limit:

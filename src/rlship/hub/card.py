@@ -185,6 +185,17 @@ def _body(
         ]
     if curve_file:
         lines += ["## Training curve", "", f"![training curve]({curve_file})", ""]
+    # what `act` answers besides the action, read from config.json (Box actions: a Gaussian's mean and std)
+    box = (config.get("action_space") or {}).get("type") == "Box"
+    distribution_fields = "result.mean, result.std" if box else "result.probabilities"
+    distribution_words = "the Gaussian's mean and std" if box else "probabilities"
+    normalisation = []
+    if config.get("observation_normalization"):
+        normalisation = [
+            "Observations are normalised inside the policy (running mean and variance from training, stored in "
+            "`model.safetensors` as `obs_norm.*`): send raw observations.",
+            "",
+        ]
     lines += [
         "## Use it",
         "",
@@ -199,11 +210,12 @@ def _body(
         "",
         f'policy = rlship.load_policy("hf://{pinned}")   # @REVISION pins a branch, tag or commit',
         "result = policy.act(observations)             # a batch (N, *obs_shape) or one observation",
-        "result.actions, result.probabilities",
+        f"result.actions, {distribution_fields}",
         "print(rlship.evaluate(policy).metric)         # the evaluation above",
         "```",
         "",
-        "Serve it over HTTP (`POST /act`: observation in, action and probabilities out):",
+        *normalisation,
+        f"Serve it over HTTP (`POST /act`: observation in, action and {distribution_words} out):",
         "",
         "```bash",
         f"rlship serve hf://{pinned}",

@@ -391,7 +391,7 @@ def non_finite(policy: Policy, outputs: Iterable[np.ndarray | None]) -> tuple[in
         why = "has NaN or infinite weights"
     else:
         zeros = policy.act(np.zeros((1, *policy.spec.obs_shape), dtype=np.float32))
-        arrays = (zeros.probabilities, zeros.values, zeros.q_values)
+        arrays = (zeros.probabilities, zeros.values, zeros.q_values, zeros.mean, zeros.std)
         if all(array is None or np.isfinite(array).all() for array in arrays):
             return (
                 422,

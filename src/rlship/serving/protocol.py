@@ -13,7 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlship.errors import ObservationError
-from rlship.policy import Policy
+from rlship.policy import ActResult, Policy
 from rlship.run_folder import read_results
 from rlship.serving import limits
 
@@ -57,8 +57,12 @@ class ActResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"example": {"action": 1, "probabilities": [0.3992, 0.6008], "value": 48.9588}}
     )
-    action: int
-    probabilities: list[float]
+    action: int | list[float] = Field(
+        description="the action: an integer (Discrete actions) or a list shaped like the Box action space"
+    )
+    probabilities: list[float] | None = Field(None, description="the action distribution (Discrete actions only)")
+    mean: list[float] | None = Field(None, description="the Gaussian's mean, before bounding (Box actions only)")
+    std: list[float] | None = Field(None, description="the Gaussian's standard deviation (Box actions only)")
     value: float | None = Field(None, description="state value (actor-critic policies only; absent otherwise)")
     q_values: list[float] | None = Field(None, description="action values (value-based policies only)")
 
@@ -73,8 +77,10 @@ class ActBatchResponse(BaseModel):
             }
         }
     )
-    actions: list[int]
-    probabilities: list[list[float]]
+    actions: list[int] | list[list[float]]
+    probabilities: list[list[float]] | None = Field(None, description="action distributions (Discrete actions)")
+    mean: list[list[float]] | None = Field(None, description="the Gaussians' means (Box actions only)")
+    std: list[list[float]] | None = Field(None, description="the Gaussians' standard deviations (Box actions only)")
     values: list[float] | None = Field(None, description="state values (actor-critic policies only)")
     q_values: list[list[float]] | None = Field(None, description="action values (value-based policies only)")
 
@@ -109,7 +115,15 @@ class PolicyInfo(BaseModel):
     algorithm: str
     observation_space: dict[str, Any]
     action_space: dict[str, Any]
-    action_distribution: str = Field(description="softmax, epsilon_greedy or uniform")
+    action_distribution: str = Field(description="softmax, epsilon_greedy, uniform or gaussian (Box actions)")
+    action_bounds: dict[str, Any] | None = Field(
+        None,
+        description="Box actions: low and high, how samples are brought into them (clip or tanh) and the log std's "
+        "kind (state_independent or state_dependent)",
+    )
+    observation_normalization: dict[str, Any] | None = Field(
+        None, description="the normalisation applied to observations inside the policy: mean, var, count, clip, epsilon"
+    )
     random_actions: bool = Field(
         description="true for the random baseline: its actions are drawn at random even when deterministic is asked"
     )
@@ -236,8 +250,12 @@ def answer(
         observations, deterministic=deterministic, rng=np.random.default_rng(seed) if seed is not None else rng
     )
     # JSON has no NaN or infinity: a non-finite answer is an error (limits.non_finite says whose)
-    if (problem := limits.non_finite(policy, (result.probabilities, result.values, result.q_values))) is not None:
+    outputs = (result.probabilities, result.values, result.q_values, result.mean, result.std)
+    if (problem := limits.non_finite(policy, outputs)) is not None:
         raise RequestError(*problem)
+    if policy.spec.continuous:
+        return _box_fields(result, batch)
+    assert result.probabilities is not None
     if batch:
         fields: dict[str, Any] = {
             "actions": result.actions.tolist(),
@@ -253,6 +271,23 @@ def answer(
         fields["value"] = float(result.values[0])
     if result.q_values is not None:
         fields["q_values"] = result.q_values[0].tolist()
+    return fields
+
+
+def _box_fields(result: ActResult, batch: bool) -> dict[str, Any]:
+    """A Box policy's answer: actions, mean and std flattened per observation (a list of numbers each)."""
+    assert result.mean is not None and result.std is not None
+    n = len(result.actions)
+    rows = {name: array.reshape(n, -1).tolist() for name, array in (("mean", result.mean), ("std", result.std))}
+    actions = result.actions.reshape(n, -1).tolist()
+    if batch:
+        fields: dict[str, Any] = {"actions": actions, **rows}
+        if result.values is not None:
+            fields["values"] = result.values.tolist()
+        return fields
+    fields = {"action": actions[0], "mean": rows["mean"][0], "std": rows["std"][0]}
+    if result.values is not None:
+        fields["value"] = float(result.values[0])
     return fields
 
 
@@ -290,6 +325,23 @@ def policy_info(policy: Policy, max_batch: int, name: str = "default", generatio
     }
     if random_actions:
         info["note"] = RANDOM_NOTE
+    if spec.continuous:
+        bounding = spec.bounding
+        info["action_bounds"] = {
+            "low": bounding.low.ravel().tolist(),
+            "high": bounding.high.ravel().tolist(),
+            "bound": spec.bound,
+            "log_std": spec.log_std,
+        }
+    norm = policy.obs_norm
+    if norm is not None:
+        info["observation_normalization"] = {
+            "mean": norm.mean.ravel().tolist(),
+            "var": norm.var.ravel().tolist(),
+            "count": norm.count,
+            "clip": norm.clip,
+            "epsilon": norm.epsilon,
+        }
     return info
 
 

@@ -1,4 +1,5 @@
-"""Advantage actor-critic (A2C, the synchronous form of Mnih et al. 2016) for discrete actions, on vector envs.
+"""Advantage actor-critic (A2C, the synchronous form of Mnih et al. 2016) for Discrete and Box actions, on vector envs
+(Box: a diagonal Gaussian, clipped for the env, as in ppo.py).
 
 Reads top to bottom: hyperparameters, then `learn`: step all envs `n_steps` times with the current policy,
 compute n-step bootstrapped returns R_t = r_t + gamma r_{t+1} + ... + gamma^k V(s_{t+k}) and advantages
@@ -53,6 +54,9 @@ class A2CConfig(RunSettings):
     )
     activation: str = hp("tanh", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
     shared_trunk: bool = hp(False, "one MLP trunk with policy and value heads instead of separate actor and critic")
+    normalize_obs: bool = hp(False, "normalise observations by running mean/std (kept inside the artifact)")
+    normalize_reward: bool = hp(False, "scale rewards by the running std of the discounted return (training only)")
+    log_std_init: float = hp(0.0, "initial log std of a Gaussian policy (Box actions)", ge=-20, le=2)
 
 
 # Tuned defaults per env, applied over the A2CConfig defaults (user flags go over these).
@@ -65,8 +69,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: A2CConfig) -> None:
-    policy, rollout = actor_critic(run, cfg.num_envs, cfg.n_steps, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk)
-    net = policy.network
+    actor, rollout = actor_critic(run, cfg)
+    net = actor.network
     if cfg.optimizer == "rmsprop":
         optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
             net.parameters(), lr=cfg.learning_rate, alpha=0.99, eps=1e-5
@@ -74,7 +78,7 @@ def learn(run: Run, cfg: A2CConfig) -> None:
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     value_loss_fn = VALUE_LOSSES[cfg.value_loss]
-    run.start(["policy_loss", "value_loss", "entropy"], cfg.num_envs, network=net, optimizer=optimizer)
+    run.start(["policy_loss", "value_loss", "entropy"], cfg.num_envs, optimizer=optimizer, **actor.checkpointed())
     rollout.reset(seed=run.env_seed)
     while run.env_steps < cfg.total_steps:
         # --- rollout: T steps of all N envs; n-step returns and advantages (lambda = 1: R_t - V(s_t))
@@ -86,9 +90,8 @@ def learn(run: Run, cfg: A2CConfig) -> None:
 
         # --- one gradient step on the valid transitions
         heads = net(b["obs"])
-        log_probs = torch.log_softmax(heads["logits"], dim=-1)
-        logp = log_probs.gather(1, b["actions"][:, None]).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+        logp, entropies = actor.head.log_prob_entropy(heads, b["actions"])
+        entropy = entropies.mean()
         policy_loss = -(logp * adv).mean()
         value_loss = value_loss_fn(heads["value"].squeeze(-1), b["returns"])
         loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy

@@ -1,4 +1,4 @@
-"""Proximal Policy Optimization (Schulman et al. 2017) for discrete actions, on Gymnasium vector envs.
+"""Proximal Policy Optimization (Schulman et al. 2017) for Discrete and Box actions, on Gymnasium vector envs.
 
 Reads top to bottom: hyperparameters, then `learn`: collect a rollout from all envs, compute GAE advantages,
 run a few epochs of clipped-surrogate minibatch updates, log, check the stop rule, repeat (the run's ceremony
@@ -10,6 +10,10 @@ global gradient-norm clipping, Adam with eps 1e-5, linear annealing of learning 
 further points they differ on, done the careful way here (in the rollout): truncated episodes (time limits)
 bootstrap from the value of the final observation instead of counting as failures, and the reset step that
 next-step autoreset inserts after each episode end is masked out of the update.
+
+Box actions: a diagonal Gaussian with a state-independent log std, samples clipped to the bounds for the env and
+the unclipped sample's log-probability in the ratio (SB3's way; training/actor.py, rlship/distributions.py), with
+optional running observation normalisation (kept in the artifact) and reward scaling (VecNormalize's).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from rlship.networks import ACTIVATIONS
+from rlship.training.actor import Actor
 from rlship.training.rollout import actor_critic
 from rlship.training.run import Algorithm, Run
 from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
@@ -47,6 +52,9 @@ class PPOConfig(RunSettings):
     )
     activation: str = hp("tanh", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
     shared_trunk: bool = hp(False, "actor and critic heads on one MLP body instead of two MLPs")
+    normalize_obs: bool = hp(False, "normalise observations by running mean/std (kept inside the artifact)")
+    normalize_reward: bool = hp(False, "scale rewards by the running std of the discounted return (training only)")
+    log_std_init: float = hp(0.0, "initial log std of a Gaussian policy (Box actions)", ge=-20, le=2)
 
 
 # Tuned defaults per env, applied over the PPOConfig defaults (user flags go over these).
@@ -76,6 +84,51 @@ PRESETS: dict[str, dict[str, Any]] = {
         gae_lambda=0.98,
         ent_coef=0.01,
     ),
+    # Box actions. rl-zoo's PPO settings (hyperparams/ppo.yml) without gSDE, which rlship does not implement: a
+    # plain state-independent Gaussian, clipped to the bounds. docs/algorithms.md has what was measured.
+    "Pendulum-v1": dict(
+        total_steps=200_000,
+        num_envs=4,
+        n_steps=1024,
+        minibatch_size=64,
+        epochs=10,
+        learning_rate=1e-3,
+        gamma=0.9,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.0,
+    ),
+    # rl-zoo: normalize (observations and rewards), 1 env, n_steps 8, batch 256, gamma 0.9999, lr 7.77e-5,
+    # ent 0.00429, clip 0.1, 10 epochs, lambda 0.9, grad norm 5, vf 0.19. Its log_std_init -3.29 belongs to gSDE's
+    # parametrisation; with a plain Gaussian it leaves no exploration, so the log std starts at 0 here.
+    "MountainCarContinuous-v0": dict(
+        total_steps=100_000,
+        num_envs=1,
+        n_steps=8,
+        minibatch_size=256,
+        epochs=10,
+        learning_rate=7.77e-5,
+        anneal_lr=False,
+        gamma=0.9999,
+        gae_lambda=0.9,
+        clip_range=0.1,
+        ent_coef=0.00429,
+        vf_coef=0.19,
+        max_grad_norm=5.0,
+        normalize_obs=True,
+        normalize_reward=True,
+    ),
+    # rl-zoo's LunarLanderContinuous settings (the same as its discrete LunarLander's).
+    "LunarLanderContinuous-v3": dict(
+        total_steps=1_000_000,
+        num_envs=16,
+        n_steps=1024,
+        minibatch_size=64,
+        epochs=4,
+        gamma=0.999,
+        gae_lambda=0.98,
+        ent_coef=0.01,
+    ),
     # Tuned on seeds 0-9 (README.md, Pixelcopter): ReLU for the unscaled game state (distances in pixels,
     # up to ~56), a high learning rate with 10 epochs per rollout for sample efficiency.
     "rlship/Pixelcopter-v0": dict(
@@ -91,14 +144,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: PPOConfig) -> None:
-    policy, rollout = actor_critic(run, cfg.num_envs, cfg.n_steps, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk)
-    net = policy.network
+    actor, rollout = actor_critic(run, cfg)
+    net = actor.network
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
     run.start(
         ["learning_rate", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"],
         cfg.num_envs,
-        network=net,
         optimizer=optimizer,
+        **actor.checkpointed(),
     )
     rollout.reset(seed=run.env_seed)
     while run.env_steps < cfg.total_steps:
@@ -120,7 +173,7 @@ def learn(run: Run, cfg: PPOConfig) -> None:
                 idx = order[start : start + cfg.minibatch_size]
                 if idx.numel() < 2:  # advantage normalisation needs two samples
                     continue
-                metrics.append(_update(net, optimizer, cfg, clip, {k: v[idx] for k, v in b.items()}))
+                metrics.append(_update(actor, optimizer, cfg, clip, {k: v[idx] for k, v in b.items()}))
             if cfg.target_kl is not None and metrics and metrics[-1][3] > cfg.target_kl:
                 break
         m = torch.stack([torch.stack(x) for x in metrics]).mean(0).tolist()
@@ -137,13 +190,13 @@ def learn(run: Run, cfg: PPOConfig) -> None:
 
 
 def _update(
-    net: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: PPOConfig, clip: float, mb: dict[str, torch.Tensor]
+    actor: Actor, optimizer: torch.optim.Optimizer, cfg: PPOConfig, clip: float, mb: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, ...]:
     """One gradient step of the PPO loss; returns (policy loss, value loss, entropy, approx KL, clip fraction)."""
+    net = actor.network
     out = net(mb["obs"])
-    log_probs = torch.log_softmax(out["logits"], dim=-1)
-    logp = log_probs.gather(1, mb["actions"][:, None]).squeeze(-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+    logp, entropies = actor.head.log_prob_entropy(out, mb["actions"])
+    entropy = entropies.mean()
     log_ratio = logp - mb["log_probs"]
     ratio = log_ratio.exp()
     adv = (mb["advantages"] - mb["advantages"].mean()) / (mb["advantages"].std() + 1e-8)

@@ -1,4 +1,5 @@
-"""REINFORCE (vanilla policy gradient, Williams 1992) for discrete actions, on Gymnasium vector envs.
+"""REINFORCE (vanilla policy gradient, Williams 1992) for Discrete and Box actions (a diagonal
+Gaussian, clipped for the env, as in ppo.py), on Gymnasium vector envs.
 
 Reads top to bottom: hyperparameters, then `learn`: play a batch of whole episodes with the current policy
 (one per vector env, actions sampled), compute each step's discounted return-to-go, normalise the returns over
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlship.networks import ACTIVATIONS, NetworkSpec
+from rlship.networks import ACTIVATIONS
+from rlship.training.actor import new_actor
 from rlship.training.episodes import play_episodes
 from rlship.training.run import Algorithm, Run
 from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
@@ -32,6 +34,8 @@ class ReinforceConfig(RunSettings):
     normalize_returns: bool = hp(True, "normalise the returns-to-go over each batch (mean 0, std 1)")
     hidden_sizes: tuple[int, ...] = hp((128,), "hidden layer sizes of the policy MLP", ge=1, le=MAX_HIDDEN_SIZE)
     activation: str = hp("relu", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
+    normalize_obs: bool = hp(False, "normalise observations by running mean/std (kept inside the artifact)")
+    log_std_init: float = hp(0.0, "initial log std of a Gaussian policy (Box actions)", ge=-20, le=2)
 
 
 # Tuned defaults per env, applied over the ReinforceConfig defaults (user flags go over these).
@@ -53,14 +57,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def learn(run: Run, cfg: ReinforceConfig) -> None:
     envs = run.vec_env(cfg.batch_episodes)
-    policy = run.new_policy(envs, NetworkSpec(cfg.hidden_sizes, cfg.activation, {"logits": run.n_actions(envs)}))
-    net = policy.network
+    actor = new_actor(run, envs, cfg, value=False)
+    net = actor.network
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-    run.start(["loss", "entropy"], cfg.batch_episodes, network=net, optimizer=optimizer)
+    run.start(["loss", "entropy"], cfg.batch_episodes, optimizer=optimizer, **actor.checkpointed())
     reset_seed = run.env_seed  # seeds the first batch's resets (the run's seed; a derived one on resume)
     while run.env_steps < cfg.total_steps:
         # --- play a batch of whole episodes with the current policy
-        batch = play_episodes(envs, net, run.generator, run.stats, seed=reset_seed)
+        batch = play_episodes(envs, net, run.generator, run.stats, seed=reset_seed, actor=actor)
         reset_seed = None  # later batches go on from the envs' own RNG
 
         # --- discounted returns-to-go, G_t = r_t + gamma * G_{t+1} (rewards are 0 after an episode's end)
@@ -71,14 +75,13 @@ def learn(run: Run, cfg: ReinforceConfig) -> None:
             returns = (returns - returns.mean()) / (returns.std() + 1e-8)
 
         # --- one policy-gradient step on all the batch's steps
-        log_probs = torch.log_softmax(net(batch.obs[mask])["logits"], dim=-1)
-        logp = log_probs.gather(1, batch.actions[mask][:, None]).squeeze(-1)
+        logp, entropies = actor.head.log_prob_entropy(net(batch.obs[mask]), batch.actions[mask])
         loss = -(logp * returns).sum() / cfg.batch_episodes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+        entropy = entropies.mean()
         if run.update(loss=loss.item(), entropy=entropy.item()):
             break
 

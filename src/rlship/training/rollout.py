@@ -9,41 +9,40 @@ observation the env returned at the truncating step, i.e. the next row of the bu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlship.networks import NetworkSpec
-from rlship.policy import Policy
+from rlship.training.actor import Actor, new_actor
 from rlship.training.stop_rule import EpisodeStats
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
 
 
-def actor_critic(
-    run: Run, num_envs: int, n_steps: int, hidden_sizes: tuple[int, ...], activation: str, shared_trunk: bool
-) -> tuple[Policy, Rollout]:
-    """What a2c and ppo both train with: the run's envs, a policy with a "logits" and a "value" head (separate
-    actor and critic MLPs, or one shared trunk), and the rollout buffers for `n_steps` steps of those envs."""
-    envs = run.vec_env(num_envs)
-    heads = {"logits": run.n_actions(envs), "value": 1}
-    policy = run.new_policy(envs, NetworkSpec(hidden_sizes, activation, heads, shared_trunk))
-    return policy, Rollout(envs, n_steps)
+def actor_critic(run: Run, cfg: Any) -> tuple[Actor, Rollout]:
+    """What a2c and ppo both train with: the run's `cfg.num_envs` envs, a policy with an action head (categorical
+    or Gaussian, by the action space) and a "value" head (separate actor and critic MLPs, or one shared trunk), and
+    the rollout buffers for `cfg.n_steps` steps of those envs."""
+    envs = run.vec_env(cfg.num_envs)
+    actor = new_actor(run, envs, cfg, value=True)
+    return actor, Rollout(envs, cfg.n_steps, actor)
 
 
 class Rollout:
-    """Buffers for T steps of N envs: observations (T + 1 rows: the last one bootstraps), actions, their
-    log-probabilities, values (T + 1 rows), rewards, and the terminated / done / valid masks."""
+    """Buffers for T steps of N envs: observations (T + 1 rows: the last one bootstraps; normalised when the
+    policy normalises), actions (as sampled: for a Gaussian before clipping), their log-probabilities, values
+    (T + 1 rows), rewards (scaled when the actor scales them), and the terminated / done / valid masks."""
 
-    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int) -> None:
+    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, actor: Actor) -> None:
         self.envs = envs
+        self.actor = actor
         T, N = n_steps, envs.num_envs
         self.obs_dim = int(np.prod(envs.single_observation_space.shape))
         self.obs = torch.zeros(T + 1, N, self.obs_dim)
-        self.actions = torch.zeros(T, N, dtype=torch.int64)
+        self.actions = torch.zeros(T, N, *actor.head.action_shape, dtype=actor.head.action_dtype)
         self.log_probs = torch.zeros(T, N)
         self.values = torch.zeros(T + 1, N)
         self.rewards = np.zeros((T, N), dtype=np.float32)
@@ -52,34 +51,30 @@ class Rollout:
         self.valid = np.zeros((T, N), dtype=bool)
         self._prev_done = np.zeros(N, dtype=bool)
 
-    def _as_obs(self, obs: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(self.envs.num_envs, self.obs_dim))
-
     def reset(self, seed: int | None) -> None:
         obs, _ = self.envs.reset(seed=seed)
-        self.obs[-1] = self._as_obs(obs)  # the next rollout starts from the last row
+        self.obs[-1] = self.actor.observe(obs)  # the next rollout starts from the last row
         self._prev_done[:] = False
 
     def collect(self, net: torch.nn.Module, generator: torch.Generator, stats: EpisodeStats) -> int:
-        """Step every env T times, sampling actions from the network's "logits" head; returns the env steps taken
-        (valid transitions). Finished episodes go into `stats`."""
+        """Step every env T times, sampling actions from the actor's distribution; returns the env steps taken
+        (valid transitions). Finished episodes go into `stats` (with the env's own rewards)."""
         T = self.rewards.shape[0]
         self.obs[0] = self.obs[T]  # where the previous rollout (or the reset) left the envs
         with torch.inference_mode():
             for t in range(T):
                 heads = net(self.obs[t])
                 self.values[t] = heads["value"].squeeze(-1)
-                log_probs = torch.log_softmax(heads["logits"], dim=-1)
-                action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+                action, self.log_probs[t] = self.actor.head.sample(heads, generator)
                 self.actions[t] = action
-                self.log_probs[t] = log_probs.gather(1, action[:, None]).squeeze(-1)
-                next_obs, reward, term, trunc, _ = self.envs.step(action.numpy())
-                self.obs[t + 1] = self._as_obs(next_obs)
-                self.rewards[t], self.terminated[t] = reward, term
+                next_obs, reward, term, trunc, _ = self.envs.step(self.actor.head.to_env(action))
+                self.obs[t + 1] = self.actor.observe(next_obs)
+                self.terminated[t] = term
                 self.dones[t] = term | trunc
                 self.valid[t] = ~self._prev_done  # False: this step only reset an env that ended at the previous step
                 self._prev_done = self.dones[t].copy()
-                stats.update(self.rewards[t], self.dones[t], self.valid[t])
+                stats.update(np.asarray(reward, dtype=np.float32), self.dones[t], self.valid[t])
+                self.rewards[t] = self.actor.scale_rewards(reward, self.dones[t], self.valid[t])
             self.values[T] = net(self.obs[T])["value"].squeeze(-1)
         return int(self.valid.sum())
 
@@ -91,7 +86,7 @@ class Rollout:
         keep = torch.from_numpy(self.valid.reshape(-1))
         return {
             "obs": self.obs[:-1].reshape(-1, self.obs_dim)[keep],
-            "actions": self.actions.reshape(-1)[keep],
+            "actions": self.actions.reshape(-1, *self.actions.shape[2:])[keep],
             "log_probs": self.log_probs.reshape(-1)[keep],
             "advantages": torch.from_numpy(advantages.reshape(-1))[keep],
             "returns": torch.from_numpy(returns.reshape(-1))[keep],

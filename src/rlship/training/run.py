@@ -195,8 +195,11 @@ class Run:
         network: NetworkSpec,
         action_distribution: str = "softmax",
         epsilon: float = 0.0,
+        **artifact: Any,
     ) -> Policy:
-        """The policy this run trains and writes (config.json records the algorithm, env, seed, hyperparameters)."""
+        """The policy this run trains and writes (config.json records the algorithm, env, seed, hyperparameters).
+        `artifact`: what else `rlship.policy.new_policy` takes (a Gaussian's log_std and bound, normalize_obs,
+        reward_scaling)."""
         self.policy = new_policy(
             self.algorithm.name,
             self.env_id,
@@ -209,6 +212,7 @@ class Run:
             action_distribution=action_distribution,
             epsilon=epsilon,
             algorithm_summary=self.algorithm.summary,
+            **artifact,
         )
         return self.policy
 
