@@ -27,7 +27,7 @@ from rlship.serving.simulate import simulate
 from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
 from rlship.training.run import Run, TrainResult
-from tests.test_serving import RLSHIP, start_server, wait_ready
+from tests.test_serving import RLSHIP, kill_server, start_server, wait_ready
 
 ENV = "Pendulum-v1"
 BOX_ALGORITHMS = ("ppo", "a2c", "reinforce")
@@ -216,9 +216,7 @@ def box_server(pendulum: TrainResult) -> Iterator[str]:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)
 
 
 def test_serving_answers_box_actions(box_server: str, pendulum: TrainResult) -> None:

@@ -4,7 +4,6 @@ package` (card and a decoded replay.mp4), and `rlship serve` driven by `rlship s
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import rlship
 from rlship.hub.package import Package, package_policy
 from rlship.training import ALGORITHMS
 from rlship.training.run import TrainResult
-from tests.test_serving import RLSHIP, start_server, wait_ready
+from tests.test_serving import RLSHIP, kill_server, start_server, wait_ready
 
 ENV_ID = "rlship/Pixelcopter-v0"
 EPISODES = 5
@@ -86,9 +85,7 @@ def test_served_policy_scores_like_the_local_evaluation(run: TrainResult) -> Non
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)
 
 
 def test_the_run_folder_records_the_env(run: TrainResult) -> None:

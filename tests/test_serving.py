@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import gymnasium as gym
 import httpx
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -47,6 +49,18 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subproc
     return proc, f"http://127.0.0.1:{port}"
 
 
+def kill_server(proc: subprocess.Popen[str]) -> None:
+    """Kill whatever is left of a server `start_server` started: every process of its session (the arbiter and its
+    workers; BentoML puts each worker in a process group of its own, so a signal to the arbiter's group would
+    orphan them, and an orphan outlives the test run)."""
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(process.pid) == proc.pid:
+                process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+
+
 def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,9 +84,7 @@ def server() -> Iterator[str]:
         proc.send_signal(signal.SIGINT)  # Ctrl+C: BentoML stops its workers and exits
         assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +237,7 @@ def test_a_policy_that_cannot_be_loaded_stops_the_server(tmp_path: Path) -> None
     try:
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_server(proc)
     assert proc.returncode == 1
     assert f"cannot load policy {str(broken)!r}" in out
     assert "not valid JSON" in out

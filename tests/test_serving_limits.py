@@ -30,7 +30,7 @@ from rlship.policy import Policy, new_policy
 from rlship.serving.limits import ServerLimits, shorten
 from rlship.serving.routes import PolicyRoutes
 from tests.conftest import make_untrained
-from tests.test_serving import RLSHIP, start_server, wait_ready
+from tests.test_serving import RLSHIP, kill_server, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,9 +45,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
     try:
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ against one real `rlship serve` subprocess serving two named policies: the embed
 from __future__ import annotations
 
 import json
-import os
 import signal
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ import pytest
 
 from rlship.policy import load_policy
 from rlship.training import ALGORITHMS
-from tests.test_serving import start_server, wait_ready
+from tests.test_serving import kill_server, start_server, wait_ready
 
 OBS = [0.01, 0.0, 0.02, 0.0]
 ORIGIN = "http://simulator.example"
@@ -47,9 +46,7 @@ def server(baseline: Path) -> Iterator[str]:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +57,11 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 def test_openapi_document_lists_the_policy_routes_with_schemas_and_examples(client: httpx.Client) -> None:
     paths = client.get("/docs.json").json()["paths"]
+    # (request fields, response fields always there); probabilities (Discrete) and mean/std (Box) are documented
+    # but optional, since which of them an answer holds depends on the policy's action space
     expected_fields = {
-        "/act": ({"observation", "deterministic", "seed"}, {"action", "probabilities"}),
-        "/act_batch": ({"observations", "deterministic", "seed"}, {"actions", "probabilities"}),
+        "/act": ({"observation", "deterministic", "seed"}, {"action"}),
+        "/act_batch": ({"observations", "deterministic", "seed"}, {"actions"}),
         "/policy": (set(), {"env_id", "algorithm", "observation_space", "action_space", "random_actions"}),
         "/policies": (set(), {"default", "policies"}),
     }
@@ -73,6 +72,8 @@ def test_openapi_document_lists_the_policy_routes_with_schemas_and_examples(clie
         assert set(request_schema.get("properties", {})) == inputs, route
         assert outputs <= set(response_schema["properties"]), route
         assert outputs <= set(response_schema["required"]), route
+        if route in ("/act", "/act_batch"):
+            assert {"probabilities", "mean", "std"} <= set(response_schema["properties"]), route
         assert post["description"], route
         if route in ("/act", "/act_batch"):
             # the documented example is a real request, and its documented answer is what the server says

@@ -20,7 +20,7 @@ import pytest
 from rlship.policy import load_policy
 from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for, parse_entries
 from tests.conftest import make_untrained
-from tests.test_serving import RLSHIP, free_port, wait_ready
+from tests.test_serving import RLSHIP, free_port, kill_server, wait_ready
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
 OBS = [0.1, 0.5, -0.05, -0.4]
@@ -54,9 +54,7 @@ def server(folders: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, log.read_text()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_server(proc)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
