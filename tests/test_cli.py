@@ -79,7 +79,7 @@ def test_help_lists_every_hyperparameter() -> None:
     [
         (("evaluate", "/no/such/folder"), "no such policy folder"),
         (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be in [1, 4096]"),
-        (("train", "ppo", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
+        (("train", "dqn", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:
