@@ -27,7 +27,7 @@ from rlship.serving.simulate import simulate
 from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
 from rlship.training.run import Run, TrainResult
-from tests.test_serving import RLSHIP, kill_server, start_server, wait_ready
+from tests.test_serving import RLSHIP, served
 
 ENV = "Pendulum-v1"
 BOX_ALGORITHMS = ("ppo", "a2c", "reinforce")
@@ -209,14 +209,8 @@ def pendulum(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
 
 @pytest.fixture(scope="module")
 def box_server(pendulum: TrainResult) -> Iterator[str]:
-    proc, url = start_server(str(pendulum.out))
-    try:
-        wait_ready(proc, url)
+    with served(str(pendulum.out)) as url:
         yield url
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
-    finally:
-        kill_server(proc)
 
 
 def test_serving_answers_box_actions(box_server: str, pendulum: TrainResult) -> None:

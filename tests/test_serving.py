@@ -61,6 +61,20 @@ def kill_server(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def served(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`rlship serve ARGS` on a free loopback port, ready; yields its URL, then stops it with Ctrl+C (BentoML stops
+    its workers and exits 0) and leaves no process behind whatever happened."""
+    proc, url = start_server(*args, env=env)
+    try:
+        wait_ready(proc, url)
+        yield url
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
+    finally:
+        kill_server(proc)
+
+
 def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,14 +91,8 @@ def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 120.0) ->
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    proc, url = start_server("default", "--max-batch", str(MAX_BATCH))
-    try:
-        wait_ready(proc, url)
+    with served("default", "--max-batch", str(MAX_BATCH)) as url:
         yield url
-        proc.send_signal(signal.SIGINT)  # Ctrl+C: BentoML stops its workers and exits
-        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
-    finally:
-        kill_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ against one real `rlship serve` subprocess serving two named policies: the embed
 from __future__ import annotations
 
 import json
-import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from rlship.policy import load_policy
 from rlship.training import ALGORITHMS
-from tests.test_serving import kill_server, start_server, wait_ready
+from tests.test_serving import served
 
 OBS = [0.01, 0.0, 0.02, 0.0]
 ORIGIN = "http://simulator.example"
@@ -37,16 +36,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(baseline: Path) -> Iterator[str]:
     # BentoML's CORS turned on for one origin (its own config), to check the lean path keeps it
     cors = f"services.rlship_policy.http.cors.enabled=true {CORS_OPTION}[0]={ORIGIN}"
-    proc, url = start_server(
-        "default", f"baseline={baseline}", "--max-batch", "64", env={"BENTOML_CONFIG_OPTIONS": cors}
-    )
-    try:
-        wait_ready(proc, url)
+    with served("default", f"baseline={baseline}", "--max-batch", "64", env={"BENTOML_CONFIG_OPTIONS": cors}) as url:
         yield url
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
-    finally:
-        kill_server(proc)
 
 
 @pytest.fixture(scope="module")
