@@ -18,6 +18,7 @@ from typing import Any
 from rlship import sweep
 from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
+from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
 from rlship.serving import cli as serving_cli
 
 
@@ -132,7 +133,7 @@ def _run_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     except KeyboardInterrupt:  # a second Ctrl-C: aborted at once, so the last periodic checkpoint is what is left
-        if out is not None and (Path(out) / "checkpoint" / "state.json").is_file():
+        if out is not None and (Path(out) / CHECKPOINT_DIR / STATE_FILE).is_file():
             print(
                 f"rlship train: aborted; the last periodic checkpoint in {out} can be resumed: "
                 f"rlship train {algo.name} {args.env_id} --resume {out}",

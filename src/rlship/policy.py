@@ -25,7 +25,7 @@ from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX,
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.normalization import ObsNormalizer
-from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, read_config, read_results
+from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
@@ -111,6 +111,7 @@ class Policy:
         revision: str | None = None,
         folder: Path | None = None,
         obs_norm: ObsNormalizer | None = None,
+        results: Results | None = None,
     ) -> None:
         self.spec = spec
         self.network = network.eval()
@@ -119,6 +120,7 @@ class Policy:
         self.source = source  # what it was loaded from, as the user named it ("default", a folder, "hf://...")
         self.revision = revision  # for Hub sources: the commit the files were downloaded at
         self.folder = folder  # the local folder its files were read from (the Hub cache for hf:// sources)
+        self.results = results  # the folder's results.json, as load_policy read and checked it (None: none there)
 
     def __repr__(self) -> str:
         return f"Policy({self.spec.algorithm} on {self.spec.env_id}, source={self.source or 'memory'!r})"
@@ -383,7 +385,7 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         spec.network.check_size(obs_dim)
     except ValueError as exc:  # schema.ConfigError, or check_size's UsageError
         raise ArtifactError(f"{config_path}: invalid policy config: {exc}") from exc
-    read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
+    results = read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
     with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
         network = HeadsNetwork(obs_dim, spec.network)
     extra = obs_norm.tensor_shapes() if obs_norm is not None else {}
@@ -394,7 +396,9 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         except ValueError as exc:
             raise ArtifactError(str(exc)) from None
     network.load_state_dict(state, assign=True)
-    return Policy(spec, network, config, source=str(source), revision=revision, folder=folder, obs_norm=obs_norm)
+    return Policy(
+        spec, network, config, source=str(source), revision=revision, folder=folder, obs_norm=obs_norm, results=results
+    )
 
 
 def _is_dir(path: Path) -> bool:

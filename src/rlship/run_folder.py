@@ -30,6 +30,7 @@ RESULTS_FILE = "results.json"
 LOG_FILE = "train_log.csv"
 CURVE_FILE = "training_curve.png"
 CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"  # CHECKPOINT_DIR/STATE_FILE: a checkpoint's commit point (training/checkpoint.py)
 TENSORBOARD_GLOB = "events.out.tfevents.*"
 # What a training run writes at its top level (the checkpoint folder and event files aside).
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, RESULTS_FILE, LOG_FILE, CURVE_FILE)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlship.errors import RlshipError
-from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE
+from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -49,7 +49,7 @@ SWEEP_JSON = "sweep.json"
 SWEEP_MD = "sweep.md"
 MAX_SEEDS = 10_000  # a bound on --seeds before anything is spent on it
 _RESULTS_FILE = RESULTS_FILE  # the run folder's evaluation
-_STATE_FILE = Path(CHECKPOINT_DIR) / "state.json"  # an interrupted run's checkpoint, resumable
+_STATE_FILE = Path(CHECKPOINT_DIR) / STATE_FILE  # an interrupted run's checkpoint, resumable
 
 
 class SweepError(RlshipError):

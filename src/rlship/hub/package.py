@@ -36,7 +36,6 @@ from rlship.run_folder import (
     OutputRule,
     Results,
     check_output_folder,
-    read_results,
     write_results,
 )
 from rlship.sources import locate_source
@@ -123,7 +122,7 @@ def package_policy(
     start = time.perf_counter()
     run, _ = locate_source(source)  # a Hub source is downloaded once, here
     policy = load_policy(run)  # checks config.json, the weights and results.json
-    earlier = read_results(run)
+    earlier = policy.results
     if not allow_interrupted and earlier is not None and earlier.interrupted:
         raise RlshipError(
             f"{run}: this training run was interrupted (results.json says so) and has not finished; resume it with "

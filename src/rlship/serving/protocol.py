@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rlship.errors import ObservationError
 from rlship.policy import ActResult, Policy
-from rlship.run_folder import read_results
 from rlship.serving import limits
 
 DEFAULT_MAX_BATCH = 4096
@@ -350,10 +349,8 @@ EVALUATION_KEYS = ("mean_reward", "std_reward", "n_eval_episodes", "deterministi
 
 def _evaluation(policy: Policy) -> dict[str, Any] | None:
     """The summary of the results.json beside the policy's files, or None (a policy made in memory, or no file).
-    `load_policy` has already checked the file, so a bad one never reaches a worker."""
-    if policy.folder is None:
-        return None
-    results = read_results(policy.folder)
+    `load_policy` read and checked the file, so a bad one never reaches a worker."""
+    results = policy.results
     if results is None:
         return None  # results.json is optional: a policy folder needs only config.json and the weights
     data = results.to_dict()
