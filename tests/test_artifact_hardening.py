@@ -99,7 +99,7 @@ MALFORMED: dict[str, tuple[Any, str]] = {
             "observation_space",
             {"type": "Box", "shape": [84, 84, 4], "dtype": "uint8", "low": [0] * 28224, "high": [255] * 28224},
         ),
-        "'observation_space': must be a 1-D Box; got Box(shape (84, 84, 4), uint8)",
+        "'observation_space': must be a 1-D Box, or an image described by observation_preprocessing; got Box(shape (84",
     ),
     "action distribution a list": (_set("action_distribution", ["softmax"]), "'action_distribution': must be an"),
     "epsilon 2": (
@@ -310,7 +310,7 @@ def test_an_image_env_gets_a_short_one_line_error(
     assert cli.main(["train", algorithm, "HardeningImage-v0", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 300, err
-    assert "must be a 1-D Box; got Box(shape (210, 160, 3), uint8)" in err
+    assert "must be a 1-D Box, or an image described by observation_preprocessing; got Box(shape (210, 160, 3)" in err
 
 
 def test_a_wide_action_box_is_described_not_printed() -> None:

@@ -21,6 +21,7 @@ CORE = {
     "envs",
     "evaluation",
     "export",
+    "frames",
     "games",
     "normalization",
     "registration",

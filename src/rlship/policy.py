@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from rlship import schema
 from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
+from rlship.frames import FramePreprocessing
 from rlship.networks import HeadsNetwork, NetworkSpec
 from rlship.normalization import ObsNormalizer
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
@@ -57,6 +58,8 @@ class PolicySpec:
     epsilon: float = 0.0  # the epsilon of an epsilon_greedy distribution
     log_std: str = "state_independent"  # of a gaussian distribution
     bound: str = "clip"  # of a gaussian distribution: how its samples are brought into the action bounds
+    # image observations: how a rendered frame becomes the observation (None: the env's observation as it is)
+    frames: FramePreprocessing | None = None
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -246,12 +249,14 @@ def new_policy(
     normalize_obs: bool = False,
     obs_clip: float = 10.0,
     reward_scaling: dict[str, Any] | None = None,
+    frames: FramePreprocessing | None = None,
 ) -> Policy:
     """A freshly initialised policy (initialisation draws from torch's global RNG: seed it first).
 
     `algorithm_summary` is the algorithm's one-line description, kept in config.json for the model card.
     `normalize_obs`: the policy holds an `ObsNormalizer` (its statistics start at mean 0, var 1; training updates
-    them). `reward_scaling`: what training did to rewards (recorded only; acting does not use it)."""
+    them). `reward_scaling`: what training did to rewards (recorded only; acting does not use it). `frames`: how an
+    image policy's observations are made from rendered frames (config.json's `observation_preprocessing`)."""
     distribution: dict[str, Any] = {"kind": action_distribution}
     if action_distribution == "epsilon_greedy":
         distribution["epsilon"] = epsilon
@@ -265,6 +270,7 @@ def new_policy(
         "env_id": env_id,
         "env_kwargs": env_kwargs or {},
         "observation_space": space_to_dict(observation_space),
+        **({"observation_preprocessing": frames.to_dict()} if frames is not None else {}),
         "action_space": space_to_dict(action_space),
         "network": network_spec.to_dict(),
         "action_distribution": distribution,
@@ -289,8 +295,12 @@ def spec_from_config(config: Any) -> PolicySpec:
     config = schema.mapping(config, "config")
     obs_space = space_from_dict(schema.required(config, "observation_space", ""), "observation_space")
     act_space = space_from_dict(schema.required(config, "action_space", ""), "action_space")
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise schema.ConfigError("observation_space", f"must be a 1-D Box; got {describe_space(obs_space)}")
+    frames = _check_frames(config, obs_space)
+    if frames is None and (not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1):
+        raise schema.ConfigError(
+            "observation_space",
+            f"must be a 1-D Box, or an image described by observation_preprocessing; got {describe_space(obs_space)}",
+        )
     network = NetworkSpec.from_dict(schema.required(config, "network", ""))
     distribution = schema.mapping(config.get("action_distribution") or {"kind": "softmax"}, "action_distribution")
     kind = distribution.get("kind")
@@ -327,7 +337,27 @@ def spec_from_config(config: Any) -> PolicySpec:
         epsilon=epsilon,
         log_std=log_std,
         bound=bound,
+        frames=frames,
     )
+
+
+def _check_frames(config: Any, obs_space: gym.Space[Any]) -> FramePreprocessing | None:
+    """The `observation_preprocessing` of an image policy, checked against its observation space: a uint8 Box of
+    the shape the preprocessing makes. None when config.json has none (a vector policy)."""
+    if config.get("observation_preprocessing") is None:
+        return None
+    frames = FramePreprocessing.from_dict(config["observation_preprocessing"])
+    if (
+        not isinstance(obs_space, gym.spaces.Box)
+        or obs_space.dtype != np.uint8
+        or tuple(obs_space.shape) != frames.observation_shape
+    ):
+        raise schema.ConfigError(
+            "observation_space",
+            f"an image policy's observation space must be Box(shape {frames.observation_shape}, uint8), the stack "
+            f"observation_preprocessing makes; got {describe_space(obs_space)}",
+        )
+    return frames
 
 
 def _check_gaussian(distribution: Any, act_space: gym.spaces.Box, network: NetworkSpec) -> tuple[str, str]:
