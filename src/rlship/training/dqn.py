@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from rlship.errors import UsageError
-from rlship.networks import ACTIVATIONS, NetworkSpec
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.algorithm import Algorithm
+from rlship.training.lazy_torch import F, torch
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 # The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
 MAX_BUFFER_SIZE = 10_000_000
@@ -183,6 +184,9 @@ def td_targets(
 
 
 def learn(run: Run, cfg: DQNConfig) -> None:
+    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
+    from rlship.networks import NetworkSpec
+
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
     # The artifact's epsilon is the final exploration epsilon: `act(deterministic=False)` then samples the

@@ -10,12 +10,14 @@ logits tell the same story as its distribution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from rlship.networks import NetworkSpec
-from rlship.training.run import Algorithm, Run
+from rlship.training.algorithm import Algorithm
+from rlship.training.lazy_torch import torch
 from rlship.training.settings import Settings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 
 @dataclass
@@ -25,6 +27,8 @@ class RandomConfig(Settings):
 
 def learn(run: Run, cfg: RandomConfig) -> None:
     """ "Train" for zero updates: the run writes the folder like every other algorithm's."""
+    from rlship.networks import NetworkSpec  # imports torch: only when a run starts
+
     envs = run.vec_env(1)
     policy = run.new_policy(envs, NetworkSpec((), "tanh", {"logits": run.n_actions(envs)}), "uniform")
     with torch.no_grad():
