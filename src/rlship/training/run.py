@@ -54,6 +54,7 @@ from rlship.run_folder import (
     write_results,
 )
 from rlship.training.checkpoint import STATE_FILE, Checkpointer, CheckpointError, CheckpointOptions
+from rlship.training.no_dynamo import skip_dynamo_wrappers
 from rlship.training.settings import RunSettings, Settings
 from rlship.training.stop_rule import EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
@@ -135,6 +136,7 @@ class Run:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise UsageError(f"seed must be a whole number in [0, 2**32); got {seed!r}")
         self.algorithm = algorithm
+        skip_dynamo_wrappers()  # before `learn` makes its optimizer: torch._dynamo's import is seconds, unused here
         self.env_id = env_id
         self.cfg = cfg
         self.seed = seed
