@@ -200,15 +200,18 @@ def _resume_settings(
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from rlship.evaluation import evaluate
+    from rlship.numpy_forward import NumpyNetwork
     from rlship.policy import load_policy
 
-    # Evaluation calls a tiny MLP on batches of at most `episodes` rows: extra torch threads only add
-    # synchronisation (measured 4x slower with 2 threads on a busy 2-core machine).
-    torch.set_num_threads(1)
-    policy = load_policy(args.source)
+    # An MLP acts in NumPy: no torch import (seconds), the same actions (tests/test_numpy_forward.py)
+    policy = load_policy(args.source, backend="numpy")
+    if not isinstance(policy.network, NumpyNetwork):  # a network only torch runs (a CNN)
+        import torch
+
+        # Evaluation calls a small network on batches of at most `episodes` rows: extra torch threads only add
+        # synchronisation (measured 4x slower with 2 threads on a busy 2-core machine).
+        torch.set_num_threads(1)
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
     )

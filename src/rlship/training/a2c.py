@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rlship.lazy_torch import F, torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.lazy_torch import F, torch
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
 if TYPE_CHECKING:

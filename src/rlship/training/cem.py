@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rlship.lazy_torch import F, torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.lazy_torch import F, torch
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rlship.lazy_torch import torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.lazy_torch import torch
 from rlship.training.settings import Settings, hp
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rlship.lazy_torch import torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.lazy_torch import torch
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
 if TYPE_CHECKING:

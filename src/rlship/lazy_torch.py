@@ -1,10 +1,11 @@
-"""`torch` and `F` (torch.nn.functional) for the algorithm modules, imported on their first use.
+"""`torch` and `F` (torch.nn.functional), imported on their first use.
 
-`rlship train --help` builds its parser from every algorithm's config dataclass, so importing an algorithm module
-must not import torch (about 2.4 s on a 2-core machine, for a help page). An algorithm module takes
-`from rlship.training.lazy_torch import F, torch` instead of `import torch`: the code reads the same
-(`torch.optim.Adam(...)`, `F.mse_loss(...)`), and torch is imported when `learn` first touches it. Python 3.15's
-`lazy import torch` (PEP 810) does this in the language; type checkers see the real modules.
+torch takes about 2.4 s to import on a 2-core machine. `rlship train --help` builds its parser from every
+algorithm's config dataclass, and `rlship evaluate` of an MLP policy acts in NumPy (rlship/numpy_forward.py), so
+neither the algorithm modules nor the artifact core (policy, distributions, normalization) may import torch when
+they are imported. They take `from rlship.lazy_torch import F, torch` instead of `import torch`: the code reads
+the same (`torch.optim.Adam(...)`, `F.mse_loss(...)`), and torch is imported when something first touches it.
+Python 3.15's `lazy import torch` (PEP 810) does this in the language; type checkers see the real modules.
 """
 
 from __future__ import annotations
