@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rlship.lazy_torch import F, torch
+from rlship.network_spec import NetworkSpec
 from rlship.training.algorithm import Algorithm
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
@@ -83,7 +84,6 @@ class EliteSet:
 
 def learn(run: Run, cfg: CEMConfig) -> None:
     # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
-    from rlship.networks import NetworkSpec
     from rlship.training.episodes import play_episodes
 
     envs = run.vec_env(cfg.batch_episodes)

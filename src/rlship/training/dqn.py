@@ -29,6 +29,7 @@ import numpy as np
 
 from rlship.errors import UsageError
 from rlship.lazy_torch import F, torch
+from rlship.network_spec import NetworkSpec
 from rlship.training.algorithm import Algorithm
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
@@ -184,9 +185,6 @@ def td_targets(
 
 
 def learn(run: Run, cfg: DQNConfig) -> None:
-    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
-    from rlship.networks import NetworkSpec
-
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
     # The artifact's epsilon is the final exploration epsilon: `act(deterministic=False)` then samples the

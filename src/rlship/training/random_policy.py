@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rlship.lazy_torch import torch
+from rlship.network_spec import NetworkSpec
 from rlship.training.algorithm import Algorithm
 from rlship.training.settings import Settings, hp
 
@@ -27,8 +28,6 @@ class RandomConfig(Settings):
 
 def learn(run: Run, cfg: RandomConfig) -> None:
     """ "Train" for zero updates: the run writes the folder like every other algorithm's."""
-    from rlship.networks import NetworkSpec  # imports torch: only when a run starts
-
     envs = run.vec_env(1)
     policy = run.new_policy(envs, NetworkSpec((), "tanh", {"logits": run.n_actions(envs)}), "uniform")
     with torch.no_grad():
