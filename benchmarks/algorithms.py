@@ -27,38 +27,16 @@ import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from _common import ENV, THRESHOLD, run_sb3
 from rlship.training import ALGORITHMS
+from zoo import SB3_ZOO, sb3_model
 
 HELD_OUT = list(range(100, 120))  # no preset was tuned on these (shared/DESIGN.md)
 WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule as the SB3 runs apply it (PPO's and DQN's defaults)
-
-# rl-zoo hyperparams/dqn.yml and a2c.yml, CartPole-v1 (checked against rl-baselines3-zoo master)
-SB3_ZOO: dict[str, dict[str, Any]] = {
-    "dqn": dict(
-        n_envs=1,
-        total_steps=50_000,
-        kwargs=dict(
-            learning_rate=2.3e-3,
-            batch_size=64,
-            buffer_size=100_000,
-            learning_starts=1000,
-            gamma=0.99,
-            target_update_interval=10,
-            train_freq=256,
-            gradient_steps=128,
-            exploration_fraction=0.16,
-            exploration_final_eps=0.04,
-            policy_kwargs=dict(net_arch=[256, 256]),
-        ),
-    ),
-    "a2c": dict(n_envs=8, total_steps=500_000, kwargs=dict(ent_coef=0.0)),
-}
 
 
 @dataclass
@@ -105,23 +83,15 @@ class Row:
         )
 
 
-def sb3_model(algo: str, seed: int) -> Any:
-    from stable_baselines3 import A2C, DQN
-    from stable_baselines3.common.env_util import make_vec_env
-
-    zoo = SB3_ZOO[algo]
-    env = make_vec_env(ENV, n_envs=zoo["n_envs"], seed=seed)
-    cls = {"dqn": DQN, "a2c": A2C}[algo]
-    return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo["kwargs"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), help="rlship algorithms (default: all)")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=HELD_OUT, help="seeds of the rlship runs (default: held-out 100-119)"
     )
-    parser.add_argument("--sb3", nargs="*", default=list(SB3_ZOO), choices=list(SB3_ZOO), help="SB3 peers to run")
+    parser.add_argument(
+        "--sb3", nargs="*", default=["a2c", "dqn"], choices=list(SB3_ZOO), help="SB3 peers to run (default: a2c dqn)"
+    )
     parser.add_argument(
         "--sb3-seeds", type=int, nargs="+", default=HELD_OUT, help="seeds of the SB3 runs (default: 100-119)"
     )
@@ -182,7 +152,7 @@ def main() -> None:
     print("\n(eval mean +/- std: all evaluation episodes of all seeds pooled; to-solve medians over solved seeds)")
 
     print("ratios SB3 wall / rlship wall (> 1: rlship is faster):")
-    for name in SB3_ZOO:
+    for name in args.sb3:
         ours = rows.get(f"rlship {name}")
         if ours is None:
             continue

@@ -1,132 +1,142 @@
-"""Training speed: rlship PPO against Stable-Baselines3 PPO with rl-zoo's tuned CartPole-v1 hyperparameters.
+"""Training speed as users feel it: whole processes, rlship against Stable-Baselines3 with rl-zoo's settings.
 
-Both trainers run here, in this one process, on the same seeds, one torch thread each, and every trained policy
-is scored by rlship's evaluation protocol (100 greedy episodes of gymnasium.make("CartPole-v1"), eval seed 0).
-Two SB3 times are printed for each seed:
-- "sb3 rl-zoo": the full 1e5-step run rl-zoo makes (the baseline the speed goal names);
-- "sb3 same stop": SB3 stopped by rlship's stop rule (running return of the last 20 training episodes >= 475,
-  then a confirming evaluation), so both trainers are also compared under one definition of "solved".
-Then rlship PPO on Acrobot-v1 (and LunarLander-v3 when Box2D is installed) with the env's preset.
+For each algorithm (ppo, dqn, a2c) and each seed, in the same run, one process at a time:
+- rlship: `rlship train ALGO CartPole-v1 --seed S --out DIR --no-progress`, timed from process start to its exit
+  (imports, env construction, training to the stop rule, the 100-episode evaluation, the artifact on disk);
+- SB3: `python benchmarks/sb3_train.py ALGO --seed S --out DIR`, a script the way SB3's users write one: import
+  SB3, train rl-zoo's CartPole-v1 settings for rl-zoo's budget (ppo 1e5 steps, dqn 5e4, a2c 5e5), evaluate 100
+  greedy episodes with `evaluate_policy`, save the model; timed the same way;
+- the same stop rule (unless --no-same-stop): SB3 run in this process and stopped by rlship's stop rule (running
+  return of the last 20 training episodes >= 475, then a confirming evaluation), its training wall seconds
+  against the rlship run's own `train_seconds` (both: first env step to the stop; imports and evaluation out).
+"solved": the 100-episode evaluation's mean >= 475 (rlship: its results.json; SB3: evaluate_policy's episodes).
+Seeds: the held-out training seeds 100-119 by default (no preset was tuned on them). Ratios are SB3 / rlship
+per seed (> 1: rlship is faster); the summary gives their median.
 
-    python benchmarks/train_speed.py                   # the README's table
-    python benchmarks/train_speed.py --seeds 100 --no-extra
+    python benchmarks/train_speed.py                                   # ppo, dqn, a2c on seeds 100-119
+    python benchmarks/train_speed.py --algorithms ppo --seeds 100 101  # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from _common import ENV, THRESHOLD
+from zoo import SB3_ZOO
 
-from _common import ENV, THRESHOLD, SB3Run, run_sb3
-from rlship.evaluation import EvalResult
-from rlship.training import ppo
-
-ZOO = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
-ZOO_ENVS, ZOO_STEPS = 8, 100_000
-
-
-def sb3_run(seed: int, window: int, confirm_episodes: int) -> SB3Run:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-
-    lr, clip = 1e-3, 0.2
-    env = make_vec_env(ENV, n_envs=ZOO_ENVS, seed=seed)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=lambda p: p * lr,
-        clip_range=lambda p: p * clip,
-        seed=seed,
-        device="cpu",
-        verbose=0,
-        **ZOO,
-    )
-    return run_sb3(model, ZOO_STEPS, window, confirm_episodes, stop_when_solved=False)
+HERE = Path(__file__).resolve().parent
+HELD_OUT = list(range(100, 120))
+GOALS = {"ppo": 10.0, "dqn": 5.0, "a2c": 5.0}  # issue 10: median whole-process ratio against SB3
+# One thread each: both trainers' networks are tiny, and the machine's other cores belong to other jobs.
+CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def row(name: str, seed: int, seconds: float | None, steps: int | None, ev: EvalResult | None) -> str:
-    secs = f"{seconds:.2f}" if seconds is not None else "not solved"
-    steps_s = f"{steps:,}" if steps is not None else "-"
-    score = f"{ev.mean_reward:.1f} +/- {ev.std_reward:.1f}" if ev else "-"
-    solved = "yes" if ev and ev.mean_reward >= THRESHOLD else ("-" if ev is None else "no")
-    return f"| {name} | {seed} | {secs} | {steps_s} | {score} | {solved} |"
+@dataclass
+class Process:
+    seconds: float  # wall seconds from process start to exit
+    mean_reward: float
+    solved: bool
+    env_steps: int
+    train_seconds: float | None = None  # rlship's own: first env step to the stop decision
+
+
+def timed(command: list[str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=CHILD_ENV, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def rlship_process(algo: str, seed: int, out: Path) -> Process:
+    rlship = Path(sys.executable).with_name("rlship")  # the console script a user runs, from this environment
+    cmd = [str(rlship), "train", algo, ENV, "--seed", str(seed), "--out", str(out), "--no-progress"]
+    seconds = timed(cmd)
+    results = json.loads((out / "results.json").read_text())
+    mean, training = results["mean_reward"], results["training"]
+    return Process(seconds, mean, mean >= THRESHOLD, training["env_steps"], training["train_seconds"])
+
+
+def sb3_process(algo: str, seed: int, out: Path) -> Process:
+    seconds = timed([sys.executable, str(HERE / "sb3_train.py"), algo, "--seed", str(seed), "--out", str(out)], HERE)
+    results = json.loads((out / "results.json").read_text())
+    return Process(seconds, results["mean_reward"], results["mean_reward"] >= THRESHOLD, results["env_steps"])
+
+
+def sb3_same_stop(algo: str, seed: int) -> float | None:
+    """Wall seconds SB3 trains until rlship's stop rule is met (None: never met within rl-zoo's budget)."""
+    import torch
+
+    from _common import run_sb3
+    from zoo import sb3_model
+
+    torch.set_num_threads(1)
+    run = run_sb3(sb3_model(algo, seed), SB3_ZOO[algo]["total_steps"], 20, 20, stop_when_solved=True)
+    return run.solved_at[0] if run.solved_at else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 105)), help="held-out seeds")
-    parser.add_argument("--no-sb3", action="store_true", help="skip the peer (for a quick look at rlship alone)")
-    parser.add_argument("--no-extra", action="store_true", help="skip Acrobot-v1 and LunarLander-v3")
+    parser.add_argument("--algorithms", nargs="+", default=["ppo", "dqn", "a2c"], choices=list(SB3_ZOO))
+    parser.add_argument("--seeds", type=int, nargs="+", default=HELD_OUT, help="(default: held-out 100-119)")
+    parser.add_argument("--no-same-stop", action="store_true", help="skip the same-stop-rule SB3 runs")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    cfg = ppo.make_config(ENV)
-    tmp = Path(tempfile.mkdtemp(prefix="rlship-bench-"))
-
-    print(f"CartPole-v1, seeds {args.seeds}; eval: 100 greedy episodes, eval seed 0; torch threads 1\n")
-    print("| trainer | seed | train wall s (to stop) | env steps | eval mean +/- std | solved |")
-    print("|---|---|---|---|---|---|")
-    ours: list[float] = []
-    zoo_full: list[float] = []
-    zoo_stop: list[float] = []
-    for seed in args.seeds:
-        result = ppo.train(ENV, cfg, seed=seed, out=tmp / f"rlship-{seed}", progress=False)
-        ours.append(result.train_seconds)
-        print(row("rlship ppo", seed, result.train_seconds, result.env_steps, result.evaluation), flush=True)
-        if args.no_sb3:
-            continue
-        sb3 = sb3_run(seed, cfg.solve_window, cfg.confirm_episodes)
-        zoo_full.append(sb3.full_seconds)
-        print(row("sb3 rl-zoo (1e5 steps)", seed, sb3.full_seconds, ZOO_STEPS, sb3.evaluation), flush=True)
-        solved_at = sb3.solved_at
-        if solved_at:
-            zoo_stop.append(solved_at[0])
+    tmp = Path(tempfile.mkdtemp(prefix="rlship-train-speed-"))
+    print(f"{ENV}, seeds {args.seeds}; one process at a time, 1 torch thread each; solved: 100-episode eval >= 475")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
+    summary = []
+    for algo in args.algorithms:
+        print(f"### {algo}: `rlship train {algo} {ENV}` vs SB3 {algo.upper()} (rl-zoo), whole processes\n")
         print(
-            row(
-                "sb3 same stop rule",
-                seed,
-                solved_at[0] if solved_at else None,
-                solved_at[1] if solved_at else None,
-                sb3.solved_evaluation,
-            ),
-            flush=True,
+            "| seed | rlship s | rlship eval | sb3 s | sb3 eval | ratio | rlship train s | sb3 train s (same stop) "
+            "| ratio (same stop) |"
         )
-
-    print(
-        f"\nrlship ppo: train wall {statistics.mean(ours):.2f} s mean, {statistics.median(ours):.2f} s median, "
-        f"max {max(ours):.2f} s over {len(ours)} seeds"
-    )
-    if zoo_full:
-        print(
-            f"sb3 rl-zoo: {statistics.mean(zoo_full):.2f} s mean -> ratio sb3/rlship "
-            f"{statistics.mean(zoo_full) / statistics.mean(ours):.1f}x (mean), "
-            f"{min(zoo_full) / max(ours):.1f}x (slowest rlship seed vs fastest sb3 seed)"
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        ratios, stop_ratios, ours_solved, theirs_solved = [], [], [], []
+        for seed in args.seeds:
+            ours = rlship_process(algo, seed, tmp / f"rlship-{algo}-{seed}")
+            theirs = sb3_process(algo, seed, tmp / f"sb3-{algo}-{seed}")
+            stop = None if args.no_same_stop else sb3_same_stop(algo, seed)
+            ratio = theirs.seconds / ours.seconds
+            ratios.append(ratio)
+            ours_solved.append(ours.solved)
+            theirs_solved.append(theirs.solved)
+            stop_cell, stop_ratio_cell = "-", "-"
+            if stop is not None and ours.train_seconds:
+                stop_ratios.append(stop / ours.train_seconds)
+                stop_cell, stop_ratio_cell = f"{stop:.1f}", f"{stop / ours.train_seconds:.2f}x"
+            elif not args.no_same_stop:
+                stop_cell = "not met"
+            print(
+                f"| {seed} | {ours.seconds:.1f} | {ours.mean_reward:.1f} {'solved' if ours.solved else 'NOT solved'} "
+                f"| {theirs.seconds:.1f} | {theirs.mean_reward:.1f} {'solved' if theirs.solved else 'NOT solved'} "
+                f"| {ratio:.2f}x | {ours.train_seconds:.1f} | {stop_cell} | {stop_ratio_cell} |",
+                flush=True,
+            )
+        median = statistics.median(ratios)
+        line = (
+            f"{algo}: median whole-process ratio {median:.2f}x (goal {GOALS[algo]:g}x: "
+            f"{'met' if median >= GOALS[algo] and all(ours_solved) else 'NOT met'}); rlship solved "
+            f"{sum(ours_solved)}/{len(ours_solved)}, SB3 {sum(theirs_solved)}/{len(theirs_solved)}; "
+            + (
+                f"same stop rule: median {statistics.median(stop_ratios):.2f}x over {len(stop_ratios)} seeds"
+                if stop_ratios
+                else "same stop rule: not measured"
+            )
         )
-    if zoo_stop:
-        print(
-            f"sb3 same stop rule: {statistics.mean(zoo_stop):.2f} s mean over {len(zoo_stop)} solved seeds -> "
-            f"ratio {statistics.mean(zoo_stop) / statistics.mean(ours):.1f}x"
-        )
-
-    if args.no_extra:
-        return
-    print("\n| env | seed | train wall s | env steps | eval mean +/- std | threshold | solved |")
-    print("|---|---|---|---|---|---|---|")
-    for env_id in ("Acrobot-v1", "LunarLander-v3"):
-        try:
-            result = ppo.train(env_id, seed=0, out=tmp / env_id, progress=False)
-        except Exception as exc:  # Box2D missing: say so and go on
-            print(f"| {env_id} | 0 | skipped: {type(exc).__name__}: {exc} | | | | |")
-            continue
-        ev = result.evaluation
-        print(
-            f"| {env_id} | 0 | {result.train_seconds:.1f} | {result.env_steps:,} | {ev.mean_reward:.1f} +/- "
-            f"{ev.std_reward:.1f} | {result.reward_threshold} | {'yes' if result.solved else 'no'} |",
-            flush=True,
-        )
+        summary.append(line)
+        print(f"\n{line}\n", flush=True)
+    print("Summary:")
+    for line in summary:
+        print(f"- {line}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

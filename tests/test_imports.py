@@ -23,6 +23,9 @@ CORE = {
     "export",
     "frames",
     "games",
+    "lazy_torch",
+    "network_spec",
+    "numpy_forward",
     "normalization",
     "registration",
     "run_folder",
@@ -135,3 +138,42 @@ def test_no_import_loops() -> None:
         if v not in index:
             connect(v)
     assert not loops, f"import loops: {loops}"
+
+
+# What a help command imports, read from the process that answers it (a fresh interpreter, as a user's shell
+# starts one). torch takes seconds to import; help pages must answer without it.
+_MODULES_AFTER = """
+import contextlib, json, sys
+from rlship.cli import main
+with contextlib.redirect_stdout(None), contextlib.suppress(SystemExit):
+    main(sys.argv[1:])
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_imported_by(*argv: str) -> set[str]:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, *argv], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize("argv", [("--help",), ("train", "--help"), ("train", "ppo", "--help"), ("train", "dqn", "-h")])
+def test_help_does_not_import_torch(argv: tuple[str, ...]) -> None:
+    modules = modules_imported_by(*argv)
+    assert "rlship.cli" in modules  # the command ran in that process
+    if argv[0] == "train":
+        assert {"rlship.training.ppo", "rlship.training.dqn"} <= modules  # the flags came from the configs
+    heavy = {m for m in modules if m.split(".")[0] in ("torch", "matplotlib", "safetensors")}
+    assert not heavy, f"rlship {' '.join(argv)} imports {sorted(heavy)[:5]}"
+
+
+def test_mlp_activation_names_match_the_torch_modules() -> None:
+    from rlship.network_spec import ACTIVATION_NAMES
+    from rlship.networks import ACTIVATIONS
+
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)

@@ -27,7 +27,9 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
     from rlship.training.settings import field_default
 
     default = field_default(f)
-    kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata.get('help', '')} (default: {default})"}
+    bounds = f.metadata.get("bounds")
+    shown = f"default: {default}" + (f"; {bounds.describe()}" if bounds is not None and bounds.describe() else "")
+    kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata.get('help', '')} ({shown})"}
     args = typing.get_args(hint)
     if hint is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -46,8 +48,7 @@ TRAIN_HELP = "train a policy and write its folder (config, weights, results, log
 
 def register_train(sub: Subparsers) -> None:
     from rlship.training import ALGORITHMS
-    from rlship.training.checkpoint import DEFAULT_EVERY_SECONDS
-    from rlship.training.settings import RUN_SETTINGS
+    from rlship.training.settings import DEFAULT_EVERY_SECONDS, RUN_SETTINGS
 
     train = sub.add_parser("train", help=TRAIN_HELP)
     train.set_defaults(handler=_run_train)
@@ -56,8 +57,8 @@ def register_train(sub: Subparsers) -> None:
         p = algos.add_parser(
             algo.name,
             help=algo.summary,
-            description=f"{algo.summary}. Flags left out take the "
-            "tuned preset of the env if it has one, else the defaults shown.",
+            description=f"{algo.summary}. Flags left out take the tuned preset of the env if it has one "
+            f"({', '.join(algo.presets) or 'none yet'}), else the defaults shown.",
         )
         p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
         # --seed defaults to None (meaning 0) so that --resume can tell a seed given on purpose from none at all
@@ -199,15 +200,18 @@ def _resume_settings(
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
     from rlship.evaluation import evaluate
+    from rlship.numpy_forward import NumpyNetwork
     from rlship.policy import load_policy
 
-    # Evaluation calls a tiny MLP on batches of at most `episodes` rows: extra torch threads only add
-    # synchronisation (measured 4x slower with 2 threads on a busy 2-core machine).
-    torch.set_num_threads(1)
-    policy = load_policy(args.source)
+    # An MLP acts in NumPy: no torch import (seconds), the same actions (tests/test_numpy_forward.py)
+    policy = load_policy(args.source, backend="numpy")
+    if not isinstance(policy.network, NumpyNetwork):  # a network only torch runs (a CNN)
+        import torch
+
+        # Evaluation calls a small network on batches of at most `episodes` rows: extra torch threads only add
+        # synchronisation (measured 4x slower with 2 threads on a busy 2-core machine).
+        torch.set_num_threads(1)
     result = evaluate(
         policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic, env_id=args.env
     )

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from rlship.lazy_torch import torch
 
 GAUSSIAN_LOG_STD = ("state_independent", "state_dependent")
 GAUSSIAN_BOUNDS = ("clip", "tanh")
@@ -67,7 +68,10 @@ class ActionHead:
     compares against), the log-probability and entropy of stored actions, and the actions as the env takes them."""
 
     action_shape: tuple[int, ...] = ()
-    action_dtype: torch.dtype = torch.int64
+
+    @property
+    def action_dtype(self) -> torch.dtype:  # a property: torch is imported when a trainer asks, not at import
+        return torch.int64
 
     def sample(self, out: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -98,7 +102,9 @@ class CategoricalHead(ActionHead):
 class GaussianHead(ActionHead):
     """A diagonal Gaussian, clipped to the bounds for the env; log-probabilities of the unclipped samples."""
 
-    action_dtype = torch.float32
+    @property
+    def action_dtype(self) -> torch.dtype:
+        return torch.float32
 
     def __init__(self, bounding: Bounding) -> None:
         if bounding.kind != "clip":

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlship import schema
+from rlship.lazy_torch import torch
 
 PREFIX = "obs_norm."
 TENSORS = ("mean", "var", "count")
@@ -82,13 +82,13 @@ class ObsNormalizer(RunningMeanStd):
         shape = tuple(self.mean.shape)
         return {PREFIX + "mean": shape, PREFIX + "var": shape, PREFIX + "count": (1,)}
 
-    def load_tensors(self, tensors: dict[str, torch.Tensor], where: str) -> None:
+    def load_tensors(self, tensors: dict[str, torch.Tensor] | dict[str, np.ndarray], where: str) -> None:
         """Statistics from the artifact's tensors (already checked finite and shaped); a negative variance is a
         ValueError naming `where`."""
-        var = tensors[PREFIX + "var"].double().numpy()
+        var = np.asarray(tensors[PREFIX + "var"], dtype=np.float64)  # torch tensors or NumPy arrays alike
         if (var < 0).any() or float(tensors[PREFIX + "count"][0]) <= 0:
             raise ValueError(f"{where}: obs_norm.var must be >= 0 and obs_norm.count > 0; the file is damaged")
-        self.mean = tensors[PREFIX + "mean"].double().numpy().copy()
+        self.mean = np.asarray(tensors[PREFIX + "mean"], dtype=np.float64).copy()
         self.var = var.copy()
         self.count = float(tensors[PREFIX + "count"][0])
 

@@ -16,16 +16,18 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from rlship import schema
 from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.frames import FramePreprocessing
-from rlship.networks import AnyNetworkSpec, CNNSpec, build_network, check_network_size, network_spec_from_dict
+from rlship.lazy_torch import torch
+from rlship.network_spec import AnyNetworkSpec, CNNSpec, check_network_size, network_spec_from_dict
 from rlship.normalization import ObsNormalizer
+from rlship.numpy_forward import NumpyNetwork
+from rlship.numpy_forward import state_shapes as numpy_state_shapes
+from rlship.numpy_forward import supports as numpy_supports
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
@@ -111,7 +113,7 @@ class Policy:
     def __init__(
         self,
         spec: PolicySpec,
-        network: torch.nn.Module,
+        network: torch.nn.Module | NumpyNetwork,
         config: dict[str, Any],
         source: str = "",
         revision: str | None = None,
@@ -120,7 +122,8 @@ class Policy:
         results: Results | None = None,
     ) -> None:
         self.spec = spec
-        self.network = network.eval()
+        # a torch module (training, export, serving), or a NumpyNetwork (load_policy(..., backend="numpy"))
+        self.network = network if isinstance(network, NumpyNetwork) else network.eval()
         self.obs_norm = obs_norm  # observation normalisation (part of the artifact), applied inside `act`
         self.config = config  # the whole config.json, hyperparameters and versions included
         self.source = source  # what it was loaded from, as the user named it ("default", a folder, "hf://...")
@@ -201,8 +204,11 @@ class Policy:
         obs = self.check_observations(observations)
         if self.obs_norm is not None:
             obs = self.obs_norm(obs)
-        with torch.inference_mode():
-            out = {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
+        if isinstance(self.network, NumpyNetwork):
+            out = self.network(obs)
+        else:
+            with torch.inference_mode():
+                out = {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
         if self.spec.continuous:
             return self._act_gaussian(out, deterministic, rng)
         probs, greedy = self._distribution(out, len(obs))
@@ -245,6 +251,10 @@ class Policy:
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into `folder` (created if needed)."""
+        from safetensors.torch import save_file
+
+        if isinstance(self.network, NumpyNetwork):
+            raise TypeError("a policy loaded with backend='numpy' acts only; load it with torch to save it")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
@@ -325,6 +335,8 @@ def new_policy(
     except schema.ConfigError as exc:  # the env's spaces (an image, Box actions) or the network are not supported
         raise UnsupportedEnvError(f"{algorithm} in rlship cannot make a policy for {env_id}: {exc}") from None
     check_network_size(spec.network, spec.obs_shape)  # before a single parameter is allocated
+    from rlship.networks import build_network  # torch, imported only when a network is built
+
     return Policy(spec, build_network(spec.network, spec.obs_shape), config, obs_norm=obs_norm)
 
 
@@ -429,9 +441,12 @@ def _obs_normalizer(config: Any, spec: PolicySpec) -> ObsNormalizer | None:
     return None if desc is None else ObsNormalizer.from_config(desc, spec.obs_shape)
 
 
-def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
+def load_policy(source: str | Path = DEFAULT_POLICY, backend: str = "torch") -> Policy:
     """Load a policy: a folder written by `rlship train`, "default" (the embedded CartPole-v1 policy), or
     "hf://OWNER/NAME[@REVISION]" (config.json and model.safetensors only, through huggingface_hub's cache).
+
+    `backend="numpy"`: an MLP policy acts in NumPy (rlship.numpy_forward) and torch is never imported, for code
+    that only acts (`rlship evaluate`); other networks load with torch. `policy.network` is then no torch module.
 
     Everything is checked before anything is allocated from it: config.json field by field, the network's size
     from its description, results.json, then the weights file's size and header (names, dtypes, shapes) against
@@ -460,15 +475,37 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
     except ValueError as exc:  # schema.ConfigError, or check_size's UsageError
         raise ArtifactError(f"{config_path}: invalid policy config: {exc}") from exc
     results = read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
-    with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
-        network = build_network(spec.network, spec.obs_shape)
+    if backend not in ("torch", "numpy"):
+        raise ValueError(f"backend must be 'torch' or 'numpy'; got {backend!r}")
+    in_numpy = backend == "numpy" and numpy_supports(spec.network)
+    if in_numpy:
+        expected: torch.nn.Module | dict[str, tuple[int, ...]] = numpy_state_shapes(
+            spec.network, int(np.prod(spec.obs_shape))
+        )
+    else:
+        from rlship.networks import build_network  # torch, imported only when a network is built
+
+        with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
+            network = build_network(spec.network, spec.obs_shape)
+        expected = network
     extra = obs_norm.tensor_shapes() if obs_norm is not None else {}
-    state = read_weights(folder / WEIGHTS_FILE, network, extra)
+    state = read_weights(folder / WEIGHTS_FILE, expected, extra, as_numpy=in_numpy)
     if obs_norm is not None:
         try:
             obs_norm.load_tensors({name: state.pop(name) for name in extra}, str(folder / WEIGHTS_FILE))
         except ValueError as exc:
             raise ArtifactError(str(exc)) from None
+    if in_numpy:
+        return Policy(
+            spec,
+            NumpyNetwork(spec.network, state),
+            config,
+            source=str(source),
+            revision=revision,
+            folder=folder,
+            obs_norm=obs_norm,
+            results=results,
+        )
     network.load_state_dict(state, assign=True)
     return Policy(
         spec, network, config, source=str(source), revision=revision, folder=folder, obs_norm=obs_norm, results=results
@@ -483,15 +520,22 @@ def _is_dir(path: Path) -> bool:
 
 
 def read_weights(
-    path: Path, network: torch.nn.Module, extra: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, torch.Tensor]:
+    path: Path,
+    network: torch.nn.Module | dict[str, tuple[int, ...]],
+    extra: dict[str, tuple[int, ...]] | None = None,
+    as_numpy: bool = False,
+) -> dict[str, Any]:
     """Weights from safetensors for `network` (its parameters may be on the meta device: only names and shapes
-    are used). The file's size and header are checked against the network before any tensor is read, and every
-    tensor is checked finite after: a wrong or hostile file is an ArtifactError naming it (and the tensor)."""
+    are used; or the names and shapes themselves). The file's size and header are checked against the network
+    before any tensor is read, and every tensor is checked finite after: a wrong or hostile file is an
+    ArtifactError naming it (and the tensor). torch tensors, or NumPy arrays `as_numpy` (torch is not imported)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found; a policy folder needs {WEIGHTS_FILE} (written by `rlship train`)")
     # the network's tensors, and the artifact's others (the observation normaliser's `obs_norm.*`)
-    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()} | (extra or {})
+    if isinstance(network, dict):
+        expected = dict(network) | (extra or {})
+    else:
+        expected = {k: tuple(v.shape) for k, v in network.state_dict().items()} | (extra or {})
     limit = 4 * sum(math.prod(shape) for shape in expected.values()) + MAX_WEIGHTS_HEADER_BYTES
     size = path.stat().st_size
     if size > limit:
@@ -515,6 +559,10 @@ def read_weights(
             raise ArtifactError(
                 f"{path}: tensor {name!r} has dtype {schema.brief(info['dtype'])}; rlship weights are float32 (F32)"
             )
+    if as_numpy:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -522,7 +570,7 @@ def read_weights(
             f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
         ) from exc
     for name, tensor in state.items():
-        if not torch.isfinite(tensor).all():
+        if not (np.isfinite(tensor).all() if as_numpy else torch.isfinite(tensor).all()):
             raise ArtifactError(
                 f"{path}: tensor {name!r} holds NaN or infinite values; the run diverged or the file is damaged. "
                 "Retrain (or load an earlier checkpoint's weights)"

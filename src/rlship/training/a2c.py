@@ -19,17 +19,17 @@ final observation; the reset step next-step autoreset inserts after each episode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.nn import functional as F
+from rlship.lazy_torch import F, torch
+from rlship.training.algorithm import Algorithm
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
-from rlship.networks import ACTIVATIONS
-from rlship.training.rollout import actor_critic
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
-VALUE_LOSSES = {"mse": F.mse_loss, "smooth_l1": F.smooth_l1_loss}
+# value loss name -> its torch.nn.functional name (looked up when the run starts, so torch is imported then)
+VALUE_LOSSES = {"mse": "mse_loss", "smooth_l1": "smooth_l1_loss"}
 OPTIMIZERS = ("adam", "rmsprop")
 
 
@@ -69,6 +69,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: A2CConfig) -> None:
+    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
+    from rlship.training.rollout import actor_critic
+
     actor, rollout = actor_critic(run, cfg)
     net = actor.network
     if cfg.optimizer == "rmsprop":
@@ -77,7 +80,7 @@ def learn(run: Run, cfg: A2CConfig) -> None:
         )
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-    value_loss_fn = VALUE_LOSSES[cfg.value_loss]
+    value_loss_fn = getattr(F, VALUE_LOSSES[cfg.value_loss])
     run.start(["policy_loss", "value_loss", "entropy"], cfg.num_envs, optimizer=optimizer, **actor.checkpointed())
     rollout.reset(seed=run.env_seed)
     while run.env_steps < cfg.total_steps:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rlship.distributions import ActionHead, CategoricalHead, GaussianHead
-from rlship.networks import NetworkSpec, network_spec
+from rlship.network_spec import NetworkSpec, network_spec
 from rlship.normalization import RewardScaler
 from rlship.policy import Policy
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
-from rlship.networks import ACTIVATIONS, NetworkSpec
-from rlship.training.episodes import play_episodes
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.lazy_torch import F, torch
+from rlship.network_spec import NetworkSpec
+from rlship.training.algorithm import Algorithm
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 
 @dataclass
@@ -82,6 +83,9 @@ class EliteSet:
 
 
 def learn(run: Run, cfg: CEMConfig) -> None:
+    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
+    from rlship.training.episodes import play_episodes
+
     envs = run.vec_env(cfg.batch_episodes)
     policy = run.new_policy(envs, NetworkSpec(cfg.hidden_sizes, cfg.activation, {"logits": run.n_actions(envs)}))
     net = policy.network

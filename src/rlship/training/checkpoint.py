@@ -37,9 +37,9 @@ from safetensors.torch import save as save_safetensors
 from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import EVAL_SEED_OFFSET
 from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
+from rlship.training.settings import DEFAULT_EVERY_SECONDS
 
 CHECKPOINT_FORMAT = 2  # 2: the run's own objects (episode stats, stop rule, log) are saved as tracked objects
-DEFAULT_EVERY_SECONDS = 60.0
 # Training env seeds stay below the evaluation seeds (EVAL_SEED_OFFSET) so that a resumed run never trains on an
 # evaluation start state; the spare room leaves space for the num_envs consecutive seeds a vector env uses.
 _ENV_SEED_RANGE = EVAL_SEED_OFFSET - 100_000

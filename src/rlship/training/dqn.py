@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from rlship.errors import UsageError
-from rlship.networks import ACTIVATIONS, network_spec
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.lazy_torch import F, torch
+from rlship.network_spec import network_spec
+from rlship.training.algorithm import Algorithm
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 # The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
 MAX_BUFFER_SIZE = 10_000_000

@@ -19,16 +19,15 @@ optional running observation normalisation (kept in the artifact) and reward sca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.nn import functional as F
+from rlship.lazy_torch import F, torch
+from rlship.training.algorithm import Algorithm
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
-from rlship.networks import ACTIVATIONS
-from rlship.training.actor import Actor
-from rlship.training.rollout import actor_critic
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+if TYPE_CHECKING:
+    from rlship.training.actor import Actor
+    from rlship.training.run import Run
 
 
 @dataclass
@@ -144,6 +143,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: PPOConfig) -> None:
+    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
+    from rlship.training.rollout import actor_critic
+
     actor, rollout = actor_critic(run, cfg)
     net = actor.network
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)

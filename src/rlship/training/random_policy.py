@@ -10,12 +10,15 @@ logits tell the same story as its distribution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from rlship.networks import NetworkSpec
-from rlship.training.run import Algorithm, Run
+from rlship.lazy_torch import torch
+from rlship.network_spec import NetworkSpec
+from rlship.training.algorithm import Algorithm
 from rlship.training.settings import Settings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 
 @dataclass

@@ -13,16 +13,16 @@ CartPole-v1 the cut comes at 500 steps, where a policy that gets there is solved
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from rlship.networks import ACTIVATIONS
-from rlship.training.actor import new_actor
-from rlship.training.episodes import play_episodes
-from rlship.training.run import Algorithm, Run
-from rlship.training.settings import MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.lazy_torch import torch
+from rlship.training.algorithm import Algorithm
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+
+if TYPE_CHECKING:
+    from rlship.training.run import Run
 
 
 @dataclass
@@ -56,6 +56,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def learn(run: Run, cfg: ReinforceConfig) -> None:
+    # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
+    from rlship.training.actor import new_actor
+    from rlship.training.episodes import play_episodes
+
     envs = run.vec_env(cfg.batch_episodes)
     actor = new_actor(run, envs, cfg, value=False)
     net = actor.network

@@ -1,6 +1,6 @@
 """One training run's ceremony, written once: `Run` (the run folder, seeds, envs, episode stats, the stop rule,
-the log, checkpoints, Ctrl-C, the final evaluation and artifact) and `Algorithm` (what an algorithm module
-declares: its config, presets and `learn` loop).
+the log, checkpoints, Ctrl-C, the final evaluation and artifact), which `Algorithm.train` (training/algorithm.py)
+starts around an algorithm's `learn` loop.
 
 An algorithm's `learn(run, cfg)` holds only its loop and its maths:
 
@@ -25,11 +25,11 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,16 +54,18 @@ from rlship.run_folder import (
     write_results,
 )
 from rlship.training.checkpoint import STATE_FILE, Checkpointer, CheckpointError, CheckpointOptions
-from rlship.training.settings import RunSettings, Settings, config_with_preset
+from rlship.training.no_dynamo import skip_dynamo_wrappers
+from rlship.training.settings import RunSettings, Settings
 from rlship.training.stop_rule import EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
+
+if TYPE_CHECKING:
+    from rlship.training.algorithm import Algorithm
 
 # An interrupted run (Ctrl-C) still writes its artifact, evaluated on this many episodes so the stop stays quick;
 # results.json says so ("interrupted": true, "solved": false): it is not the protocol's 100-episode score.
 INTERRUPTED_EVAL_EPISODES = 10
 _RUN_DEFAULTS = RunSettings.__dataclass_fields__
-
-C = TypeVar("C", bound=Settings)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Run:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise UsageError(f"seed must be a whole number in [0, 2**32); got {seed!r}")
         self.algorithm = algorithm
+        skip_dynamo_wrappers()  # before `learn` makes its optimizer: torch._dynamo's import is seconds, unused here
         self.env_id = env_id
         self.cfg = cfg
         self.seed = seed
@@ -393,42 +396,3 @@ class Run:
             interrupted,
             self.updates,
         )
-
-
-@dataclass(frozen=True)
-class Algorithm(Generic[C]):
-    """What an algorithm module declares (one line in `rlship.training.ALGORITHMS` registers it): its name, a
-    one-line summary (for `--help` and the model card), its config dataclass, its tuned presets per env id, and
-    `learn(run, cfg)`, its loop."""
-
-    name: str
-    summary: str
-    config_cls: type[C]
-    presets: dict[str, dict[str, Any]]
-    learn: Callable[[Run, C], None]
-
-    def make_config(self, env_id: str, **overrides: Any) -> C:
-        """The config: the dataclass defaults < the env's preset < overrides (None values are ignored)."""
-        return config_with_preset(self.config_cls, self.presets, env_id, overrides)
-
-    def hyperparameter_names(self) -> list[str]:
-        return [f.name for f in fields(self.config_cls)]  # type: ignore[arg-type]
-
-    def train(
-        self,
-        env_id: str,
-        config: C | None = None,
-        seed: int = 0,
-        out: str | Path | None = None,
-        progress: bool = True,
-        env_kwargs: dict[str, Any] | None = None,
-        checkpoint: CheckpointOptions | None = None,
-        overwrite: bool = False,
-    ) -> TrainResult:
-        """Train on `env_id` and write the run folder `out` (default runs/ALGO-ENV_ID-sSEED): a new or empty
-        folder, an earlier run of this kind with `overwrite`, or one to resume (`checkpoint.resume`)."""
-        cfg = config if config is not None else self.make_config(env_id)
-        run = Run(self, env_id, cfg, seed, out, progress, env_kwargs, checkpoint, overwrite)
-        with run.running():
-            self.learn(run, cfg)
-        return run.finish()

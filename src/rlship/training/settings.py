@@ -10,12 +10,17 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, TypeVar
 
 from rlship.errors import UsageError
+from rlship.network_spec import ACTIVATION_NAMES
 
 C = TypeVar("C")
 
 # The widest layer a hidden_sizes flag may ask for: far beyond any MLP that RL uses, far below what would not fit
 # in memory (the whole network is also checked against networks.MAX_PARAMETERS before it is built).
 MAX_HIDDEN_SIZE = 65_536
+# The hidden activations an MLP may use, by name (without importing torch, as networks.ACTIVATIONS would)
+ACTIVATIONS = ACTIVATION_NAMES
+# Wall seconds between periodic checkpoints of a run (training/checkpoint.py), here for the same reason.
+DEFAULT_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
