@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pydantic
@@ -38,18 +38,17 @@ from rlship.serving import images
 from rlship.serving.protocol import RequestError, _Request
 from rlship.serving.sessions import SessionLimits, SessionStore, check_session_id
 
-MAX_JSON_BYTES = 4 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024
 IMAGE_BATCH_BYTES = 64 * 1024 * 1024
 JSON = "application/json"
 PNG = "image/png"
 NPY = "application/x-npy"
 CONTENT_TYPES = (JSON, PNG, NPY)
 
-Pixel = Annotated[int, Field(ge=0, le=255)]
-
-
+# Nested lists of pixels are checked by NumPy (shape, integer dtype, range) rather than by a typed pydantic field:
+# a third of the time for one CartPole-pixel observation (measured: 22 ms against 63 ms on the loaded machine).
 class ImageActRequest(_Request):
-    observation: list[list[list[list[Pixel]]]] | None = None
+    observation: list[Any] | None = None
     image: str | None = None
     session: str | None = None
     reset: bool = False
@@ -58,7 +57,7 @@ class ImageActRequest(_Request):
 
 
 class ImageActBatchRequest(_Request):
-    observations: list[list[list[list[list[Pixel]]]]] | None = None
+    observations: list[Any] | None = None
     images: list[str] | None = None
     sessions: list[str] | None = None
     reset: bool | list[bool] = False
@@ -247,8 +246,8 @@ class PixelRequests:
         self._check_count(len(nested), "observations")
         shape = self.prep.observation_shape
         try:
-            array = np.asarray(nested, dtype=np.uint8)
-        except ValueError:  # ragged lists
+            array: np.ndarray | None = np.asarray(nested)
+        except (ValueError, TypeError, OverflowError):  # ragged lists
             array = None
         if array is None or array.shape[1:] != shape:
             got = "ragged lists" if array is None else f"shape {list(array.shape[1:])}"
@@ -257,7 +256,9 @@ class PixelRequests:
                 f"an observation of this policy has shape {list(shape)} (frame_stack, height, width, channels); "
                 f"got {got}. Send the whole stack, oldest frame first, or raw frames with a session (GET /policy)",
             )
-        return array
+        if array.dtype.kind not in "iu" or array.size == 0 or array.min() < 0 or array.max() > 255:
+            raise RequestError(422, "an observation's pixels must be integers from 0 to 255 (uint8), as the env gives")
+        return array.astype(np.uint8)
 
     def _npy(self, body: bytes, batch: bool, options: dict[str, Any]) -> np.ndarray:
         prep = self.prep
