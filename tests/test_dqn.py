@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,8 +29,8 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, dq
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):  # the real buffer; the test only keeps a reference to look inside
-        def __init__(self, capacity: int, obs_dim: int) -> None:
-            super().__init__(capacity, obs_dim)
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             buffers.append(self)
 
     cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100)
@@ -101,8 +102,8 @@ def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):
-        def __init__(self, capacity: int, obs_dim: int) -> None:
-            super().__init__(capacity, obs_dim)
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             buffers.append(self)
 
     cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2)

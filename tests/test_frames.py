@@ -124,10 +124,19 @@ def test_policy_config_checks_the_image_space_against_the_preprocessing() -> Non
         "observation_space": obs,
         "observation_preprocessing": CARTPOLE.to_dict(),
         "action_space": {"type": "Discrete", "n": 2},
-        "network": {"kind": "mlp_heads", "hidden_sizes": [8], "activation": "relu", "heads": {"q_values": 2}},
+        "network": {
+            "kind": "cnn_heads",
+            "conv": [{"channels": 4, "kernel": 8, "stride": 4}],
+            "hidden_sizes": [8],
+            "activation": "relu",
+            "heads": {"q_values": 2},
+        },
         "action_distribution": {"kind": "epsilon_greedy", "epsilon": 0.0},
     }
     assert spec_from_config(config).frames == CARTPOLE
+    mlp = {"kind": "mlp_heads", "hidden_sizes": [8], "activation": "relu", "heads": {"q_values": 2}}
+    with pytest.raises(schema.ConfigError, match="cnn_heads"):  # an image policy's network is a CNN
+        spec_from_config({**config, "network": mlp})
     wrong = {**config, "observation_preprocessing": {**CARTPOLE.to_dict(), "frame_stack": 2}}
     with pytest.raises(schema.ConfigError, match="observation_space"):
         spec_from_config(wrong)

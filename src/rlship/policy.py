@@ -24,7 +24,7 @@ from rlship import schema
 from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
 from rlship.frames import FramePreprocessing
-from rlship.networks import HeadsNetwork, NetworkSpec
+from rlship.networks import AnyNetworkSpec, CNNSpec, build_network, check_network_size, network_spec_from_dict
 from rlship.normalization import ObsNormalizer
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
@@ -42,6 +42,9 @@ ACTION_DISTRIBUTIONS = ("softmax", "epsilon_greedy", "uniform", "gaussian")
 # A safetensors header larger than this is not one rlship wrote (a policy's header is a few KB); the file size may
 # exceed the weights' bytes by at most this much.
 MAX_WEIGHTS_HEADER_BYTES = 1024 * 1024
+# The most bytes of uint8 image observations one `act` call takes (about 13,000 rlship/CartPolePixels-v1 stacks):
+# the network's activations grow with the batch, so the batch is bounded before it reaches the network.
+MAX_IMAGE_BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class PolicySpec:
     env_id: str
     observation_space: gym.spaces.Box
     action_space: gym.spaces.Discrete | gym.spaces.Box
-    network: NetworkSpec
+    network: AnyNetworkSpec
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     action_distribution: str = "softmax"
     epsilon: float = 0.0  # the epsilon of an epsilon_greedy distribution
@@ -108,7 +111,7 @@ class Policy:
     def __init__(
         self,
         spec: PolicySpec,
-        network: HeadsNetwork,
+        network: torch.nn.Module,
         config: dict[str, Any],
         source: str = "",
         revision: str | None = None,
@@ -129,7 +132,10 @@ class Policy:
         return f"Policy({self.spec.algorithm} on {self.spec.env_id}, source={self.source or 'memory'!r})"
 
     def check_observations(self, observations: Any) -> np.ndarray:
-        """Observations as a float32 batch (N, *obs_shape); a single observation becomes a batch of one."""
+        """Observations as a float32 batch (N, *obs_shape) (an image policy's: uint8); a single observation becomes
+        a batch of one."""
+        if self.spec.frames is not None:
+            return self._check_images(observations)
         shape = self.spec.obs_shape
         batch_shape = f"(N, {', '.join(map(str, shape))})"
         try:
@@ -154,6 +160,40 @@ class Policy:
                     "send finite float32 values"
                 )
             raise ObservationError("observations contain NaN or infinity; send finite numbers")
+        return obs
+
+    def _check_images(self, observations: Any) -> np.ndarray:
+        """Image observations as a uint8 batch (N, stack, H, W, C): at most MAX_IMAGE_BATCH_BYTES // (the bytes of
+        one observation) of them, pixels integers in 0..255. The batch is bounded before it is converted."""
+        shape = self.spec.obs_shape
+        batch_shape = f"(N, {', '.join(map(str, shape))})"
+        limit = max(1, MAX_IMAGE_BATCH_BYTES // math.prod(shape))
+        if isinstance(observations, list | tuple) and len(observations) > limit:
+            raise ObservationError(f"at most {limit:,} image observations per batch; got {len(observations):,}")
+        try:
+            obs = np.asarray(observations)
+        except (TypeError, ValueError) as exc:
+            raise ObservationError(
+                f"image observations must be pixels shaped {shape} (or {batch_shape}): {exc}"
+            ) from exc
+        if obs.shape == shape:
+            obs = obs[None]
+        if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape or obs.shape[0] == 0:
+            raise ObservationError(
+                f"{self.spec.env_id} observations are stacks of frames of shape {shape} (stack, height, width, "
+                f"channels), uint8; got an array of shape {obs.shape}. Send one of shape {shape} or a non-empty batch "
+                f"of shape {batch_shape}."
+            )
+        if obs.shape[0] > limit:
+            raise ObservationError(f"at most {limit:,} image observations per batch; got {obs.shape[0]:,}")
+        if obs.dtype != np.uint8:
+            if obs.dtype == np.bool_ or not np.issubdtype(obs.dtype, np.number):
+                raise ObservationError(f"image observations hold pixels: integers in 0..255; got {obs.dtype} values")
+            with np.errstate(invalid="ignore"):
+                ok = np.all((obs >= 0) & (obs <= 255) & (obs == np.floor(obs)))
+            if not ok:
+                raise ObservationError("image observations hold pixels: integers in 0..255 (uint8)")
+            obs = obs.astype(np.uint8)
         return obs
 
     def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
@@ -237,7 +277,7 @@ def new_policy(
     env_id: str,
     observation_space: gym.Space[Any],
     action_space: gym.Space[Any],
-    network_spec: NetworkSpec,
+    network_spec: AnyNetworkSpec,
     hyperparameters: dict[str, Any],
     seed: int,
     env_kwargs: dict[str, Any] | None = None,
@@ -284,9 +324,8 @@ def new_policy(
         spec = spec_from_config(config)
     except schema.ConfigError as exc:  # the env's spaces (an image, Box actions) or the network are not supported
         raise UnsupportedEnvError(f"{algorithm} in rlship cannot make a policy for {env_id}: {exc}") from None
-    obs_dim = int(np.prod(spec.obs_shape))
-    spec.network.check_size(obs_dim)  # before a single parameter is allocated
-    return Policy(spec, HeadsNetwork(obs_dim, spec.network), config, obs_norm=obs_norm)
+    check_network_size(spec.network, spec.obs_shape)  # before a single parameter is allocated
+    return Policy(spec, build_network(spec.network, spec.obs_shape), config, obs_norm=obs_norm)
 
 
 def spec_from_config(config: Any) -> PolicySpec:
@@ -301,7 +340,13 @@ def spec_from_config(config: Any) -> PolicySpec:
             "observation_space",
             f"must be a 1-D Box, or an image described by observation_preprocessing; got {describe_space(obs_space)}",
         )
-    network = NetworkSpec.from_dict(schema.required(config, "network", ""))
+    network = network_spec_from_dict(schema.required(config, "network", ""))
+    if isinstance(network, CNNSpec) != (frames is not None):
+        raise schema.ConfigError(
+            "network.kind",
+            "an image policy (one with observation_preprocessing) needs a cnn_heads network, a vector policy an "
+            f"mlp_heads one; got {network.to_dict()['kind']}",
+        )
     distribution = schema.mapping(config.get("action_distribution") or {"kind": "softmax"}, "action_distribution")
     kind = distribution.get("kind")
     if kind not in ACTION_DISTRIBUTIONS:
@@ -360,7 +405,7 @@ def _check_frames(config: Any, obs_space: gym.Space[Any]) -> FramePreprocessing 
     return frames
 
 
-def _check_gaussian(distribution: Any, act_space: gym.spaces.Box, network: NetworkSpec) -> tuple[str, str]:
+def _check_gaussian(distribution: Any, act_space: gym.spaces.Box, network: AnyNetworkSpec) -> tuple[str, str]:
     """(log_std, bound) of a gaussian `action_distribution`, checked against the action space and the network."""
     log_std = schema.choice(distribution.get("log_std"), "action_distribution.log_std", GAUSSIAN_LOG_STD)
     bound = schema.choice(distribution.get("bound"), "action_distribution.bound", GAUSSIAN_BOUNDS)
@@ -411,13 +456,12 @@ def load_policy(source: str | Path = DEFAULT_POLICY) -> Policy:
         schema.check_depth(config)
         spec = spec_from_config(config)
         obs_norm = _obs_normalizer(config, spec)
-        obs_dim = int(np.prod(spec.obs_shape))
-        spec.network.check_size(obs_dim)
+        check_network_size(spec.network, spec.obs_shape)
     except ValueError as exc:  # schema.ConfigError, or check_size's UsageError
         raise ArtifactError(f"{config_path}: invalid policy config: {exc}") from exc
     results = read_results(folder)  # checked now, so that a bad results.json fails here and not later in a server
     with torch.device("meta"):  # the network's structure (names, shapes) without allocating or initialising it
-        network = HeadsNetwork(obs_dim, spec.network)
+        network = build_network(spec.network, spec.obs_shape)
     extra = obs_norm.tensor_shapes() if obs_norm is not None else {}
     state = read_weights(folder / WEIGHTS_FILE, network, extra)
     if obs_norm is not None:

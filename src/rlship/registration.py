@@ -12,6 +12,14 @@ from typing import Any
 from gymnasium.envs.registration import register, registry
 
 ENVS: dict[str, dict[str, Any]] = {
+    # CartPole-v1 from its screen (issue 11): CartPole-v1's time limit and "solved" threshold. `gymnasium.make`
+    # renders with Gymnasium's own renderer (evaluation); `gymnasium.make_vec` (training) draws with NumPy.
+    "rlship/CartPolePixels-v1": dict(
+        entry_point="rlship.games.cartpole_pixels:CartPolePixelsEnv",
+        vector_entry_point="rlship.games.cartpole_pixels:CartPolePixelsVectorEnv",
+        max_episode_steps=500,
+        reward_threshold=475.0,
+    ),
     # No reward_threshold: Pixelcopter has no published "solved" score (PLE and gym_pygame define none), and
     # rlship's stop rule would treat one as a goal. The time limit is the Hugging Face course's `max_t`, the
     # step cap of its training and evaluation loops, so scores here compare with the course's.

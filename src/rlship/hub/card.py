@@ -161,8 +161,9 @@ def _body(
         f"A {kind} agent for the Gymnasium environment **{env_id}**, trained and packaged with rlship. "
         "The weights are in `model.safetensors` (no pickle); "
         "`config.json` rebuilds the network: "
-        f"an MLP with hidden layers {hidden} ({network.get('activation', '?')}) and heads {heads}.",
+        f"{_network_words(network)} with hidden layers {hidden} ({network.get('activation', '?')}) and heads {heads}.",
         "",
+        *_pixel_lines(config),
         "## Evaluation",
         "",
         f"**mean_reward: {evaluation.metric}** over {evaluation.n_eval_episodes} episodes of `gymnasium.make"
@@ -239,6 +240,44 @@ def _body(
     if versions:
         lines += ["", "Trained with " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _network_words(network: dict[str, Any]) -> str:
+    """ "an MLP", or for a CNN its conv layers (channels, kernel/stride) and normalisation, from config.json."""
+    if network.get("kind") != "cnn_heads":
+        return "an MLP"
+    layers = ", ".join(
+        f"{c.get('channels')} {c.get('kernel')}x{c.get('kernel')}/{c.get('stride', 1)}" for c in network.get("conv", [])
+    )
+    norm = " with batch norm" if network.get("norm") == "batch" else ""
+    return (
+        f"a CNN (conv layers{norm}: {layers}, as channels kernel/stride; pixels scaled to [0, 1] inside the network), "
+        "then an MLP"
+    )
+
+
+def _pixel_lines(config: dict[str, Any]) -> list[str]:
+    """The card's "Observations: pixels" section, read from config.json's `observation_preprocessing`."""
+    prep = config.get("observation_preprocessing")
+    if not isinstance(prep, dict):
+        return []
+    k = prep.get("frame_stack", 1)
+    channels = 1 if prep.get("grayscale") else prep.get("frame_channels")
+    grey = ", made grey (ITU-R 601-2 luma)" if prep.get("grayscale") else ""
+    return [
+        "## Observations: pixels",
+        "",
+        f"This policy acts on pixels, not on the env's state. Each frame the env renders "
+        f"({prep.get('frame_height')}x{prep.get('frame_width')}x{prep.get('frame_channels')} uint8, "
+        '`render_mode="rgb_array"`) is cropped to rows '
+        f"{prep.get('top')}-{prep.get('bottom')} and columns {prep.get('left')}-{prep.get('right')}{grey}, "
+        f"resized to {prep.get('height')}x{prep.get('width')} with a box filter (Pillow's area average), and the "
+        f"last {k} such frames are stacked, oldest first (an episode's first observation holds {k} copies of its "
+        f"first frame). The observation is uint8 of shape ({k}, {prep.get('height')}, {prep.get('width')}, "
+        f"{channels}); `rlship.frames.FramePreprocessing` (in `config.json` as `observation_preprocessing`) does "
+        "exactly this, so a simulator may send raw rendered frames to a server that applies it.",
+        "",
+    ]
 
 
 def _onnx_lines(config: dict[str, Any], repo: str, revision: str | None, onnx: dict[str, Any] | None) -> list[str]:

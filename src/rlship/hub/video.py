@@ -3,6 +3,8 @@
 Frames come from `gymnasium.make(env_id, render_mode="rgb_array")` (no display) and stream straight into the
 ffmpeg binary that the imageio-ffmpeg wheel ships (no system ffmpeg), so a long episode never sits in memory.
 The video holds the reset frame plus one frame per step: an episode of L steps makes L + 1 frames.
+For a pixel policy (config.json's `observation_preprocessing`) each video frame shows the env's screen and, to
+its right, what the network sees: the stacked preprocessed frames, oldest on top, upscaled by a whole factor.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def record_replay(policy: Policy, path: Path, seed: int = 0, max_steps: int = MA
     try:
         start = time.perf_counter()
         obs, _ = env.reset(seed=episode_seed)
-        frame = _frame(env.render(), spec.env_id)
+        frame = _with_view(_frame(env.render(), spec.env_id), obs, policy)
         size = (frame.shape[1], frame.shape[0])
         render_seconds += time.perf_counter() - start
         start = time.perf_counter()
@@ -72,7 +74,7 @@ def record_replay(policy: Policy, path: Path, seed: int = 0, max_steps: int = MA
             start = time.perf_counter()
             action = policy.act(obs[None], deterministic=True).actions[0]
             obs, reward, terminated, truncated, _ = env.step(action)
-            frame = _frame(env.render(), spec.env_id)
+            frame = _with_view(_frame(env.render(), spec.env_id), obs, policy)
             render_seconds += time.perf_counter() - start
             start = time.perf_counter()
             writer.send(frame)
@@ -103,6 +105,27 @@ def _frame(frame: Any, env_id: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise VideoError(f"{env_id} rendered {array.shape} {array.dtype} frames; a video needs (H, W, 3) uint8")
     return np.ascontiguousarray(array)
+
+
+def _with_view(frame: np.ndarray, obs: Any, policy: Policy) -> np.ndarray:
+    """`frame` with, for a pixel policy, the observation it acts on beside it (the frames of the stack one under
+    the other, grey repeated to RGB, upscaled by the largest whole factor that fits the frame's height)."""
+    prep = policy.spec.frames
+    if prep is None:
+        return frame
+    stack = np.asarray(obs, dtype=np.uint8)  # (k, H, W, C)
+    k, height, width, channels = stack.shape
+    scale = max(1, min(frame.shape[0] // (k * height), frame.shape[1] // width))
+    view = stack.reshape(k * height, width, channels)
+    view = np.repeat(np.repeat(view, scale, axis=0), scale, axis=1)
+    if channels == 1:
+        view = np.repeat(view, 3, axis=2)
+    panel = np.full((max(frame.shape[0], view.shape[0]), view.shape[1] + 8, 3), 64, dtype=np.uint8)
+    panel[: view.shape[0], 8:] = view  # an 8 px dark gutter, then the network's view from the top
+    out = np.full((panel.shape[0], frame.shape[1] + panel.shape[1], 3), 64, dtype=np.uint8)
+    out[: frame.shape[0], : frame.shape[1]] = frame
+    out[:, frame.shape[1] :] = panel
+    return out
 
 
 def _open_writer(path: Path, size: tuple[int, int], fps: int) -> Any:

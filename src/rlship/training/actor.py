@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rlship.distributions import ActionHead, CategoricalHead, GaussianHead
-from rlship.networks import NetworkSpec
+from rlship.networks import NetworkSpec, network_spec
 from rlship.normalization import RewardScaler
 from rlship.policy import Policy
 
@@ -41,9 +41,22 @@ class Actor:
     def network(self) -> torch.nn.Module:
         return self.policy.network
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one observation as `observe` returns it: flat for vectors, as it is for image stacks."""
+        shape = self.policy.spec.obs_shape
+        return shape if self.policy.spec.frames is not None else (int(np.prod(shape)),)
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        return torch.uint8 if self.policy.spec.frames is not None else torch.float32
+
     def observe(self, obs: np.ndarray, update: bool = True) -> torch.Tensor:
-        """A batch of raw env observations as the network's float32 input: flattened, and normalised when the
-        policy normalises (with `update`, the running statistics take this batch in first, as SB3's VecNormalize)."""
+        """A batch of raw env observations as the network's input: image stacks as they are (uint8; the network
+        scales them), vectors flattened to float32 and normalised when the policy normalises (with `update`, the
+        running statistics take this batch in first, as SB3's VecNormalize)."""
+        if self.policy.spec.frames is not None:
+            return torch.from_numpy(np.asarray(obs, dtype=np.uint8))
         flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         norm = self.policy.obs_norm
         if norm is None:
@@ -91,6 +104,8 @@ def new_actor(run: Run, envs: gym.vector.VectorEnv, cfg: Any, value: bool) -> Ac
         head: ActionHead = GaussianHead(policy.spec.bounding)
     else:
         heads = {"logits": run.n_actions(envs), **({"value": 1} if value else {})}
-        policy = run.new_policy(envs, NetworkSpec(cfg.hidden_sizes, cfg.activation, heads, shared), **artifact)
+        # an MLP on vectors, a CNN on image stacks (networks.network_spec)
+        spec = network_spec(envs.single_observation_space.shape, cfg.hidden_sizes, cfg.activation, heads, shared)
+        policy = run.new_policy(envs, spec, **artifact)
         head = CategoricalHead()
     return Actor(policy, head, scaler)

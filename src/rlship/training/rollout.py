@@ -40,8 +40,8 @@ class Rollout:
         self.envs = envs
         self.actor = actor
         T, N = n_steps, envs.num_envs
-        self.obs_dim = int(np.prod(envs.single_observation_space.shape))
-        self.obs = torch.zeros(T + 1, N, self.obs_dim)
+        self.obs_shape = actor.input_shape
+        self.obs = torch.zeros(T + 1, N, *self.obs_shape, dtype=actor.input_dtype)
         self.actions = torch.zeros(T, N, *actor.head.action_shape, dtype=actor.head.action_dtype)
         self.log_probs = torch.zeros(T, N)
         self.values = torch.zeros(T + 1, N)
@@ -85,7 +85,7 @@ class Rollout:
         returns = advantages + values[:-1]
         keep = torch.from_numpy(self.valid.reshape(-1))
         return {
-            "obs": self.obs[:-1].reshape(-1, self.obs_dim)[keep],
+            "obs": self.obs[:-1].reshape(-1, *self.obs_shape)[keep],
             "actions": self.actions.reshape(-1, *self.actions.shape[2:])[keep],
             "log_probs": self.log_probs.reshape(-1)[keep],
             "advantages": torch.from_numpy(advantages.reshape(-1))[keep],

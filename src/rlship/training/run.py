@@ -212,6 +212,8 @@ class Run:
             action_distribution=action_distribution,
             epsilon=epsilon,
             algorithm_summary=self.algorithm.summary,
+            # an image env says how its observations are made from rendered frames (rlship.frames)
+            frames=envs.metadata.get("observation_preprocessing"),
             **artifact,
         )
         return self.policy

@@ -1,0 +1,168 @@
+"""rlship/CartPolePixels-v1: CartPole-v1 seen through Gymnasium's renderer; the NumPy renderer training uses draws
+the same frames within a stated tolerance; DQN and PPO train a CNN on it, and the policy packages with a card that
+says how its pixels are made and a video that shows what the network sees."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+import rlship  # noqa: F401 (registers the rlship/ envs)
+from rlship import evaluate, load_policy
+from rlship.cli import main
+from rlship.games.cartpole_pixels import PREPROCESSING, RENDER_MAX_DIFFERENCE, RENDER_TOLERANCE, draw_frames
+from rlship.hub.package import package_policy
+from rlship.training import ALGORITHMS
+from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
+from rlship.training.run import Run, TrainResult
+
+ENV = "rlship/CartPolePixels-v1"
+TINY_DQN = dict(
+    total_steps=600, learning_starts=200, buffer_size=1000, batch_size=16, eval_episodes=2, confirm_episodes=2
+)
+
+
+def test_it_is_cartpole_v1_with_the_preprocessed_screen_as_observation() -> None:
+    env, plain = gym.make(ENV), gym.make("CartPole-v1")
+    assert env.spec is not None and plain.spec is not None
+    assert env.spec.max_episode_steps == plain.spec.max_episode_steps == 500
+    assert env.spec.reward_threshold == plain.spec.reward_threshold == 475.0
+    assert env.observation_space == gym.spaces.Box(0, 255, (2, 25, 100, 1), np.uint8)
+    obs, _ = env.reset(seed=5)
+    plain.reset(seed=5)
+    assert np.array_equal(obs[0], obs[1])  # an episode starts with copies of its first frame
+    first = PREPROCESSING.preprocess(env.render())
+    assert np.array_equal(obs[1], first)
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # same dynamics, reward and termination, step for step
+        action = int(rng.integers(2))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        _, plain_reward, plain_terminated, plain_truncated, _ = plain.step(action)
+        np.testing.assert_allclose(env.unwrapped.state, plain.unwrapped.state)
+        assert (reward, terminated, truncated) == (plain_reward, plain_terminated, plain_truncated)
+        assert np.array_equal(obs[1], PREPROCESSING.preprocess(env.render()))  # the newest frame last
+        if terminated or truncated:
+            break
+    env.close()
+
+
+def test_the_numpy_renderer_matches_gymnasiums_rendered_and_preprocessed_frames() -> None:
+    env = gym.make(ENV)
+    rng = np.random.default_rng(1)
+    obs, _ = env.reset(seed=0)
+    mean_diffs, max_diff = [], 0
+    for _ in range(120):  # random play: the cart and pole in many places and angles, up to termination
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+        state = np.asarray(env.unwrapped.state, dtype=np.float64)
+        diff = np.abs(draw_frames(state[None])[0].astype(int) - obs[-1].astype(int))
+        mean_diffs.append(diff.mean())
+        max_diff = max(max_diff, int(diff.max()))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    assert max(mean_diffs) <= RENDER_TOLERANCE
+    assert max_diff <= RENDER_MAX_DIFFERENCE
+    # not trivially equal: a frame of a different state differs by far more than the tolerance
+    moved = draw_frames(np.array([[0.5, 0.0, 0.1, 0.0]]))[0].astype(int)
+    assert np.abs(moved - obs[-1].astype(int)).mean() > 4 * RENDER_TOLERANCE
+
+
+def test_the_training_vector_env_steps_cartpole_and_restarts_the_stack_after_a_done() -> None:
+    pixels = gym.make_vec(ENV, num_envs=3, vectorization_mode="vector_entry_point")
+    plain = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="vector_entry_point")
+    assert pixels.single_observation_space == gym.make(ENV).observation_space
+    assert pixels.metadata["observation_preprocessing"] == PREPROCESSING
+    obs, _ = pixels.reset(seed=3)
+    states, _ = plain.reset(seed=3)
+    assert np.array_equal(obs[:, 0], obs[:, 1])
+    rng = np.random.default_rng(0)
+    restarted = np.zeros(3, dtype=bool)
+    for _ in range(200):
+        actions = rng.integers(0, 2, 3)
+        previous = obs
+        obs, reward, terminated, truncated, _ = pixels.step(actions)
+        states, plain_reward, plain_terminated, plain_truncated, _ = plain.step(actions)
+        assert np.array_equal(reward, plain_reward) and np.array_equal(terminated, plain_terminated)
+        assert np.array_equal(truncated, plain_truncated)
+        exact = pixels.unwrapped.state.T  # float64; the plain env's observations are its float32 copy
+        assert np.array_equal(states, exact.astype(np.float32))
+        assert np.array_equal(obs[:, -1], draw_frames(exact))
+        for i in range(3):  # next-step autoreset: the stack restarts from the new episode's first frame
+            expected_older = obs[i, -1] if restarted[i] else previous[i, -1]
+            assert np.array_equal(obs[i, 0], expected_older)
+        restarted = terminated | truncated
+    pixels.close()
+
+
+@pytest.fixture(scope="module")
+def dqn_run(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    cfg = ALGORITHMS["dqn"].make_config(ENV, **TINY_DQN)
+    out = tmp_path_factory.mktemp("dqn") / "run"
+    return ALGORITHMS["dqn"].train(ENV, cfg, seed=1, out=out, progress=False)
+
+
+def test_dqn_writes_a_cnn_policy_that_acts_on_the_envs_observations(dqn_run: TrainResult) -> None:
+    config = json.loads((dqn_run.out / "config.json").read_text())
+    assert config["network"]["kind"] == "cnn_heads" and config["observation_preprocessing"] == PREPROCESSING.to_dict()
+    policy = load_policy(dqn_run.out)
+    assert policy.spec.frames == PREPROCESSING
+    obs, _ = gym.make(ENV).reset(seed=0)
+    assert policy.act(obs).actions.shape == (1,)
+    result = evaluate(policy, episodes=2, seed=4)  # the real env, Gymnasium's renderer
+    assert result.episode_returns == [float(n) for n in result.episode_lengths]
+
+
+def test_the_package_says_pixels_and_its_video_shows_what_the_network_sees(
+    dqn_run: TrainResult, tmp_path: Path
+) -> None:
+    import imageio_ffmpeg
+    from huggingface_hub import ModelCard
+
+    package = package_policy(dqn_run.out, tmp_path / "hub", repo_id="someone/pixels", episodes=2)
+    card = ModelCard.load(package.folder / "README.md")
+    assert "acts on pixels" in card.text and "box filter" in card.text and "rows 162-312" in card.text
+    assert "a CNN (conv layers: 16 5x5/2, 32 5x5/2, 32 3x3/1" in card.text
+    reader = imageio_ffmpeg.read_frames(str(package.folder / "replay.mp4"))
+    meta = next(reader)
+    width, height = meta["size"]
+    assert (width, height) == (600 + 8 + 6 * 100, 400)  # the screen, a gutter, the two 25x100 frames upscaled 6x
+    frame = np.frombuffer(next(reader), dtype=np.uint8).reshape(height, width, 3)
+    # the right panel is the first observation, upscaled: compare it at the centres of its 6x6 blocks
+    obs, _ = gym.make(ENV).reset(seed=package.evaluation.episode_seeds[0])
+    panel = frame[3:300:6, 608 + 3 :: 6, 0].astype(int)
+    assert np.abs(panel - obs.reshape(50, 100).astype(int)).mean() < 6  # H.264 is lossy, but not by much
+
+
+def test_dqn_ctrl_c_checkpoints_its_uint8_replay_memory_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    algo, out = ALGORITHMS["dqn"], tmp_path / "run"
+    config = algo.make_config(ENV, **TINY_DQN)
+    real_update = Run.update
+
+    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
+        if self.updates == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "update", ctrl_c_after_the_first_update)
+    first = algo.train(ENV, config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
+    monkeypatch.undo()
+    assert first.interrupted and 0 < first.env_steps < config.total_steps
+    (tensors,) = (out / "checkpoint").glob("tensors-*.safetensors")
+    with safe_open(str(tensors), "pt") as f:
+        replay = f.get_tensor("buffer/obs")
+    assert str(replay.dtype) == "torch.uint8" and tuple(replay.shape[1:]) == PREPROCESSING.observation_shape
+    assert read_checkpoint_state(out)["counters"]["env_steps"] == first.env_steps
+    assert main(["train", "dqn", ENV, "--resume", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is False and results["training"]["resumed_at_env_steps"] == [first.env_steps]
