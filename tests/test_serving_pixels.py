@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import struct
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator
@@ -23,10 +24,11 @@ from PIL import Image
 
 from rlship.evaluation import evaluate
 from rlship.frames import FramePreprocessing
-from rlship.networks import NetworkSpec
+from rlship.games.cartpole_pixels import PREPROCESSING as CARTPOLE_PIXELS
+from rlship.networks import CNNSpec, ConvLayer
 from rlship.policy import load_policy, new_policy
 from rlship.serving.simulate import simulate
-from tests.test_serving import served
+from tests.test_serving import RLSHIP, served
 
 ENV_ID = "rlship_test/CartPoleFrames-v0"
 # CartPole's 400x600 rendered frame: the strip the cart moves in, at an eighth of the size, grey, two frames
@@ -64,57 +66,78 @@ if ENV_ID not in gym.registry:
 
 
 def pixel_policy(folder: Path, prep: FramePreprocessing, seed: int) -> Path:
-    """A real artifact (an MLP on the pixels). With a stack of two frames its weights are set by hand to push the
-    cart the way the top of the pole moves (the darkness of the strip's upper half moving left or right between
-    the two frames), a rough balancing rule: its actions depend on both frames, so a stack rebuilt wrongly (a
-    frame missing, or out of order) changes the actions and the episode returns."""
+    """A real artifact (a small CNN). With a stack of two frames its weights are set by hand to push the cart the way
+    the top of the pole moves (the darkness of the strip's upper half moving left or right between the two
+    frames), a rough balancing rule: its actions depend on both frames, so a stack rebuilt wrongly (a frame
+    missing, or out of order) changes the actions and the episode returns."""
     torch.manual_seed(seed)
     space = gym.spaces.Box(0, 255, prep.observation_shape, np.uint8)
+    motion = prep.frame_stack == 2
+    conv = (ConvLayer(2, 1, 1),) if motion else (ConvLayer(4, 5, 2),)
     policy = new_policy(
         "dqn",
         ENV_ID,
         space,
         gym.spaces.Discrete(2),
-        NetworkSpec((16,), "relu", {"q_values": 2}),
+        CNNSpec(conv, (2,) if motion else (16,), "relu", {"q_values": 2}),
         hyperparameters={},
         seed=seed,
         action_distribution="epsilon_greedy",
         frames=prep,
     )
-    if prep.frame_stack == 2:
+    if motion:
         height, width = prep.height, prep.width
-        columns = np.arange(width, dtype=np.float32) - (width - 1) / 2
-        motion = np.zeros(prep.observation_shape, np.float32)
-        motion[0, : height // 2] = columns[None, :, None] * 1e-3  # old frame: darkness (255 - x) counts minus
-        motion[1, : height // 2] = -columns[None, :, None] * 1e-3  # new frame: plus
-        state = policy.network.state_dict()
-        hidden = torch.zeros_like(state["heads.q_values.0.weight"])
-        hidden[0], hidden[1] = torch.from_numpy(motion.ravel()), -torch.from_numpy(motion.ravel())
-        out = torch.zeros_like(state["heads.q_values.2.weight"])
-        out[1, 0], out[1, 1] = 1.0, -1.0  # q(push right) - q(push left) = how far the dark mass moved right
-        state.update(
-            {
-                "heads.q_values.0.weight": hidden,
-                "heads.q_values.0.bias": torch.zeros_like(state["heads.q_values.0.bias"]),
-                "heads.q_values.2.weight": out,
-                # an offset: identical frames (an episode's first stack) must not make an exact tie, which float
-                # rounding would break one way in a batch of three and the other way in a batch of one
-                "heads.q_values.2.bias": torch.tensor([0.0, 0.0123]),
-            }
-        )
+        # 1x1 conv: plane 0 = old - new (where it got darker), plane 1 = new - old; both through a ReLU
+        moved = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).reshape(2, 2, 1, 1)
+        columns = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
+        lean = torch.zeros(2, height, width)
+        lean[0, : height // 2] = columns * 0.25  # darkness arriving right of the middle counts plus
+        lean[1, : height // 2] = -columns * 0.25
+        hidden = torch.stack([lean.ravel(), -lean.ravel()])  # relu(z), relu(-z)
+        state = {
+            "encoder.0.weight": moved,
+            "encoder.0.bias": torch.zeros(2),
+            "trunk.0.weight": hidden,
+            "trunk.0.bias": torch.zeros(2),
+            # q(push right) - q(push left) = z + an offset: identical frames (an episode's first stack) must not
+            # make an exact tie, which float rounding would break one way in a batch of three, the other in one
+            "heads.q_values.0.weight": torch.tensor([[0.0, 0.0], [1.0, -1.0]]),
+            "heads.q_values.0.bias": torch.tensor([0.0, 0.0123]),
+        }
         policy.network.load_state_dict(state)
+    return policy.save(folder)
+
+
+def cnn_policy(folder: Path) -> Path:
+    """An untrained CNN policy for rlship/CartPolePixels-v1 (its rendering and preprocessing)."""
+    torch.manual_seed(7)
+    policy = new_policy(
+        "dqn",
+        "rlship/CartPolePixels-v1",
+        gym.spaces.Box(0, 255, CARTPOLE_PIXELS.observation_shape, np.uint8),
+        gym.spaces.Discrete(2),
+        CNNSpec((ConvLayer(4, 5, 2), ConvLayer(8, 3, 2)), (16,), "relu", {"q_values": 2}),
+        hyperparameters={},
+        seed=7,
+        action_distribution="epsilon_greedy",
+        frames=CARTPOLE_PIXELS,
+    )
     return policy.save(folder)
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pixels")
-    return {"pix": pixel_policy(root / "pix", PIX, 3), "rgb": pixel_policy(root / "rgb", RGB, 4)}
+    return {
+        "pix": pixel_policy(root / "pix", PIX, 3),
+        "rgb": pixel_policy(root / "rgb", RGB, 4),
+        "cnn": cnn_policy(root / "cnn"),
+    }
 
 
 @pytest.fixture(scope="module")
 def url(artifacts: dict[str, Path]) -> Iterator[str]:
-    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", "--max-batch", "16"]
+    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", f"cnn={artifacts['cnn']}", "--max-batch", "16"]
     args += ["--max-sessions", str(MAX_SESSIONS), "--session-idle", str(IDLE_SECONDS)]
     with served(*args) as base:
         yield base
@@ -351,3 +374,30 @@ def test_simulate_sends_rendered_frames_and_scores_like_evaluate(
     assert remote.evaluation.episode_lengths == local.episode_lengths
     assert len(set(local.episode_returns)) > 1, "the hand-set policy acts on the motion between its two frames"
     assert len(remote.latencies_ms) == (sum(local.episode_lengths) if route == "act" else max(local.episode_lengths))
+
+
+@pytest.fixture(scope="module")
+def cnn_returns(artifacts: dict[str, Path]) -> list[float]:
+    """`rlship evaluate` of the CNN policy: 2 episodes, eval seed 3."""
+    evaluated = subprocess.run(
+        [RLSHIP, "evaluate", str(artifacts["cnn"]), "--episodes", "2", "--seed", "3", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(evaluated.stdout)["episode_returns"]
+
+
+@pytest.mark.parametrize("frames", ["png", "npy"])
+def test_simulate_cli_on_cartpole_pixels_matches_evaluate_cli(url: str, cnn_returns: list[float], frames: str) -> None:
+    """`rlship simulate --env rlship/CartPolePixels-v1` (Gymnasium's rendered frames over HTTP) and `rlship
+    evaluate` (the env's own observations, in process) play the same episodes with a CNN policy."""
+    command = [RLSHIP, "simulate", "--url", f"{url}/policies/cnn", "--env", "rlship/CartPolePixels-v1"]
+    simulated = subprocess.run(
+        [*command, "--episodes", "2", "--seed", "3", "--frames", frames],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(x for x in simulated.stdout.splitlines() if x.startswith("episode returns:"))
+    assert line == f"episode returns: [{', '.join(f'{r:g}' for r in cnn_returns)}]", simulated.stdout

@@ -164,7 +164,7 @@ class HeadsNetwork(nn.Module):
         self.log_std = nn.Parameter(torch.zeros(spec.log_std)) if spec.log_std else None
 
     def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.trunk(obs.flatten(1))  # an image observation (N, k, H, W, C): the MLP sees its pixels
+        features = self.trunk(obs)
         out = {name: head(features) for name, head in self.heads.items()}
         if self.log_std is not None:
             out["log_std"] = self.log_std.expand_as(out["mean"])
