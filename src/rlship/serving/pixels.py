@@ -45,6 +45,7 @@ PNG = "image/png"
 NPY = "application/x-npy"
 CONTENT_TYPES = (JSON, PNG, NPY)
 
+
 # Nested lists of pixels are checked by NumPy (shape, integer dtype, range) rather than by a typed pydantic field:
 # a third of the time for one CartPole-pixel observation (measured: 22 ms against 63 ms on the loaded machine).
 class ImageActRequest(_Request):
