@@ -186,6 +186,13 @@ def ok(response: httpx.Response) -> dict[str, Any]:
 def test_policy_route_says_what_to_send(client: httpx.Client) -> None:
     info = ok(client.get("/policy"))
     assert info["observation_preprocessing"] == PIX.to_dict()
+    assert info["observation_space"] == {
+        "type": "Box",
+        "shape": [2, 20, 75, 1],
+        "dtype": "uint8",
+        "low": 0,
+        "high": 255,
+    }
     image = info["image_input"]
     assert image["observation_shape"] == [2, 20, 75, 1] and image["frame_shape"] == [400, 600, 3]
     assert image["sessions"]["max_sessions"] == MAX_SESSIONS and image["sessions"]["idle_seconds"] == IDLE_SECONDS
