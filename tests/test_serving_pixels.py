@@ -330,6 +330,13 @@ HOSTILE: dict[str, tuple[str, bytes | dict[str, Any], str, int, str]] = {
     "npy pickle": ("application/x-npy", npy(np.array([{"a": 1}], dtype=object)), "/act", 422, "uint8"),
     "npy float": ("application/x-npy", npy(FRAME.astype(np.float32)), "/act", 422, "uint8"),
     "npy short": ("application/x-npy", npy(FRAME)[:-10], "/act", 422, "bytes of data"),
+    "npy batch over the limit": (
+        "application/x-npy",
+        npy(np.zeros((17, *PIX.observation_shape), np.uint8)),
+        "/act_batch",
+        413,
+        "batch limit",
+    ),
     "npy shape": ("application/x-npy", npy(np.zeros((3, 3), np.uint8)), "/act", 422, "shape"),
     "jpeg": ("image/jpeg", b"\xff\xd8\xff", "/act", 415, "image/png"),
     "pixel 256": ("application/json", {"observation": np.full((2, 20, 75, 1), 256).tolist()}, "/act", 422, "255"),

@@ -117,9 +117,11 @@ def decode_png(data: bytes, prep: FramePreprocessing, what: str = "the frame") -
     return array
 
 
-def read_npy(data: bytes, shapes: list[tuple[int, ...]], what: str, batch: bool = False) -> np.ndarray:
-    """A uint8 array from .npy bytes whose shape is one of `shapes` (with a leading batch axis of any length if
-    `batch`); the header is checked before the data is read, and the data must be exactly as long as it says."""
+def read_npy(
+    data: bytes, shapes: list[tuple[int, ...]], what: str, batch: bool = False, max_rows: int | None = None
+) -> np.ndarray:
+    """A uint8 array from .npy bytes whose shape is one of `shapes` (with a leading batch axis of 1 to `max_rows`
+    if `batch`); the header is checked before the data is read, and the data must be exactly as long as it says."""
     from numpy.lib import format as npy
 
     stream = io.BytesIO(data)
@@ -137,6 +139,11 @@ def read_npy(data: bytes, shapes: list[tuple[int, ...]], what: str, batch: bool 
     body = tuple(shape[1:]) if batch else tuple(shape)
     if body not in shapes or (batch and len(shape) < 1):
         raise RequestError(422, f"{what} has shape {list(shape)}; this policy takes shape {described}")
+    if batch and not 1 <= shape[0] <= (max_rows or shape[0]):
+        status = 422 if shape[0] == 0 else 413
+        raise RequestError(
+            status, f"{what} holds {shape[0]} rows; send 1 to {max_rows} per request (this server's batch limit)"
+        )
     count = int(np.prod(shape))
     if len(data) - stream.tell() != count:
         raise RequestError(

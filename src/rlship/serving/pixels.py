@@ -264,10 +264,8 @@ class PixelRequests:
     def _npy(self, body: bytes, batch: bool, options: dict[str, Any]) -> np.ndarray:
         prep = self.prep
         shapes = [prep.observation_shape, prep.frame_shape]
-        array = images.read_npy(body, shapes, "the .npy body", batch=batch)
-        if batch:
-            self._check_count(len(array), "observations" if array.shape[1:] == prep.observation_shape else "frames")
-        else:
+        array = images.read_npy(body, shapes, "the .npy body", batch=batch, max_rows=self.limits.max_batch)
+        if not batch:
             array = array[None]
         if array.shape[1:] == prep.observation_shape:
             if _sessions(options, batch) is not None:
