@@ -38,6 +38,8 @@ import numpy as np
 import psutil
 
 ACT_BODY = '{"observation": [0.01, -0.02, 0.03, 0.04]}'
+JSON = "application/json"
+PIXELS_ENV = "RLSHIP_BENCH_PIXELS"  # the pixel policy's folder, for the bare peer
 
 
 def free_port() -> int:
@@ -90,6 +92,8 @@ def bare_app() -> object:
     torch.set_num_threads(1)
     routes = PolicyRoutes(max_batch=int(os.environ["RLSHIP_MAX_BATCH"]))
     routes.load(load_policy("default"))
+    if os.environ.get(PIXELS_ENV):  # the same pixel policy rlship serves, under the same name
+        routes.load(load_policy(os.environ[PIXELS_ENV]), "pix")
     app = routes.app()
 
     async def readyz(_request: object) -> PlainTextResponse:
@@ -139,19 +143,29 @@ def run_null(port: int) -> None:
 # --- the load generators -----------------------------------------------------------------------------------
 
 
-def wrk(url: str, body: str, connections: int, seconds: float) -> dict[str, float]:
+def _body_file(body: str | bytes) -> str:
+    with tempfile.NamedTemporaryFile("wb", suffix=".body", delete=False) as file:
+        file.write(body.encode() if isinstance(body, str) else body)
+    return file.name
+
+
+def wrk(url: str, body: str | bytes, connections: int, seconds: float, content_type: str = JSON) -> dict[str, float]:
+    body_path = _body_file(body)  # read by the script: a binary body (a PNG, a .npy) survives as it is
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n')
-        script.write('wrk.headers["Content-Type"] = "application/json"\n')
+        script.write(f'local f = io.open({json.dumps(body_path)}, "rb")\nwrk.body = f:read("*a")\nf:close()\n')
+        script.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = {json.dumps(content_type)}\n')
     try:
+        # --timeout 10s: wrk's own 2 s counted the slowest 44 MiB .npy batch calls as errors (they were 200s)
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency"]
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name, url],
+            [*command, "-s", script.name, url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
     finally:
         os.unlink(script.name)
+        os.unlink(body_path)
 
     def latency_ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
@@ -172,9 +186,11 @@ def wrk(url: str, body: str, connections: int, seconds: float) -> dict[str, floa
     }
 
 
-async def _python_client(host: str, port: int, path: str, body: bytes, connections: int, seconds: float) -> dict:
+async def _python_client(
+    host: str, port: int, path: str, body: bytes, connections: int, seconds: float, content_type: str = JSON
+) -> dict:
     request = (
-        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
     latencies: list[float] = []
     errors = 0
@@ -207,17 +223,23 @@ async def _python_client(host: str, port: int, path: str, body: bytes, connectio
     }
 
 
-def python_client(url: str, body: str, connections: int, seconds: float) -> dict[str, float]:
+def python_client(
+    url: str, body: str | bytes, connections: int, seconds: float, content_type: str = JSON
+) -> dict[str, float]:
     """The asyncio client in a process of its own, so it never shares an interpreter with what it measures."""
     match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     host, port, path = match.groups()  # type: ignore[union-attr]
     code = (
-        "import asyncio, json, sys; sys.path.insert(0, sys.argv[1]); import serve_load as s; "
+        "import asyncio, json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import serve_load as s; "
         "print(json.dumps(asyncio.run(s._python_client(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
-        "sys.argv[5].encode(), int(sys.argv[6]), float(sys.argv[7])))))"
+        "Path(sys.argv[5]).read_bytes(), int(sys.argv[6]), float(sys.argv[7]), sys.argv[8]))))"
     )
-    args = [str(Path(__file__).parent), host, port, path, body, str(connections), str(seconds)]
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
+    body_path = _body_file(body)
+    args = [str(Path(__file__).parent), host, port, path, body_path, str(connections), str(seconds), content_type]
+    try:
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(body_path)
     return json.loads(out)
 
 
@@ -251,6 +273,16 @@ def main() -> None:
     )
     parser.add_argument("--swaps", type=int, default=10, help="hot swaps of the served policy under load (default: 10)")
     parser.add_argument("--swap-rss", type=int, default=50, help="then this many swaps back to back: RSS (default: 50)")
+    parser.add_argument(
+        "--image-connections",
+        type=int,
+        nargs="*",
+        default=[1, 16],
+        help="connections for /act with an image (a PNG frame per request, with a session) on an untrained "
+        "rlship/CartPolePixels-v1 CNN; none: skip the pixel part (default: 1 16)",
+    )
+    parser.add_argument("--image-batch", type=int, default=64, help="raw frames per /act_batch call (default: 64)")
+    parser.add_argument("--skip-vectors", action="store_true", help="only the pixel part (and the swaps, if any)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -268,11 +300,17 @@ def main() -> None:
     rlship_exe = str(Path(sys.executable).parent / "rlship")
     max_batch = str(max(4096, args.batch_size))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RLSHIP_MAX_BATCH": max_batch}
+    sources = ["default"]
+    tmp = tempfile.TemporaryDirectory(prefix="rlship-serve-load-")
+    if args.image_connections:
+        env[PIXELS_ENV] = str(pixel_policy().save(Path(tmp.name) / "pix"))
+        sources.append(f"pix={env[PIXELS_ENV]}")
     procs = {
         "rlship": start(
             [
                 rlship_exe,
                 "serve",
+                *sources,
                 "--port",
                 str(ports["rlship"]),
                 "--max-batch",
@@ -298,6 +336,10 @@ def main() -> None:
         print(f"client: {client_name}; cpus: {os.cpu_count()}; load average before: {load1[0]:.2f} (1 min)")
         for name in servers:  # warm-up: first requests allocate
             load(f"http://127.0.0.1:{ports[name]}/act", ACT_BODY, 16, 1)
+        if args.image_connections:
+            pixels_benchmark(load, {k: v for k, v in ports.items() if k in ("rlship", "bare")}, args)
+        if args.skip_vectors:
+            return
 
         rows = []
         for c in args.connections:
@@ -356,8 +398,131 @@ def main() -> None:
     finally:
         for proc in procs.values():
             stop(proc)
+        tmp.cleanup()
     if args.swaps > 0 or args.swap_rss > 0:
         swap_benchmark(load, args.swaps, args.swap_rss, max_batch)
+
+
+def pixel_policy() -> object:
+    """An untrained rlship/CartPolePixels-v1 CNN of the DQN preset's shape (the default conv layers, 256 hidden):
+    the forward pass a served pixel policy does."""
+    import gymnasium as gym
+    import torch
+
+    from rlship.games.cartpole_pixels import PREPROCESSING
+    from rlship.networks import network_spec
+    from rlship.policy import new_policy
+
+    torch.manual_seed(0)
+    space = gym.spaces.Box(0, 255, PREPROCESSING.observation_shape, np.uint8)
+    spec = network_spec(PREPROCESSING.observation_shape, (256,), "relu", {"q_values": 2})
+    return new_policy(
+        "dqn",
+        "rlship/CartPolePixels-v1",
+        space,
+        gym.spaces.Discrete(2),
+        spec,
+        {},
+        seed=0,
+        action_distribution="epsilon_greedy",
+        frames=PREPROCESSING,
+    )
+
+
+def rendered_frames(n: int) -> list[np.ndarray]:
+    """n raw 400x600 RGB frames of CartPole-v1 as Gymnasium renders them (random play, new episodes as needed)."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    frames = []
+    rng = np.random.default_rng(0)
+    while len(frames) < n:
+        frames.append(env.render())
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return frames
+
+
+def pixels_benchmark(load: object, ports: dict[str, int], args: argparse.Namespace) -> None:
+    """POST /act with one raw PNG frame per request in a session (the server decodes, preprocesses, stacks and runs
+    the CNN), rlship beside the bare uvicorn endpoint running the same routes; then frames/s on /act_batch with
+    `--image-batch` raw frames per call, as one .npy body and as base64 PNGs in JSON."""
+    import base64
+
+    import httpx
+
+    from rlship.serving.images import array_as_npy, frame_as_png
+
+    frames = rendered_frames(args.image_batch)
+    png = frame_as_png(frames[-1])
+    ids = [f"b{i}" for i in range(args.image_batch)]
+    npy_body = array_as_npy(np.stack(frames))
+    json_body = json.dumps({"images": [base64.b64encode(frame_as_png(f)).decode() for f in frames], "sessions": ids})
+    for port in ports.values():  # start the sessions the measured requests continue
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            query = {"session": "bench", "reset": "true"}
+            assert (
+                client.post(
+                    "/policies/pix/act", content=png, params=query, headers={"content-type": "image/png"}
+                ).status_code
+                == 200
+            )
+            query = {"sessions": ",".join(ids), "reset": "true"}
+            answer = client.post(
+                "/policies/pix/act_batch", content=npy_body, params=query, headers={"content-type": "application/x-npy"}
+            )
+            assert answer.status_code == 200, answer.text
+    load1 = os.getloadavg()
+    path = "/policies/pix/act?session=bench"
+    for port in ports.values():  # warm-up
+        load(f"http://127.0.0.1:{port}{path}", png, 4, 1, "image/png")  # type: ignore[operator]
+    rows = [
+        (c, interleaved(load, ports, path, png, c, args.seconds, args.rounds, "image/png"))
+        for c in args.image_connections
+    ]
+    batch_path = f"/policies/pix/act_batch?sessions={','.join(ids)}"
+    by_npy = interleaved(
+        load, ports, batch_path, npy_body, args.batch_connections, args.seconds, args.rounds, "application/x-npy"
+    )
+    by_json = interleaved(
+        load, ports, "/policies/pix/act_batch", json_body, args.batch_connections, args.seconds, args.rounds
+    )
+    load2 = os.getloadavg()
+    print(
+        f"\nPOST /act with an image: one raw 600x400 RGB CartPole frame as image/png ({len(png):,} bytes) per request, "
+        "continuing a session (decode, crop + grey + resize to 25x100, stack of 2, CNN forward); untrained "
+        f"rlship/CartPolePixels-v1 CNN; {args.rounds} rounds of {args.seconds:g} s per server, in turns\n"
+    )
+    print(
+        "| connections | rlship req/s | bare req/s | ratio | rlship p50 ms | bare p50 ms | rlship p99 ms | bare p99 ms "
+        "| p99 ratio | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c, m in rows:
+        r, b = m["rlship"], m["bare"]
+        print(
+            f"| {c} | {r['rps']:.0f} | {b['rps']:.0f} | {r['rps'] / b['rps']:.2f} | {r['p50']:.2f} | {b['p50']:.2f} "
+            f"| {r['p99']:.2f} | {b['p99']:.2f} | {r['p99'] / b['p99']:.2f} | {r['errors'] + b['errors']} |"
+        )
+    print(
+        f"\nPOST /act_batch with raw frames: {args.image_batch} frames per call, each continuing its own session, "
+        f"{args.batch_connections} connections\n"
+    )
+    print("| body | server | calls/s | frames/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for label, result in (
+        (f".npy ({len(npy_body) / 2**20:.1f} MiB)", by_npy),
+        (f"JSON, base64 PNGs ({len(json_body) / 2**10:.0f} KiB)", by_json),
+    ):
+        for name, m in result.items():
+            print(
+                f"| {label} | {name} | {m['rps']:.1f} | {m['rps'] * args.image_batch:,.0f} | {m['p50']:.1f} "
+                f"| {m['p99']:.1f} | {m['errors']} |"
+            )
+    print(f"\nload average during the pixel part: {load1[0]:.2f} -> {load2[0]:.2f} (1 min) on {os.cpu_count()} cpus")
 
 
 def print_plain(rows: list[dict], batch: dict[str, dict[str, float]], batch_size: int) -> None:
@@ -465,14 +630,22 @@ def swap_benchmark(load: object, swaps: int, rss_swaps: int, max_batch: str) -> 
 
 
 def interleaved(
-    load: object, ports: dict[str, int], path: str, body: str, connections: int, seconds: float, rounds: int
+    load: object,
+    ports: dict[str, int],
+    path: str,
+    body: str | bytes,
+    connections: int,
+    seconds: float,
+    rounds: int,
+    content_type: str = JSON,
 ) -> dict[str, dict[str, float]]:
     """Both servers measured in turns (rlship, bare, rlship, ...) so a change in the machine's load hits both;
     req/s is the mean over rounds, latencies the median of the rounds' percentiles."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports if name != "null"}
     for _ in range(rounds):
         for name in runs:
-            runs[name].append(load(f"http://127.0.0.1:{ports[name]}{path}", body, connections, seconds))  # type: ignore[operator]
+            url = f"http://127.0.0.1:{ports[name]}{path}"
+            runs[name].append(load(url, body, connections, seconds, content_type))  # type: ignore[operator]
     return {
         name: {
             "rps": float(np.mean([m["rps"] for m in ms])),

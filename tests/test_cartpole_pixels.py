@@ -19,6 +19,7 @@ from safetensors import safe_open
 import rlship  # noqa: F401 (registers the rlship/ envs)
 from rlship import evaluate, load_policy
 from rlship.cli import main
+from rlship.errors import UsageError
 from rlship.games.cartpole_pixels import PREPROCESSING, RENDER_MAX_DIFFERENCE, RENDER_TOLERANCE, draw_frames
 from rlship.hub.package import package_policy
 from rlship.training import ALGORITHMS
@@ -166,3 +167,21 @@ def test_dqn_ctrl_c_checkpoints_its_uint8_replay_memory_and_resumes(
     assert main(["train", "dqn", ENV, "--resume", str(out), "--no-progress"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["interrupted"] is False and results["training"]["resumed_at_env_steps"] == [first.env_steps]
+
+
+def test_ppo_trains_the_same_cnn_with_policy_and_value_heads(tmp_path: Path) -> None:
+    cfg = ALGORITHMS["ppo"].make_config(
+        ENV, total_steps=512, num_envs=4, n_steps=64, minibatch_size=128, epochs=1, eval_episodes=2
+    )
+    run = ALGORITHMS["ppo"].train(ENV, cfg, seed=0, out=tmp_path / "run", progress=False)
+    config = json.loads((run.out / "config.json").read_text())
+    assert config["network"]["kind"] == "cnn_heads" and config["network"]["heads"] == {"logits": 2, "value": 1}
+    policy = load_policy(run.out)
+    obs, _ = gym.make(ENV).reset(seed=0)
+    result = policy.act(obs)
+    assert result.values is not None and result.probabilities.shape == (1, 2)
+    np.testing.assert_allclose(result.probabilities, run.policy.act(obs).probabilities, rtol=1e-6)
+    with pytest.raises(UsageError, match="drop --normalize-obs"):  # the network scales pixels itself
+        ALGORITHMS["ppo"].train(
+            ENV, ALGORITHMS["ppo"].make_config(ENV, normalize_obs=True), seed=0, out=tmp_path / "x", progress=False
+        )

@@ -316,7 +316,14 @@ def test_the_docker_image_and_the_bento_set_every_limit() -> None:
         assert limits == ServerLimits.from_env(
             {
                 k: env[k]
-                for k in ("RLSHIP_KEEP_ALIVE", "RLSHIP_HEADER_TIMEOUT", "RLSHIP_BODY_TIMEOUT", "RLSHIP_MAX_CONNECTIONS")
+                for k in (
+                    "RLSHIP_KEEP_ALIVE",
+                    "RLSHIP_HEADER_TIMEOUT",
+                    "RLSHIP_BODY_TIMEOUT",
+                    "RLSHIP_MAX_CONNECTIONS",
+                    "RLSHIP_MAX_SESSIONS",
+                    "RLSHIP_SESSION_IDLE",
+                )
             }
         )
         assert limits.max_connections is not None  # recorded, not left to the machine's `ulimit -n`

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 
 from rlship import schema
 from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
-from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError
+from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError, UsageError
 from rlship.frames import FramePreprocessing
 from rlship.lazy_torch import torch
 from rlship.network_spec import AnyNetworkSpec, CNNSpec, check_network_size, network_spec_from_dict
@@ -312,6 +312,10 @@ def new_policy(
         distribution["epsilon"] = epsilon
     if action_distribution == "gaussian":
         distribution.update(log_std=log_std, bound=bound)
+    if normalize_obs and frames is not None:
+        raise UsageError(
+            f"{env_id} has image observations, which the network scales to [0, 1] itself; drop --normalize-obs"
+        )
     obs_norm = ObsNormalizer(tuple(observation_space.shape), clip=obs_clip) if normalize_obs else None
     config = {
         "format_version": FORMAT_VERSION,

@@ -68,6 +68,12 @@ def register(sub: Subparsers) -> None:
     sim.add_argument("--stochastic", action="store_true", help="ask for sampled actions instead of greedy ones")
     sim.add_argument("--batch", action="store_true", help="one POST /act_batch per step for all running episodes")
     sim.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default: 10)")
+    sim.add_argument(
+        "--frames",
+        choices=("png", "npy"),
+        default="png",
+        help="pixel policies: send each raw rendered frame (env.render()) as a PNG or a .npy (default: png)",
+    )
 
 
 def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
@@ -111,6 +117,20 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
         f"${limits.MAX_CONNECTIONS_ENV}, else {limits.DEFAULT_MAX_CONNECTIONS} or `ulimit -n` minus "
         f"{limits.RESERVED_FDS}, whichever is lower)",
     )
+    group.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        help=f"pixel policies: frame-stack sessions kept per worker and policy, least recently used evicted "
+        f"(default: ${limits.MAX_SESSIONS_ENV}, else {limits.DEFAULT_MAX_SESSIONS})",
+    )
+    group.add_argument(
+        "--session-idle",
+        type=float,
+        default=None,
+        help=f"pixel policies: seconds after its last frame that a session is dropped "
+        f"(default: ${limits.SESSION_IDLE_ENV}, else {limits.DEFAULT_SESSION_IDLE:g})",
+    )
 
 
 def _server_limits(args: argparse.Namespace) -> ServerLimits:
@@ -125,6 +145,8 @@ def _server_limits(args: argparse.Namespace) -> ServerLimits:
         "header_timeout": args.header_timeout,
         "keep_alive": args.keep_alive,
         "max_connections": args.max_connections,
+        "max_sessions": args.max_sessions,
+        "session_idle": args.session_idle,
     }
     return replace(ServerLimits.from_env(), **{k: v for k, v in flags.items() if v is not None})
 
@@ -185,6 +207,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         deterministic=not args.stochastic,
         batch=args.batch,
         timeout=args.timeout,
+        frames=args.frames,
     )
     print(result.report())
     return 0

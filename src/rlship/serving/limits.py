@@ -48,11 +48,16 @@ BODY_TIMEOUT_ENV = "RLSHIP_BODY_TIMEOUT"
 HEADER_TIMEOUT_ENV = "RLSHIP_HEADER_TIMEOUT"
 KEEP_ALIVE_ENV = "RLSHIP_KEEP_ALIVE"
 MAX_CONNECTIONS_ENV = "RLSHIP_MAX_CONNECTIONS"
+MAX_SESSIONS_ENV = "RLSHIP_MAX_SESSIONS"
+SESSION_IDLE_ENV = "RLSHIP_SESSION_IDLE"
 
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE = 5  # uvicorn's and BentoML's own default
 DEFAULT_MAX_CONNECTIONS = 4096
+# pixel policies' frame-stack sessions (rlship.serving.sessions), per worker and policy
+DEFAULT_MAX_SESSIONS = 1024
+DEFAULT_SESSION_IDLE = 60.0
 # File descriptors a worker needs besides its client connections (libraries, logs, BentoML's metrics files, the
 # listening socket); the connection cap stays this far below the process's limit.
 RESERVED_FDS = 256
@@ -79,6 +84,8 @@ class ServerLimits:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     keep_alive: int = DEFAULT_KEEP_ALIVE
     max_connections: int | None = None
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_idle: float = DEFAULT_SESSION_IDLE
 
     # (field, flag, environment variable): errors name both, since either may have set the value
     NAMES: ClassVar[tuple[tuple[str, str, str], ...]] = (
@@ -87,6 +94,8 @@ class ServerLimits:
         ("header_timeout", "--header-timeout", HEADER_TIMEOUT_ENV),
         ("keep_alive", "--keep-alive", KEEP_ALIVE_ENV),
         ("max_connections", "--max-connections", MAX_CONNECTIONS_ENV),
+        ("max_sessions", "--max-sessions", MAX_SESSIONS_ENV),
+        ("session_idle", "--session-idle", SESSION_IDLE_ENV),
     )
 
     def __post_init__(self) -> None:
@@ -115,6 +124,8 @@ class ServerLimits:
             "header_timeout": float,
             "keep_alive": int,
             "max_connections": int,
+            "max_sessions": int,
+            "session_idle": float,
         }
         values: dict[str, Any] = {}
         for field, _flag, env in cls.NAMES:

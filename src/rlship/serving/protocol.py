@@ -120,6 +120,16 @@ class PolicyInfo(BaseModel):
         description="Box actions: low and high, how samples are brought into them (clip or tanh) and the log std's "
         "kind (state_independent or state_dependent)",
     )
+    observation_preprocessing: dict[str, Any] | None = Field(
+        None,
+        description="pixel policies: how one rendered frame becomes part of the observation (crop, resize, grey, "
+        "frame stack), as in config.json",
+    )
+    image_input: dict[str, Any] | None = Field(
+        None,
+        description="pixel policies: what to send (the whole stack, or one raw frame per step with a session), the "
+        "accepted forms and their limits",
+    )
     observation_normalization: dict[str, Any] | None = Field(
         None, description="the normalisation applied to observations inside the policy: mean, var, count, clip, epsilon"
     )
@@ -179,6 +189,7 @@ def expected_body(policy: Policy, batch: bool) -> str:
 
 
 def max_body_bytes(policy: Policy, max_batch: int) -> int:
+    """The largest body a vector policy's requests need (a pixel policy's: `registry.max_body_bytes`)."""
     return 4096 + max_batch * int(np.prod(policy.spec.obs_shape)) * BYTES_PER_NUMBER
 
 
@@ -324,6 +335,10 @@ def policy_info(policy: Policy, max_batch: int, name: str = "default", generatio
     }
     if random_actions:
         info["note"] = RANDOM_NOTE
+    if spec.frames is not None:
+        info["observation_preprocessing"] = spec.frames.to_dict()
+        # every pixel's bounds are 0 and 255: say so once rather than list them (50,000 numbers for CartPole pixels)
+        info["observation_space"] = {**info["observation_space"], "low": 0, "high": 255}
     if spec.continuous:
         bounding = spec.bounding
         info["action_bounds"] = {

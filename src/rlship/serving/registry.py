@@ -30,6 +30,7 @@ from pydantic_core import to_json
 from rlship.errors import UsageError
 from rlship.policy import Policy, load_policy
 from rlship.serving import protocol
+from rlship.serving.sessions import SessionLimits
 
 logger = logging.getLogger("rlship.serving")
 
@@ -90,6 +91,16 @@ def parse_entries(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def max_body_bytes(policy: Policy, max_batch: int) -> int:
+    """The largest body a request to `policy` may have: what `max_batch` observations need, or for a pixel policy
+    what its image forms need (`pixels.image_limits`)."""
+    if policy.spec.frames is not None:
+        from rlship.serving.pixels import image_limits
+
+        return image_limits(policy.spec.frames, max_batch).max_body
+    return protocol.max_body_bytes(policy, max_batch)
+
+
 @dataclass(frozen=True)
 class Slot:
     """One served policy: the policy and what its handlers need, computed when it was loaded."""
@@ -99,6 +110,7 @@ class Slot:
     info: bytes  # the body of GET /policy
     max_body: int  # bytes: the largest body a request to it may have
     generation: int
+    pixels: Any = None  # a pixel policy's `pixels.PixelRequests` (its request forms and frame-stack sessions)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -116,10 +128,16 @@ class Slot:
 class PolicySet:
     """The policies one worker serves, by name; the first one named is also the default (/act)."""
 
-    def __init__(self, max_batch: int = protocol.DEFAULT_MAX_BATCH, state_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        max_batch: int = protocol.DEFAULT_MAX_BATCH,
+        state_dir: str | Path | None = None,
+        session_limits: SessionLimits | None = None,
+    ) -> None:
         if max_batch < 1:
             raise UsageError(f"max_batch must be at least 1; got {max_batch}")
         self.max_batch = max_batch
+        self.session_limits = session_limits or SessionLimits()
         self.slots: dict[str, Slot] = {}
         self.default: Slot | None = None
         self.rng = np.random.default_rng()
@@ -131,12 +149,21 @@ class PolicySet:
 
     def prepare(self, name: str, policy: Policy, generation: int = 0) -> Slot:
         """A slot for `policy`, warmed up (first calls allocate) so its first client sees steady latency."""
-        zeros = np.zeros((self.max_batch, *policy.spec.obs_shape), dtype=np.float32)
-        for n in (1, min(64, self.max_batch), self.max_batch):
+        pixels = None
+        max_batch, max_body = self.max_batch, protocol.max_body_bytes(policy, self.max_batch)
+        if policy.spec.frames is not None:  # a pixel policy: its own request forms, batch limit and sessions
+            from rlship.serving.pixels import PixelRequests
+
+            pixels = PixelRequests(policy, self.max_batch, self.session_limits)
+            max_batch, max_body = pixels.limits.max_batch, pixels.limits.max_body
+        zeros = np.zeros((max_batch, *policy.spec.obs_shape), dtype=np.float32)
+        for n in sorted({1, min(64, max_batch), max_batch}):
             policy.act(zeros[:n], deterministic=True)
             policy.act(zeros[:n], deterministic=False, rng=np.random.default_rng(0))
-        info = protocol.policy_info(policy, self.max_batch, name=name, generation=generation)
-        return Slot(name, policy, to_json(info), protocol.max_body_bytes(policy, self.max_batch), generation)
+        info = protocol.policy_info(policy, max_batch, name=name, generation=generation)
+        if pixels is not None:
+            info["image_input"] = pixels.info()
+        return Slot(name, policy, to_json(info), max_body, generation, pixels)
 
     def install(self, slot: Slot) -> None:
         if slot.name not in self.slots and len(self.slots) >= MAX_POLICIES:
@@ -196,7 +223,10 @@ class PolicySet:
             ) from None
 
     def _with_generation(self, slot: Slot, generation: int) -> Slot:
-        info = protocol.policy_info(slot.policy, self.max_batch, name=slot.name, generation=generation)
+        max_batch = slot.pixels.limits.max_batch if slot.pixels is not None else self.max_batch
+        info = protocol.policy_info(slot.policy, max_batch, name=slot.name, generation=generation)
+        if slot.pixels is not None:
+            info["image_input"] = slot.pixels.info()
         return replace(slot, info=to_json(info), generation=generation)
 
     def _record(self, name: str, source: str) -> int:

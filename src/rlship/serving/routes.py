@@ -29,6 +29,7 @@ from rlship.errors import UsageError
 from rlship.policy import Policy
 from rlship.serving import limits, protocol
 from rlship.serving.registry import NAME_RULE, PolicySet, Slot, SwapError, check_name
+from rlship.serving.sessions import SessionLimits
 
 logger = logging.getLogger("rlship.serving")
 JSON = "application/json"
@@ -45,8 +46,9 @@ class PolicyRoutes:
         max_batch: int = protocol.DEFAULT_MAX_BATCH,
         admin_token: str | None = None,
         state_dir: str | Path | None = None,
+        session_limits: SessionLimits | None = None,
     ) -> None:
-        self.policies = PolicySet(max_batch, state_dir)
+        self.policies = PolicySet(max_batch, state_dir, session_limits)
         if admin_token is not None and len(admin_token) < MIN_TOKEN_LENGTH:
             raise UsageError(f"the admin token must be at least {MIN_TOKEN_LENGTH} characters long")
         self._admin_token = admin_token.encode() if admin_token else None
@@ -185,9 +187,35 @@ async def _answer(slot: Slot | None, request: Request, policies: PolicySet, batc
             f"body of {length} bytes is over this server's limit of {slot.max_body} bytes "
             f"(batches of at most {policies.max_batch} observations); split it into smaller batches",
         )
+    if slot.pixels is not None:
+        return await _answer_pixels(slot, request, policies, batch)
     body = await request.body()
     try:
         fields = protocol.act(slot.policy, body, policies.max_batch, batch, policies.rng)
+    except protocol.RequestError as exc:
+        return _error(exc.status, exc.message)
+    return Response(to_json(fields), media_type=JSON)
+
+
+async def _answer_pixels(slot: Slot, request: Request, policies: PolicySet, batch: bool) -> Response:
+    """A pixel policy's request (`rlship.serving.pixels`): JSON, image/png or application/x-npy, each bounded by
+    its own limit before the body is read."""
+    from rlship.serving.pixels import body_cap, media_type
+
+    pixels = slot.pixels
+    content_type = request.headers.get("content-type")
+    cap = body_cap(pixels.limits, content_type)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        return _error(
+            413,
+            f"a {media_type(content_type)} body of {length} bytes is over this policy's limit of {cap} bytes; send "
+            "one raw frame per request with a session, or large batches as application/x-npy (GET /policy)",
+        )
+    body = await request.body()
+    try:
+        observations, deterministic, seed = pixels.parse(body, content_type, request.query_params, batch)
+        fields = protocol.answer(slot.policy, observations, deterministic, seed, batch, policies.rng)
     except protocol.RequestError as exc:
         return _error(exc.status, exc.message)
     return Response(to_json(fields), media_type=JSON)

@@ -11,8 +11,9 @@ Configuration comes from the environment, read when each worker imports this mod
                       `Authorization: Bearer <token>`; unset, hot swap is off. Never logged.
   RLSHIP_PLAIN_API    "1": answer the policy routes through BentoML's own @bentoml.api path instead of the lean one
                       (for benchmarks/serve_load.py's comparison only; errors then take BentoML's format)
-  RLSHIP_MAX_BODY, RLSHIP_BODY_TIMEOUT, RLSHIP_HEADER_TIMEOUT, RLSHIP_MAX_CONNECTIONS: the server's bounds
-                      (`rlship.serving.limits`); RLSHIP_DRAIN_SECONDS: the drain after SIGTERM (drain.py)
+  RLSHIP_MAX_BODY, RLSHIP_BODY_TIMEOUT, RLSHIP_HEADER_TIMEOUT, RLSHIP_MAX_CONNECTIONS, RLSHIP_MAX_SESSIONS,
+  RLSHIP_SESSION_IDLE: the server's bounds (`rlship.serving.limits`; sessions: pixel policies' frame stacks);
+                      RLSHIP_DRAIN_SECONDS: the drain after SIGTERM (drain.py)
 
 How the routes are served. /act, /act_batch, /policy and /policies are `@bentoml.api` methods with pydantic
 schemas (`rlship.serving.protocol`), so BentoML's OpenAPI document (/docs.json, the /docs page) and /schema.json
@@ -45,8 +46,9 @@ from starlette.responses import JSONResponse
 
 from rlship.policy import DEFAULT_POLICY, Policy, load_policy
 from rlship.serving import drain, limits, protocol
-from rlship.serving.registry import parse_entries
+from rlship.serving.registry import max_body_bytes, parse_entries
 from rlship.serving.routes import PolicyRoutes
+from rlship.serving.sessions import SessionLimits
 
 logger = logging.getLogger("rlship.serving")
 
@@ -187,16 +189,19 @@ drain.install()  # SIGTERM with RLSHIP_DRAIN_SECONDS: /readyz 503, serve on, the
 torch.set_num_threads(1)
 POLICIES = _load_or_exit(os.environ.get(POLICY_ENV) or DEFAULT_POLICY)
 POLICY = POLICIES[0][1]  # the default policy
-routes = PolicyRoutes(
-    max_batch=_env_int(MAX_BATCH_ENV, protocol.DEFAULT_MAX_BATCH), admin_token=_admin_token(), state_dir=_state_dir()
-)
-APP = routes.app()
-PLAIN_API = os.environ.get(PLAIN_API_ENV, "0") == "1"
 # rlship.serving.limits: open connections and the time to send a request head, set in uvicorn's Config
 try:
     LIMITS = limits.ServerLimits.from_env()
 except ValueError as exc:
     raise SystemExit(f"rlship serve: {exc}") from None
+routes = PolicyRoutes(
+    max_batch=_env_int(MAX_BATCH_ENV, protocol.DEFAULT_MAX_BATCH),
+    admin_token=_admin_token(),
+    state_dir=_state_dir(),
+    session_limits=SessionLimits(LIMITS.max_sessions, LIMITS.session_idle),
+)
+APP = routes.app()
+PLAIN_API = os.environ.get(PLAIN_API_ENV, "0") == "1"
 limits.install_connection_limits(LIMITS)
 
 
@@ -292,6 +297,8 @@ class PolicyService:
 def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch: bool) -> Any:
     slot = routes.policies.default
     assert slot is not None  # BentoML sends requests only once __is_ready__ said so
+    if slot.pixels is not None:
+        raise bentoml.exceptions.InvalidArgument("RLSHIP_PLAIN_API serves vector policies only; unset it")
     try:
         observations = protocol.check_request(request, slot.policy, routes.max_batch)
         fields = protocol.answer(
@@ -310,7 +317,7 @@ PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
 PolicyService.add_asgi_middleware(
     limits.BodyLimit,
     # the largest body any served policy's largest batch needs (a policy swapped in later keeps this bound)
-    max_bytes=LIMITS.max_body or max(protocol.max_body_bytes(p, routes.max_batch) for _, p in POLICIES),
+    max_bytes=LIMITS.max_body or max(max_body_bytes(p, routes.max_batch) for _, p in POLICIES),
     timeout=LIMITS.body_timeout,
 )
 if not PLAIN_API:

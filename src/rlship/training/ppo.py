@@ -139,6 +139,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         learning_rate=1e-3,
         activation="relu",
     ),
+    # CartPole from its screen (issue 11): the CNN of networks.DEFAULT_CONV (shared by the policy and value heads)
+    # on two stacked 25x100 grey frames; CleanRL's Atari PPO settings, fewer epochs for a 2-core CPU.
+    "rlship/CartPolePixels-v1": dict(
+        total_steps=300_000,
+        num_envs=8,
+        n_steps=128,
+        epochs=4,
+        minibatch_size=256,
+        learning_rate=2.5e-4,
+        ent_coef=0.01,
+        hidden_sizes=(256,),
+        activation="relu",
+    ),
 }
 
 
