@@ -140,7 +140,7 @@ def run_sb3_process(env_id: str, seed: int, out: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(SB3_ZOO), choices=list(SB3_ZOO))
-    parser.add_argument("--seeds", nargs="+", default=["100-104"], help="rlship seeds (default: held-out 100-104)")
+    parser.add_argument("--seeds", nargs="*", default=["100-104"], help="rlship seeds (default: held-out 100-104)")
     parser.add_argument("--sb3-seeds", nargs="*", default=["100"], help="SB3 seeds (default: 100; none: skip SB3)")
     parser.add_argument("--json", type=Path, help="also append every run's figures to this JSON-lines file")
     parser.add_argument("--sb3-child", nargs=3, metavar=("ENV", "SEED", "OUT"), help=argparse.SUPPRESS)
