@@ -7,7 +7,9 @@ For each env, in the same run and on the same seeds:
   run the way its users run it: a process (this file with --sb3-child) that imports SB3, trains rl-zoo's budget,
   evaluates and saves the model. Its stop-rule watch (the time SB3 would have needed under rlship's stop rule)
   runs evaluations an SB3 user would not run: their seconds are taken out of its process time.
-Both are scored by rlship's evaluation protocol: 100 greedy episodes of gymnasium.make(ENV), eval seed 0.
+Each process's CPU seconds (user + system, from getrusage of the children) are printed beside its wall seconds: on a
+shared machine the wall seconds grow with the other jobs, the CPU seconds much less. Both are scored by rlship's
+evaluation protocol: 100 greedy episodes of gymnasium.make(ENV), eval seed 0.
 
 Seeds: held-out training seeds 100-119 (presets were tuned on 0-9 only). SB3 runs of 1e6 steps take many minutes
 on a shared 2-core machine, so SB3 runs on fewer seeds (--sb3-seeds) than rlship.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -109,16 +112,22 @@ def sb3_child(env_id: str, seed: int, out: Path) -> None:
     print(json.dumps(result), flush=True)
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
     rlship = Path(sys.executable).with_name("rlship")
     cmd = [str(rlship), "train", "ppo", env_id, "--seed", str(seed), "--out", str(out), "--no-progress"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     results = json.loads((out / "results.json").read_text())
     training = results["training"]
     return dict(
         wall=wall,
+        cpu=cpu,
         env_steps=training["env_steps"],
         train_seconds=training["train_seconds"],
         mean=results["mean_reward"],
@@ -129,11 +138,13 @@ def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
 def run_sb3_process(env_id: str, seed: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--sb3-child", env_id, str(seed), str(out)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall"] = wall - result["rule_seconds"]  # the stop-rule watch is ours, not the SB3 user's
+    # the stop-rule watch is ours, not the SB3 user's (it runs on one core, so its wall seconds are its CPU seconds)
+    result["wall"] = wall - result["rule_seconds"]
+    result["cpu"] = cpu - result["rule_seconds"]
     return result
 
 
@@ -156,7 +167,8 @@ def main() -> None:
     def record(row: dict[str, Any]) -> None:
         extra = f", SB3 met the stop rule at {row['solved_at']}" if row.get("solved_at") else ""
         print(
-            f"  {row['trainer']} {row['env']} seed {row['seed']}: {row['wall']:.1f} s, {row['env_steps']:,} env "
+            f"  {row['trainer']} {row['env']} seed {row['seed']}: {row['wall']:.1f} s wall, {row['cpu']:.1f} s CPU, "
+            f"{row['env_steps']:,} env "
             f"steps, eval {row['mean']:.1f} +/- {row['std']:.1f}{extra}",
             flush=True,
         )
@@ -181,8 +193,11 @@ def main() -> None:
             rows["sb3 ppo (rl-zoo)"].append(row)
             record(row)
 
-        print("\n| trainer | seeds | solved | median process wall s | median env steps | eval means (per seed) |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "\n| trainer | seeds | solved | median process wall s | median process CPU s | median env steps "
+            "| eval means (per seed) |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for name, runs in rows.items():
             if not runs:
                 continue
@@ -190,16 +205,18 @@ def main() -> None:
             means = ", ".join(f"{r['mean']:.1f}" for r in runs)
             print(
                 f"| {name} | {', '.join(str(r['seed']) for r in runs)} | {solved}/{len(runs)} | "
-                f"{statistics.median(r['wall'] for r in runs):.1f} | "
+                f"{statistics.median(r['wall'] for r in runs):.1f} | {statistics.median(r['cpu'] for r in runs):.1f} | "
                 f"{statistics.median(r['env_steps'] for r in runs):,.0f} | {means} |"
             )
         ours, theirs = rows["rlship ppo"], rows["sb3 ppo (rl-zoo)"]
         if ours and theirs:
             ratio = statistics.median(r["wall"] for r in theirs) / statistics.median(r["wall"] for r in ours)
+            cpu_ratio = statistics.median(r["cpu"] for r in theirs) / statistics.median(r["cpu"] for r in ours)
             score_ours = statistics.mean(r["mean"] for r in ours)
             score_theirs = statistics.mean(r["mean"] for r in theirs)
             print(
-                f"ratio SB3 / rlship median process wall: {ratio:.2f}x (> 1: rlship faster); mean eval score "
+                f"ratio SB3 / rlship median process wall: {ratio:.2f}x, CPU: {cpu_ratio:.2f}x (> 1: rlship faster); "
+                "mean eval score "
                 f"rlship {score_ours:.1f}, SB3 {score_theirs:.1f}"
             )
 
