@@ -33,14 +33,25 @@ class SB3Run:
     evaluation: EvalResult  # the protocol's evaluation of the model when `learn` returned
     solved_at: tuple[float, int] | None  # (wall seconds, env steps) when the stop rule was met, if it was
     solved_evaluation: EvalResult | None  # the protocol's evaluation of the model at that moment
+    rule_seconds: float = 0.0  # wall seconds the stop rule's own evaluations took (kept out of the above)
 
 
 def run_sb3(
-    model: Any, total_steps: int, window: int, confirm_episodes: int, stop_when_solved: bool, env_id: str = ENV
+    model: Any,
+    total_steps: int,
+    window: int,
+    confirm_episodes: int,
+    stop_when_solved: bool,
+    env_id: str = ENV,
+    threshold: float = THRESHOLD,
+    act: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> SB3Run:
     """`model.learn(total_steps)` watched by rlship's stop rule (checked after each rollout); with
     `stop_when_solved` the run ends there, like an rlship run, else it goes on to the full budget. The time the
-    rule's evaluations take is kept out of the reported wall time."""
+    rule's evaluations take is kept out of the reported wall time. `act` (default: the model's greedy `predict`)
+    is what the evaluations call, e.g. one that normalises observations first when SB3 trained behind
+    VecNormalize."""
+    act = act or sb3_act(model)
     from stable_baselines3.common.callbacks import BaseCallback
 
     class SameStopRule(BaseCallback):
@@ -57,14 +68,14 @@ def run_sb3(
 
         def _on_rollout_end(self) -> None:
             returns = [e["r"] for e in list(self.model.ep_info_buffer)[-window:]]
-            if self.solved_at or len(returns) < window or np.mean(returns) < THRESHOLD:
+            if self.solved_at or len(returns) < window or np.mean(returns) < threshold:
                 return
             t = time.perf_counter()
-            result = evaluate_fn(sb3_act(self.model), env_id, confirm_episodes, CONFIRM_EVAL_SEED + self.confirms)
+            result = evaluate_fn(act, env_id, confirm_episodes, CONFIRM_EVAL_SEED + self.confirms)
             self.confirms += 1
-            if result.mean_reward >= THRESHOLD:
+            if result.mean_reward >= threshold:
                 self.solved_at = (t - start - self.eval_seconds, self.num_timesteps)
-                self.solved_evaluation = evaluate_fn(sb3_act(self.model), env_id, 100, seed=0)
+                self.solved_evaluation = evaluate_fn(act, env_id, 100, seed=0)
                 self.stop = stop_when_solved
             self.eval_seconds += time.perf_counter() - t
 
@@ -72,6 +83,7 @@ def run_sb3(
     start = time.perf_counter()
     model.learn(total_steps, callback=callback)
     full = time.perf_counter() - start - callback.eval_seconds
-    evaluation = callback.solved_evaluation if callback.stop else evaluate_fn(sb3_act(model), env_id, 100, seed=0)
+    evaluation = callback.solved_evaluation if callback.stop else evaluate_fn(act, env_id, 100, seed=0)
     assert evaluation is not None
-    return SB3Run(full, int(model.num_timesteps), evaluation, callback.solved_at, callback.solved_evaluation)
+    steps = int(model.num_timesteps)
+    return SB3Run(full, steps, evaluation, callback.solved_at, callback.solved_evaluation, callback.eval_seconds)

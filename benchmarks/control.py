@@ -1,0 +1,225 @@
+"""LunarLander and continuous control: rlship PPO's presets beside SB3 PPO with rl-zoo's settings, whole processes.
+
+For each env, in the same run and on the same seeds:
+- rlship: `rlship train ppo ENV --seed S --out DIR --no-progress` with the env's preset, a process timed from its
+  start to its exit (the evaluated artifact on disk; the run ends at rlship's stop rule or its budget);
+- SB3: PPO with rl-zoo's settings for the env (hyperparams/ppo.yml; VecNormalize and gSDE where rl-zoo uses them),
+  run the way its users run it: a process (this file with --sb3-child) that imports SB3, trains rl-zoo's budget,
+  evaluates and saves the model. Its stop-rule watch (the time SB3 would have needed under rlship's stop rule)
+  runs evaluations an SB3 user would not run: their seconds are taken out of its process time.
+Each process's CPU seconds (user + system, from getrusage of the children) are printed beside its wall seconds: on a
+shared machine the wall seconds grow with the other jobs, the CPU seconds much less. Both are scored by rlship's
+evaluation protocol: 100 greedy episodes of gymnasium.make(ENV), eval seed 0.
+
+Seeds: held-out training seeds 100-119 (presets were tuned on 0-9 only). SB3 runs of 1e6 steps take many minutes
+on a shared 2-core machine, so SB3 runs on fewer seeds (--sb3-seeds) than rlship.
+
+    python benchmarks/control.py --envs LunarLander-v3 --seeds 100 101 102 103 104 --sb3-seeds 100
+    python benchmarks/control.py --envs MountainCarContinuous-v0 --seeds 100-104 --sb3-seeds 100 101
+    python benchmarks/control.py --envs LunarLanderContinuous-v3 --sb3-seeds   # rlship only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import run_sb3
+
+# rl-zoo hyperparams/ppo.yml (rl-baselines3-zoo master; its -v2 LunarLander entries, the same for -v3)
+_LANDER: dict[str, Any] = dict(
+    n_envs=16,
+    total_steps=1_000_000,
+    kwargs=dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01),
+)
+SB3_ZOO: dict[str, dict[str, Any]] = {
+    "LunarLander-v3": _LANDER,
+    "LunarLanderContinuous-v3": _LANDER,
+    "MountainCarContinuous-v0": dict(
+        n_envs=1,
+        total_steps=20_000,
+        normalize=True,
+        kwargs=dict(
+            batch_size=256,
+            n_steps=8,
+            gamma=0.9999,
+            learning_rate=7.77e-5,
+            ent_coef=0.00429,
+            clip_range=0.1,
+            n_epochs=10,
+            gae_lambda=0.9,
+            max_grad_norm=5.0,
+            vf_coef=0.19,
+            use_sde=True,
+            policy_kwargs=dict(log_std_init=-3.29, ortho_init=False),
+        ),
+    ),
+}
+WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule (its defaults), as the SB3 watch applies it
+
+
+def seeds_arg(values: list[str]) -> list[int]:
+    """`100 101` or `100-104` (or a mix)."""
+    out: list[int] = []
+    for v in values:
+        lo, _, hi = v.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def sb3_child(env_id: str, seed: int, out: Path) -> None:
+    """One SB3 run as its users make it (rl-zoo's settings), watched by rlship's stop rule; prints a JSON line."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    zoo = SB3_ZOO[env_id]
+    env = make_vec_env(env_id, n_envs=zoo["n_envs"], seed=seed)
+    if zoo.get("normalize"):  # rl-zoo's `normalize: true`: observations and rewards, with the algorithm's gamma
+        env = VecNormalize(env, gamma=zoo["kwargs"]["gamma"])
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo["kwargs"])
+
+    def act(obs: Any) -> Any:
+        if isinstance(env, VecNormalize):
+            obs = env.normalize_obs(obs)
+        return model.predict(obs, deterministic=True)[0]
+
+    threshold = gym.spec(env_id).reward_threshold
+    run = run_sb3(model, zoo["total_steps"], WINDOW, CONFIRM_EPISODES, False, env_id, threshold, act)
+    model.save(out / "model.zip")
+    if isinstance(env, VecNormalize):
+        env.save(str(out / "vec_normalize.pkl"))
+    result = dict(
+        env_steps=run.env_steps,
+        learn_seconds=run.full_seconds,
+        rule_seconds=run.rule_seconds,
+        mean=run.evaluation.mean_reward,
+        std=run.evaluation.std_reward,
+        solved_at=run.solved_at,
+        solved_mean=run.solved_evaluation.mean_reward if run.solved_evaluation else None,
+    )
+    print(json.dumps(result), flush=True)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
+    rlship = Path(sys.executable).with_name("rlship")
+    cmd = [str(rlship), "train", "ppo", env_id, "--seed", str(seed), "--out", str(out), "--no-progress"]
+    start, cpu = time.perf_counter(), children_cpu()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    results = json.loads((out / "results.json").read_text())
+    training = results["training"]
+    return dict(
+        wall=wall,
+        cpu=cpu,
+        env_steps=training["env_steps"],
+        train_seconds=training["train_seconds"],
+        mean=results["mean_reward"],
+        std=results["std_reward"],
+    )
+
+
+def run_sb3_process(env_id: str, seed: int, out: Path) -> dict[str, Any]:
+    out.mkdir(parents=True)
+    cmd = [sys.executable, __file__, "--sb3-child", env_id, str(seed), str(out)]
+    start, cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the stop-rule watch is ours, not the SB3 user's (it runs on one core, so its wall seconds are its CPU seconds)
+    result["wall"] = wall - result["rule_seconds"]
+    result["cpu"] = cpu - result["rule_seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=list(SB3_ZOO), choices=list(SB3_ZOO))
+    parser.add_argument("--seeds", nargs="*", default=["100-104"], help="rlship seeds (default: held-out 100-104)")
+    parser.add_argument("--sb3-seeds", nargs="*", default=["100"], help="SB3 seeds (default: 100; none: skip SB3)")
+    parser.add_argument("--json", type=Path, help="also append every run's figures to this JSON-lines file")
+    parser.add_argument("--sb3-child", nargs=3, metavar=("ENV", "SEED", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sb3_child:
+        env_id, seed, out = args.sb3_child
+        sb3_child(env_id, int(seed), Path(out))
+        return
+    seeds, sb3_seeds = seeds_arg(args.seeds), seeds_arg(args.sb3_seeds)
+    tmp = Path(tempfile.mkdtemp(prefix="rlship-bench-control-"))
+    print("eval: 100 greedy episodes, eval seed 0; one torch thread; wall: whole process, start to evaluated artifact")
+
+    def record(row: dict[str, Any]) -> None:
+        extra = f", SB3 met the stop rule at {row['solved_at']}" if row.get("solved_at") else ""
+        print(
+            f"  {row['trainer']} {row['env']} seed {row['seed']}: {row['wall']:.1f} s wall, {row['cpu']:.1f} s CPU, "
+            f"{row['env_steps']:,} env "
+            f"steps, eval {row['mean']:.1f} +/- {row['std']:.1f}{extra}",
+            flush=True,
+        )
+        if args.json:
+            with args.json.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    import gymnasium as gym
+
+    for env_id in args.envs:
+        threshold = gym.spec(env_id).reward_threshold
+        print(f"\n{env_id} (solved: eval mean >= {threshold:g}); rlship seeds {seeds}, SB3 seeds {sb3_seeds}")
+        rows: dict[str, list[dict[str, Any]]] = {"rlship ppo": [], "sb3 ppo (rl-zoo)": []}
+        for seed in seeds:
+            run = run_rlship(env_id, seed, tmp / f"r-{env_id}-{seed}")
+            row = dict(trainer="rlship ppo", env=env_id, seed=seed, **run)
+            rows["rlship ppo"].append(row)
+            record(row)
+        for seed in sb3_seeds:
+            run = run_sb3_process(env_id, seed, tmp / f"s-{env_id}-{seed}")
+            row = dict(trainer="sb3 ppo (rl-zoo)", env=env_id, seed=seed, **run)
+            rows["sb3 ppo (rl-zoo)"].append(row)
+            record(row)
+
+        print(
+            "\n| trainer | seeds | solved | median process wall s | median process CPU s | median env steps "
+            "| eval means (per seed) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for name, runs in rows.items():
+            if not runs:
+                continue
+            solved = sum(r["mean"] >= threshold for r in runs)
+            means = ", ".join(f"{r['mean']:.1f}" for r in runs)
+            print(
+                f"| {name} | {', '.join(str(r['seed']) for r in runs)} | {solved}/{len(runs)} | "
+                f"{statistics.median(r['wall'] for r in runs):.1f} | {statistics.median(r['cpu'] for r in runs):.1f} | "
+                f"{statistics.median(r['env_steps'] for r in runs):,.0f} | {means} |"
+            )
+        ours, theirs = rows["rlship ppo"], rows["sb3 ppo (rl-zoo)"]
+        if ours and theirs:
+            ratio = statistics.median(r["wall"] for r in theirs) / statistics.median(r["wall"] for r in ours)
+            cpu_ratio = statistics.median(r["cpu"] for r in theirs) / statistics.median(r["cpu"] for r in ours)
+            score_ours = statistics.mean(r["mean"] for r in ours)
+            score_theirs = statistics.mean(r["mean"] for r in theirs)
+            print(
+                f"ratio SB3 / rlship median process wall: {ratio:.2f}x, CPU: {cpu_ratio:.2f}x (> 1: rlship faster); "
+                "mean eval score "
+                f"rlship {score_ours:.1f}, SB3 {score_theirs:.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
