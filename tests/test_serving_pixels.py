@@ -415,3 +415,17 @@ def test_simulate_cli_on_cartpole_pixels_matches_evaluate_cli(url: str, cnn_retu
     )
     line = next(x for x in simulated.stdout.splitlines() if x.startswith("episode returns:"))
     assert line == f"episode returns: [{', '.join(f'{r:g}' for r in cnn_returns)}]", simulated.stdout
+
+
+def test_sessions_work_over_one_connection_with_several_workers(artifacts: dict[str, Path]) -> None:
+    """README "Sessions and several workers": a keep-alive connection stays on the worker that accepted it, so a
+    session sent over one connection keeps its stack whatever --workers is; its answers are the env's."""
+    policy = load_policy(artifacts["pix"])
+    frames, observations = rendered(seed=51, steps=6)
+    expected = policy.act(np.stack(observations)).q_values
+    with served(f"pix={artifacts['pix']}", "--workers", "2") as base, httpx.Client(base_url=base, timeout=30) as c:
+        got = []
+        for t, frame in enumerate(frames):
+            query = {"session": "one-connection", "reset": str(t == 0).lower()}
+            got.append(ok(c.post("/act", content=png(frame), params=query, headers={"content-type": "image/png"})))
+    np.testing.assert_allclose([a["q_values"] for a in got], expected, rtol=1e-5, atol=1e-4)

@@ -296,6 +296,8 @@ def sample_observations(policy: Policy, n: int = CHECK_OBSERVATIONS, seed: int =
     bounded = np.isfinite(low) & np.isfinite(high)
     uniform = rng.uniform(np.where(bounded, low, 0.0), np.where(bounded, high, 1.0), size=(n, *space.shape))
     normal = rng.standard_normal((n, *space.shape))
+    if np.issubdtype(space.dtype, np.integer):  # an image's pixels: whole numbers, as the policy accepts them
+        uniform = np.floor(uniform)
     return np.where(bounded, uniform, normal).astype(np.float32)
 
 

@@ -295,10 +295,7 @@ class PixelRequests:
             check_session_id(session)
         if len(set(sessions)) != n:
             raise RequestError(422, "a session appears twice in one batch; send one frame per session per request")
-        for session, is_reset in zip(sessions, resets, strict=True):
-            if not is_reset:
-                self.sessions.check_continuing(session)
-        return np.stack([self.sessions.step(s, f, r) for s, f, r in zip(sessions, frames, resets, strict=True)])
+        return self.sessions.step_many(sessions, frames, resets)
 
     def info(self) -> dict[str, Any]:
         """What /policy says a client must send to this policy."""

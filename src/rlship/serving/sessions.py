@@ -80,9 +80,26 @@ class SessionStore:
         while len(self._gone) > self.limits.max_sessions:
             self._gone.popitem(last=False)
 
-    def check_continuing(self, session: str) -> None:
-        """Raise 409 if `session` has no frames here (so a batch can be checked whole before any session moves)."""
+    def step_many(self, sessions: list[str], frames: list[np.ndarray], resets: list[bool]) -> np.ndarray:
+        """The observations after one frame per session (distinct sessions), all checked first at one instant: a
+        batch with one session that is gone changes no session."""
+        if len(sessions) > self.limits.max_sessions:
+            raise RequestError(
+                413,
+                f"{len(sessions)} sessions in one batch; this server keeps at most {self.limits.max_sessions} per "
+                "policy and worker (--max-sessions / RLSHIP_MAX_SESSIONS): split the batch",
+            )
         self._drop_idle(self.clock())
+        for session, reset in zip(sessions, resets, strict=True):
+            if not reset:
+                self.check_continuing(session)
+        for session in sessions:  # most recently used now: the batch's new sessions never evict its own
+            if session in self._stacks:
+                self._stacks.move_to_end(session)
+        return np.stack([self.step(s, f, r) for s, f, r in zip(sessions, frames, resets, strict=True)])
+
+    def check_continuing(self, session: str) -> None:
+        """Raise 409 if `session` has no frames here."""
         if session in self._stacks:
             return
         why = self._gone.get(session) or "never started on this worker (or the policy was swapped since)"
@@ -97,7 +114,6 @@ class SessionStore:
         """The observation after `frame`: a new stack of copies of it if `reset`, else the session's stack with
         it appended (the session must exist: `check_continuing`)."""
         now = self.clock()
-        self._drop_idle(now)
         entry = self._stacks.pop(session, None)
         if entry is None and not reset:
             self.check_continuing(session)
