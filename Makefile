@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints-cpu.txt
 
-.PHONY: setup demo test test-tools lint bench bench-algorithms bench-serve default-policy
+.PHONY: setup demo test test-tools lint bench bench-algorithms bench-control bench-serve default-policy
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-serve: setup
 # Every rlship algorithm beside SB3 A2C and DQN (rl-zoo settings) on CartPole-v1: about 20 minutes on 2 cores.
 bench-algorithms: $(VENV)/.bench
 	$(BIN)/python benchmarks/algorithms.py
+
+# PPO on LunarLander-v3, LunarLanderContinuous-v3 and MountainCarContinuous-v0 beside SB3 PPO (rl-zoo settings),
+# whole processes: rlship on held-out seeds 100-104, SB3 on seed 100 (about 1.5 hours on 2 quiet cores).
+bench-control: $(VENV)/.bench
+	$(BIN)/python benchmarks/control.py
 
 # Re-make the embedded default policy (the exact command the README documents).
 default-policy: setup
