@@ -138,6 +138,12 @@ class RunSettings(Settings):
     confirm_episodes: int = hp(
         20, "episodes of each confirming evaluation of the stop rule (the final one has 100)", ge=1
     )
+    confirm_std_errors: float = hp(
+        0.0,
+        "the confirming evaluation's mean must clear the threshold by this many standard errors (std / sqrt(episodes))",
+        ge=0,
+        le=10,
+    )
     eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json", ge=1)
     torch_threads: int = hp(
         1, "torch threads; small networks run fastest on one (more threads only add sync)", ge=1, le=256

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -72,20 +73,33 @@ class EpisodeStats:
 @dataclass
 class StopRule:
     """Solved when the mean of the last `window` training returns reaches `threshold` and a confirming
-    evaluation (the evaluation protocol, `episodes` greedy episodes) reaches it too."""
+    evaluation (the evaluation protocol, `episodes` greedy episodes) clears it by `std_errors` standard errors
+    of its mean: mean - std_errors * std / sqrt(episodes) >= threshold.
+
+    Why a margin: a policy whose true mean sits just under the threshold passes a bare-mean confirmation often
+    (it is a coin toss at the threshold), and the final evaluation on other episodes then reports it unsolved.
+    A policy that never fails (CartPole's 500 +/- 0) clears the margin at once, so it costs only where the
+    policy is shaky, which is where training on is what is needed."""
 
     threshold: float | None
     episodes: int = 100
+    std_errors: float = 0.0
 
     def __post_init__(self) -> None:
         self.confirmations: list[EvalResult] = []
+
+    def passes(self, result: EvalResult) -> bool:
+        """Whether one confirming evaluation clears the threshold with the margin."""
+        assert self.threshold is not None
+        margin = self.std_errors * result.std_reward / math.sqrt(result.n_eval_episodes)
+        return result.mean_reward - margin >= self.threshold
 
     def solved(self, stats: EpisodeStats, policy: Policy) -> bool:
         if self.threshold is None or not stats.full or stats.mean() < self.threshold:
             return False
         result = evaluate(policy, episodes=self.episodes, seed=CONFIRM_EVAL_SEED + len(self.confirmations))
         self.confirmations.append(result)
-        return result.mean_reward >= self.threshold
+        return self.passes(result)
 
     # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
