@@ -4,10 +4,11 @@ returns reach the threshold, and it must clear the threshold by `std_errors` sta
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from rlship import load_policy
-from rlship.evaluation import EvalResult
-from rlship.training.stop_rule import CONFIRM_EVAL_SEED, EpisodeStats, StopRule
+from rlship.evaluation import EvalResult, evaluate
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED, SCREEN_EPISODES, EpisodeStats, StopRule, joined
 
 
 def result(returns: list[float]) -> EvalResult:
@@ -57,3 +58,35 @@ def test_solved_confirms_on_its_own_seeds_only_after_the_training_returns_reach_
     assert confirmation.n_eval_episodes == 10 and confirmation.seed == CONFIRM_EVAL_SEED
     assert confirmation.mean_reward == 500.0 and confirmation.deterministic
     assert StopRule(None).solved(stats, policy) is False  # an env without a threshold never stops early
+
+
+def full_window() -> EpisodeStats:
+    stats = EpisodeStats(num_envs=1, window=2)
+    for _ in range(2):
+        stats.update(np.array([500.0]), np.array([True]), np.array([True]))
+    return stats
+
+
+def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_the_threshold() -> None:
+    good = load_policy("default")
+    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    assert rule.solved(full_window(), good)
+    assert rule.confirmations[0].n_eval_episodes == 100  # 20 screening episodes, then the other 80
+    shaky = load_policy("default")
+    torch.manual_seed(0)
+    with torch.no_grad():  # a policy that drops the pole early: it fails the screen
+        for weight in shaky.network.parameters():
+            weight.add_(0.3 * torch.randn_like(weight))
+    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    assert not rule.solved(full_window(), shaky)
+    [screened] = rule.confirmations
+    assert screened.n_eval_episodes == SCREEN_EPISODES and screened.mean_reward < 475
+    # the screen and the rest together are exactly one evaluation of all the episodes
+    whole = evaluate(shaky, episodes=100, seed=CONFIRM_EVAL_SEED)
+    parts = joined(screened, evaluate(shaky, episodes=80, seed=CONFIRM_EVAL_SEED + SCREEN_EPISODES))
+    assert parts.episode_seeds == whole.episode_seeds and parts.episode_returns == whole.episode_returns
+    assert (parts.mean_reward, parts.std_reward, parts.n_eval_episodes) == (
+        whole.mean_reward,
+        whole.std_reward,
+        100,
+    )
