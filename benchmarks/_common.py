@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from rlship.evaluation import EvalResult, evaluate_fn
-from rlship.training.stop_rule import CONFIRM_EVAL_SEED
+from rlship.training.settings import RunSettings
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED, StopRule
 
 ENV = "CartPole-v1"
 THRESHOLD = 475.0
@@ -48,10 +49,12 @@ def run_sb3(
 ) -> SB3Run:
     """`model.learn(total_steps)` watched by rlship's stop rule (checked after each rollout); with
     `stop_when_solved` the run ends there, like an rlship run, else it goes on to the full budget. The time the
-    rule's evaluations take is kept out of the reported wall time. `act` (default: the model's greedy `predict`)
-    is what the evaluations call, e.g. one that normalises observations first when SB3 trained behind
-    VecNormalize."""
+    rule's evaluations take is kept out of the reported wall time. A confirmation must clear the threshold by
+    rlship's margin (`confirm_std_errors` standard errors), as in an rlship run. `act` (default: the model's
+    greedy `predict`) is what the evaluations call, e.g. one that normalises observations first when SB3 trained
+    behind VecNormalize."""
     act = act or sb3_act(model)
+    rule = StopRule(threshold, confirm_episodes, RunSettings().confirm_std_errors)
     from stable_baselines3.common.callbacks import BaseCallback
 
     class SameStopRule(BaseCallback):
@@ -73,7 +76,7 @@ def run_sb3(
             t = time.perf_counter()
             result = evaluate_fn(act, env_id, confirm_episodes, CONFIRM_EVAL_SEED + self.confirms)
             self.confirms += 1
-            if result.mean_reward >= threshold:
+            if rule.passes(result):
                 self.solved_at = (t - start - self.eval_seconds, self.num_timesteps)
                 self.solved_evaluation = evaluate_fn(act, env_id, 100, seed=0)
                 self.stop = stop_when_solved

@@ -33,10 +33,12 @@ import torch
 
 from _common import ENV, THRESHOLD, run_sb3
 from rlship.training import ALGORITHMS
+from rlship.training.settings import RunSettings
 from zoo import SB3_ZOO, sb3_model
 
 HELD_OUT = list(range(100, 120))  # no preset was tuned on these (shared/DESIGN.md)
-WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule as the SB3 runs apply it (PPO's and DQN's defaults)
+# rlship's stop rule as the SB3 runs apply it (every algorithm's defaults)
+WINDOW, CONFIRM_EPISODES = RunSettings().solve_window, RunSettings().confirm_episodes
 
 
 @dataclass

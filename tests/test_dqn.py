@@ -33,7 +33,9 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, dq
             super().__init__(*args)
             buffers.append(self)
 
-    cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100)
+    # one-step transitions, so that each stored transition is one step of CartPole's dynamics (the preset's n-step
+    # returns store n-step ones; NStepWindow has its own test below)
+    cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100, n_steps=1)
     mp = pytest.MonkeyPatch()
     mp.setattr(dqn, "ReplayBuffer", RecordedBuffer)
     try:
@@ -106,7 +108,7 @@ def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
             super().__init__(*args)
             buffers.append(self)
 
-    cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2)
+    cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2, n_steps=1)
     mp = pytest.MonkeyPatch()
     mp.setattr(dqn, "ReplayBuffer", RecordedBuffer)
     try:
@@ -141,10 +143,72 @@ def test_replay_buffer_wraps_around_and_drops_invalid_rows() -> None:
     assert buffer.actions.tolist() == [6, 2, 3, 4, 5] and buffer.rewards.tolist() == [6, 2, 3, 4, 5]
     add([101], [True])
     assert buffer.terminated.tolist() == [0, 1, 0, 0, 0]
-    obs, actions, rewards, next_obs, terminated = buffer.sample(1000, np.random.default_rng(0))
+    obs, actions, rewards, next_obs, terminated, steps = buffer.sample(1000, np.random.default_rng(0))
     assert set(obs[:, 0].tolist()) == {101, 3, 4, 5, 6}  # uniform over everything held, nothing else
     assert torch.equal(obs[:, 0] + 0.5, next_obs[:, 0]) and torch.equal(actions.float(), rewards)
-    assert torch.equal(terminated, (rewards > 100).float())
+    assert torch.equal(terminated, (rewards > 100).float()) and torch.all(steps == 1)
+
+
+def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> None:
+    """Two envs, n = 3, gamma 0.5. Env 0: an episode terminated at step 4, the autoreset step 5, then an episode
+    truncated at step 8. Env 1: no episode end. Reward at step t is t + 1, observation t, next observation t + 0.5."""
+    buffer = dqn.ReplayBuffer(capacity=100, obs_dim=1)
+    window = dqn.NStepWindow(n=3, num_envs=2, obs_shape=(1,), gamma=0.5)
+    for t in range(9):
+        obs = np.full((2, 1), t, dtype=np.float32)
+        window.push(
+            buffer,
+            obs,
+            np.array([t, t]),
+            np.full(2, t + 1.0, dtype=np.float32),
+            obs + 0.5,
+            np.array([t == 4, False]),
+            np.array([t == 8, False]),
+            np.array([t != 5, True]),
+        )
+    stored = {
+        (
+            int(buffer.obs[i, 0]),
+            float(buffer.rewards[i]),
+            float(buffer.next_obs[i, 0]),
+            bool(buffer.terminated[i]),
+            int(buffer.steps[i]),
+        )
+        for i in range(buffer.size)
+    }
+    env0 = {
+        (0, 1 + 0.5 * 2 + 0.25 * 3, 2.5, False, 3),  # a full window bootstraps from the obs after step 2
+        (1, 2 + 0.5 * 3 + 0.25 * 4, 3.5, False, 3),
+        (2, 3 + 0.5 * 4 + 0.25 * 5, 4.5, True, 3),  # ends with the termination at step 4: no bootstrap
+        (3, 4 + 0.5 * 5, 4.5, True, 2),
+        (4, 5.0, 4.5, True, 1),
+        (6, 7 + 0.5 * 8 + 0.25 * 9, 8.5, False, 3),  # truncated at step 8: bootstraps from the final obs
+        (7, 8 + 0.5 * 9, 8.5, False, 2),
+        (8, 9.0, 8.5, False, 1),
+    }  # step 5 (the autoreset) starts nothing and no sum crosses it
+    env1 = {(t, t + 1 + 0.5 * (t + 2) + 0.25 * (t + 3), t + 2.5, False, 3) for t in range(7)}  # 7, 8: still open
+    assert buffer.size == len(env0) + len(env1) and stored == env0 | env1
+
+
+def test_one_step_window_stores_the_plain_transitions() -> None:
+    rng = np.random.default_rng(0)
+    plain, windowed = dqn.ReplayBuffer(64, 2), dqn.ReplayBuffer(64, 2)
+    window = dqn.NStepWindow(n=1, num_envs=3, obs_shape=(2,), gamma=0.99)
+    for _ in range(10):
+        obs, next_obs = rng.normal(size=(2, 3, 2)).astype(np.float32)
+        actions, rewards = rng.integers(0, 2, 3), rng.normal(size=3).astype(np.float32)
+        term, trunc, valid = rng.random(3) < 0.2, rng.random(3) < 0.2, rng.random(3) < 0.8
+        plain.add(obs, actions, rewards, next_obs, term, valid)
+        window.push(windowed, obs, actions, rewards, next_obs, term, trunc, valid)
+    for name in ("obs", "next_obs", "actions", "rewards", "terminated", "steps"):
+        np.testing.assert_array_equal(getattr(windowed, name), getattr(plain, name))
+
+
+def test_learning_rate_decays_linearly_to_its_final_fraction() -> None:
+    cfg = dqn.make_config("CartPole-v1", total_steps=10_000, learning_rate=1e-3, final_lr_fraction=0.1)
+    assert cfg.lr(0) == pytest.approx(1e-3) and cfg.lr(5000) == pytest.approx(0.55e-3)
+    assert cfg.lr(10_000) == pytest.approx(1e-4) and cfg.lr(50_000) == pytest.approx(1e-4)
+    assert dqn.make_config("CartPole-v1", final_lr_fraction=1.0, learning_rate=2e-3).lr(700) == 2e-3
 
 
 def test_double_dqn_target_on_a_hand_example() -> None:
@@ -224,7 +288,7 @@ def test_replay_memory_survives_a_checkpoint() -> None:
     restored = dqn.ReplayBuffer(8, 2)
     restored.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
     assert (restored.pos, restored.size) == (buffer.pos, buffer.size) == (2, 8)
-    for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+    for name in ("obs", "next_obs", "actions", "rewards", "terminated", "steps"):
         np.testing.assert_array_equal(getattr(restored, name), getattr(buffer, name))
     with pytest.raises(ValueError, match="replay memory holds 8"):
         dqn.ReplayBuffer(16, 2).load_checkpoint_state(tensors, meta)
@@ -256,7 +320,10 @@ def test_interrupted_dqn_run_resumes_with_its_replay_memory(tmp_path: Path) -> N
     assert first.interrupted and not first.solved
     state = read_checkpoint_state(out)
     assert first.env_steps == state["counters"]["env_steps"] < 4000
-    assert state["objects"]["buffer"]["state"]["size"] == first.env_steps  # every real transition, nothing else
+    # every real transition and nothing else, but for the ones the n-step window still held (the last n - 1 steps
+    # of each env: they are not checkpointed, and a resume starts new episodes)
+    pending = (cfg.n_steps - 1) * cfg.num_envs
+    assert first.env_steps - pending <= state["objects"]["buffer"]["state"]["size"] <= first.env_steps
     assert load_policy(out).spec.algorithm == "dqn"
     second = resume(out, progress=False)
     assert not second.interrupted and second.env_steps >= 4000

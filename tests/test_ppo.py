@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from rlship import load_policy
-from rlship.evaluation import EVAL_SEED_OFFSET, evaluate
+from rlship.evaluation import EVAL_SEED_OFFSET, EvalResult, evaluate
 from rlship.training import ppo
 from rlship.training.checkpoint import CheckpointOptions
 from rlship.training.rollout import compute_gae
 from rlship.training.run import TrainResult
-from rlship.training.stop_rule import CONFIRM_EVAL_SEED
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED, StopRule
 
 
 def test_ppo_solves_cartpole(trained: TrainResult) -> None:
@@ -75,7 +75,9 @@ def test_stop_rule_stopped_early_after_a_passing_confirmation(trained: TrainResu
     assert trained.env_steps < cfg.total_steps
     confirms = json.loads((trained.out / "results.json").read_text())["training"]["confirming_evaluations"]
     assert len(confirms) == trained.confirmations >= 1
-    assert confirms[-1]["mean_reward"] >= 475 and all(c["mean_reward"] < 475 for c in confirms[:-1])
+    rule = StopRule(475.0, cfg.confirm_episodes, cfg.confirm_std_errors)
+    passed = [rule.passes(EvalResult.from_dict(c)) for c in confirms]
+    assert passed[-1] and not any(passed[:-1]) and confirms[-1]["mean_reward"] >= 475
     assert confirms[0]["seed"] == CONFIRM_EVAL_SEED  # not the final evaluation's seeds
 
 

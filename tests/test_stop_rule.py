@@ -1,0 +1,92 @@
+"""The stop rule: a confirming evaluation (the real protocol, on its own seeds) is run only once the training
+returns reach the threshold, and it must clear the threshold by `std_errors` standard errors of its mean."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rlship import load_policy
+from rlship.evaluation import EvalResult, evaluate
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED, SCREEN_EPISODES, EpisodeStats, StopRule, joined
+
+
+def result(returns: list[float]) -> EvalResult:
+    return EvalResult(
+        "CartPole-v1",
+        float(np.mean(returns)),
+        float(np.std(returns)),
+        len(returns),
+        True,
+        0,
+        list(range(len(returns))),
+        returns,
+        [int(r) for r in returns],
+        0.0,
+        "",
+    )
+
+
+def test_margin_in_standard_errors_of_the_confirming_mean() -> None:
+    shaky = result([500.0] * 95 + [100.0] * 5)  # mean 480, std 87.2: standard error 8.72
+    assert shaky.mean_reward == 480.0
+    assert StopRule(475.0, 100, std_errors=0.0).passes(shaky)  # the bare mean passes
+    assert not StopRule(475.0, 100, std_errors=2.0).passes(shaky)  # 480 - 17.4 is short of 475
+    assert StopRule(475.0, 100, std_errors=0.5).passes(shaky)  # 480 - 4.4 clears it
+    steady = result([500.0] * 100)  # no spread: the margin is zero
+    assert StopRule(475.0, 100, std_errors=10.0).passes(steady)
+    assert not StopRule(475.0, 100, std_errors=0.0).passes(result([474.0] * 100))
+    # the same returns over fewer episodes are a less certain mean: a wider margin
+    few = result([500.0] * 19 + [100.0])  # mean 480 over 20 episodes: standard error 19.5
+    assert StopRule(475.0, 20, std_errors=0.5).passes(shaky) and not StopRule(475.0, 20, std_errors=0.5).passes(few)
+
+
+def test_solved_confirms_on_its_own_seeds_only_after_the_training_returns_reach_the_threshold() -> None:
+    policy = load_policy("default")  # the shipped CartPole-v1 policy: 500 on every episode
+    rule = StopRule(475.0, episodes=10, std_errors=2.0)
+    stats = EpisodeStats(num_envs=1, window=3)
+    for ret in (500.0, 500.0):
+        stats.update(np.array([ret]), np.array([True]), np.array([True]))
+    assert not rule.solved(stats, policy) and rule.confirmations == []  # the window is not full yet
+    stats.update(np.array([400.0]), np.array([True]), np.array([True]))
+    assert not rule.solved(stats, policy) and rule.confirmations == []  # mean 466.7: no evaluation
+    for _ in range(3):  # until the 400 leaves the window
+        assert not rule.solved(stats, policy) and rule.confirmations == []
+        stats.update(np.array([500.0]), np.array([True]), np.array([True]))
+    assert rule.solved(stats, policy)  # 500 over the window: one confirmation, and it passes
+    [confirmation] = rule.confirmations
+    assert confirmation.n_eval_episodes == 10 and confirmation.seed == CONFIRM_EVAL_SEED
+    assert confirmation.mean_reward == 500.0 and confirmation.deterministic
+    assert StopRule(None).solved(stats, policy) is False  # an env without a threshold never stops early
+
+
+def full_window() -> EpisodeStats:
+    stats = EpisodeStats(num_envs=1, window=2)
+    for _ in range(2):
+        stats.update(np.array([500.0]), np.array([True]), np.array([True]))
+    return stats
+
+
+def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_the_threshold() -> None:
+    good = load_policy("default")
+    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    assert rule.solved(full_window(), good)
+    assert rule.confirmations[0].n_eval_episodes == 100  # 20 screening episodes, then the other 80
+    shaky = load_policy("default")
+    torch.manual_seed(0)
+    with torch.no_grad():  # a policy that drops the pole early: it fails the screen
+        for weight in shaky.network.parameters():
+            weight.add_(0.3 * torch.randn_like(weight))
+    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    assert not rule.solved(full_window(), shaky)
+    [screened] = rule.confirmations
+    assert screened.n_eval_episodes == SCREEN_EPISODES and screened.mean_reward < 475
+    # the screen and the rest together are exactly one evaluation of all the episodes
+    whole = evaluate(shaky, episodes=100, seed=CONFIRM_EVAL_SEED)
+    parts = joined(screened, evaluate(shaky, episodes=80, seed=CONFIRM_EVAL_SEED + SCREEN_EPISODES))
+    assert parts.episode_seeds == whole.episode_seeds and parts.episode_returns == whole.episode_returns
+    assert (parts.mean_reward, parts.std_reward, parts.n_eval_episodes) == (
+        whole.mean_reward,
+        whole.std_reward,
+        100,
+    )
