@@ -130,7 +130,7 @@ def test_the_package_says_pixels_and_its_video_shows_what_the_network_sees(
 
     package = package_policy(dqn_run.out, tmp_path / "hub", repo_id="someone/pixels", episodes=2)
     card = ModelCard.load(package.folder / "README.md")
-    assert "acts on pixels" in card.text and "box filter" in card.text and "rows 162-312" in card.text
+    assert "acts on pixels" in card.text and "box filter" in card.text and "rows 162-311 and columns 0-599" in card.text
     assert "a CNN (conv layers: 16 5x5/2, 32 5x5/2, 32 3x3/1" in card.text
     reader = imageio_ffmpeg.read_frames(str(package.folder / "replay.mp4"))
     meta = next(reader)

@@ -158,3 +158,13 @@ def test_image_observations_are_checked_and_the_batch_is_bounded() -> None:
         policy.act(too_many)
     with pytest.raises(ObservationError, match=f"at most {limit:,} image observations"):
         policy.act([0] * (limit + 1))  # refused before the list is converted
+
+
+def test_a_cnn_policy_exports_to_torchscript_with_the_greedy_actions_of_act(tmp_path: Path) -> None:
+    from rlship.export import export_policy
+
+    policy = make_policy()
+    export = export_policy(policy, "torchscript", tmp_path / "ts")
+    # the traced module took whole-number pixels as float32 (the export's input dtype) and agreed with act
+    assert export.check["same_greedy_actions"] is True
+    assert export.description["inputs"][0]["shape"] == ["batch", *PREPROCESSING.observation_shape]

@@ -201,7 +201,8 @@ class CNNSpec:
     # statistics are buffers saved in model.safetensors. "none": no normalisation.
     norm: str = "none"
 
-    # The kinds of NetworkSpec's fields other code reads
+    # NetworkSpec's fields that code reading any network looks at: the heads always share the encoder, and a CNN
+    # has no Gaussian log-std parameter (its heads are for Discrete actions)
     shared_trunk = True
     log_std = 0
 

@@ -25,6 +25,7 @@ CartPole does not need.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -130,6 +131,9 @@ class CartPolePixelsEnv(CartPoleEnv):
             raise ValueError(
                 f"rlship/CartPolePixels-v1 renders to arrays only (render_mode='rgb_array'); got {render_mode!r}"
             )
+        # pygame renders off-screen; without a display it must not probe for one (nor for audio)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         super().__init__(render_mode="rgb_array", **kwargs)  # its observation is the rendered screen
         self.observation_space = _observation_space()
         self._stack = FrameStack(PREPROCESSING)

@@ -270,7 +270,7 @@ def _pixel_lines(config: dict[str, Any]) -> list[str]:
         f"This policy acts on pixels, not on the env's state. Each frame the env renders "
         f"({prep.get('frame_height')}x{prep.get('frame_width')}x{prep.get('frame_channels')} uint8, "
         '`render_mode="rgb_array"`) is cropped to rows '
-        f"{prep.get('top')}-{prep.get('bottom')} and columns {prep.get('left')}-{prep.get('right')}{grey}, "
+        f"{_last(prep, 'top', 'bottom')} and columns {_last(prep, 'left', 'right')}{grey}, "
         f"resized to {prep.get('height')}x{prep.get('width')} with a box filter (Pillow's area average), and the "
         f"last {k} such frames are stacked, oldest first (an episode's first observation holds {k} copies of its "
         f"first frame). The observation is uint8 of shape ({k}, {prep.get('height')}, {prep.get('width')}, "
@@ -278,6 +278,12 @@ def _pixel_lines(config: dict[str, Any]) -> list[str]:
         "exactly this, so a simulator may send raw rendered frames to a server that applies it.",
         "",
     ]
+
+
+def _last(prep: dict[str, Any], first: str, end: str) -> str:
+    """ "162-311": the first and last row (or column) kept; config.json's end is exclusive, as a Python slice."""
+    start, stop = prep.get(first), prep.get(end)
+    return f"{start}-{stop - 1}" if isinstance(stop, int) else f"{start}-{stop}"
 
 
 def _onnx_lines(config: dict[str, Any], repo: str, revision: str | None, onnx: dict[str, Any] | None) -> list[str]:
