@@ -137,7 +137,8 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def url(artifacts: dict[str, Path]) -> Iterator[str]:
-    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", f"cnn={artifacts['cnn']}", "--max-batch", "16"]
+    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", f"cnn={artifacts['cnn']}", "vec=default"]
+    args += ["--max-batch", "16"]
     args += ["--max-sessions", str(MAX_SESSIONS), "--session-idle", str(IDLE_SECONDS)]
     with served(*args) as base:
         yield base
@@ -429,3 +430,18 @@ def test_sessions_work_over_one_connection_with_several_workers(artifacts: dict[
             query = {"session": "one-connection", "reset": str(t == 0).lower()}
             got.append(ok(c.post("/act", content=png(frame), params=query, headers={"content-type": "image/png"})))
     np.testing.assert_allclose([a["q_values"] for a in got], expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_vector_policy_beside_a_pixel_one_keeps_its_own_body_bound(client: httpx.Client) -> None:
+    """The server-wide body bound is the largest any served policy needs (the pixel policies' megabytes); a
+    chunked body, which has no Content-Length, to the vector policy is still refused by its own bound."""
+    # valid JSON, one row, padded to 500 kB: the vector policy's bound is a few kB (16 rows of 4 numbers)
+    body = b'{"observations": [[0.0, 0.0, 0.0, 0.0]]' + b" " * 500_000 + b"}"
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = client.post("/policies/vec/act_batch", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "bytes is over this server's limit" in response.json()["error"]
+    assert ok(client.post("/policies/vec/act", json={"observation": [0.0, 0.0, 0.0, 0.0]}))["action"] in (0, 1)

@@ -75,7 +75,8 @@ def decode_png(data: bytes, prep: FramePreprocessing, what: str = "the frame") -
     height, width, channels = prep.frame_shape
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise RequestError(422, f"{what} is not a valid PNG (no IHDR chunk after the signature); {SEND_PNG}")
-    got_width, got_height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    # IHDR: width, height, bit depth, colour type, then compression, filter and interlace (Pillow handles those)
+    got_width, got_height, depth, colour = struct.unpack(">IIBB", data[16:26])
     if (got_width, got_height) != (width, height):
         raise RequestError(
             422,
@@ -107,7 +108,6 @@ def decode_png(data: bytes, prep: FramePreprocessing, what: str = "the frame") -
         raise
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, Image.DecompressionBombError) as exc:
         raise RequestError(422, f"{what} is not a readable PNG ({type(exc).__name__}: {exc}); {SEND_PNG}") from None
-    _ = interlace  # Adam7 interlacing decodes to the same pixels
     if array.ndim == 2:
         array = array[:, :, None]
     if grey_ok and channels == 3:

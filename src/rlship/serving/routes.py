@@ -182,19 +182,27 @@ async def _answer(slot: Slot | None, request: Request, policies: PolicySet, batc
         return _error(503, LOADING)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > slot.max_body:
-        return _error(
-            413,
-            f"body of {length} bytes is over this server's limit of {slot.max_body} bytes "
-            f"(batches of at most {policies.max_batch} observations); split it into smaller batches",
-        )
+        return _too_large(length, slot, policies)
     if slot.pixels is not None:
         return await _answer_pixels(slot, request, policies, batch)
     body = await request.body()
+    if len(body) > slot.max_body:
+        # a chunked body has no Content-Length: the server-wide bound (BodyLimit) is the largest any served policy
+        # needs, a pixel policy's 64 MiB say, so this policy's own bound is checked before the JSON is parsed
+        return _too_large(str(len(body)), slot, policies)
     try:
         fields = protocol.act(slot.policy, body, policies.max_batch, batch, policies.rng)
     except protocol.RequestError as exc:
         return _error(exc.status, exc.message)
     return Response(to_json(fields), media_type=JSON)
+
+
+def _too_large(length: str, slot: Slot, policies: PolicySet) -> Response:
+    return _error(
+        413,
+        f"body of {length} bytes is over this server's limit of {slot.max_body} bytes "
+        f"(batches of at most {policies.max_batch} observations); split it into smaller batches",
+    )
 
 
 async def _answer_pixels(slot: Slot, request: Request, policies: PolicySet, batch: bool) -> Response:
