@@ -8,7 +8,6 @@ import csv
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -29,13 +28,11 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, dq
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):  # the real buffer; the test only keeps a reference to look inside
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
+        def __init__(self, capacity: int, obs_dim: int) -> None:
+            super().__init__(capacity, obs_dim)
             buffers.append(self)
 
-    # one-step transitions, so that each stored transition is one step of CartPole's dynamics (the preset's n-step
-    # returns store n-step ones; NStepWindow has its own test below)
-    cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100, n_steps=1)
+    cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100)
     mp = pytest.MonkeyPatch()
     mp.setattr(dqn, "ReplayBuffer", RecordedBuffer)
     try:
@@ -83,29 +80,31 @@ def test_artifact_round_trips_with_q_values_and_epsilon_greedy_probabilities(
     assert results["mean_reward"] == result.evaluation.mean_reward
 
 
-def test_replay_memory_holds_only_real_transitions(short_run: tuple[TrainResult, dqn.ReplayBuffer]) -> None:
-    """Every stored (obs, action) -> next_obs is one step of CartPole's own dynamics: no autoreset step (final obs
-    -> a new episode's start) was stored; and `terminated` is exactly "the pole fell or the cart left"."""
+def test_replay_memory_holds_the_presets_n_step_transitions(short_run: tuple[TrainResult, dqn.ReplayBuffer]) -> None:
+    """The preset stores 3-step transitions: each counted env step starts one (those of the last steps of each env
+    still wait in the window), each reward is CartPole's 1 a step discounted over the transition's steps, fewer
+    than 3 only where an episode ended, and `terminated` is exactly "the pole fell or the cart left" at its end."""
     result, buffer = short_run
-    assert buffer.size == result.env_steps  # one transition per counted env step; reset steps neither
-    env = gym.make("CartPole-v1").unwrapped
-    env.reset(seed=0)
-    idx = np.random.default_rng(0).choice(buffer.size, 2000, replace=False)
-    for i in idx:
-        env.state = buffer.obs[i].astype(np.float64)
-        env.steps_beyond_terminated = None  # a state set by hand starts a fresh step
-        expected, _, terminated, _, _ = env.step(int(buffer.actions[i]))
-        np.testing.assert_allclose(buffer.next_obs[i], expected, atol=1e-5)
-        assert buffer.terminated[i] == float(terminated)
+    cfg = dqn.make_config("CartPole-v1")
+    assert cfg.n_steps == 3
+    n = buffer.size
+    assert 0 <= result.env_steps - n <= cfg.num_envs * (cfg.n_steps - 1)
+    steps = buffer.steps[:n]
+    assert set(np.unique(steps).tolist()) == {1.0, 2.0, 3.0} and (steps == 3).mean() > 0.9
+    np.testing.assert_allclose(buffer.rewards[:n], (1 - cfg.gamma**steps) / (1 - cfg.gamma), rtol=1e-5)
+    fell = (np.abs(buffer.next_obs[:n, 0]) > 2.4) | (np.abs(buffer.next_obs[:n, 2]) > 12 * 2 * np.pi / 360)
+    np.testing.assert_array_equal(buffer.terminated[:n], fell.astype(np.float32))
 
 
 def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
-    """With a 10-step time limit most episodes are truncated: those transitions must be stored as not terminated."""
+    """With a 10-step time limit most episodes are truncated: those transitions must be stored as not terminated.
+    One-step transitions here, so that each stored (obs, action) -> next_obs can be checked against CartPole's own
+    dynamics: no autoreset step (final obs -> a new episode's start) was stored."""
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
+        def __init__(self, capacity: int, obs_dim: int) -> None:
+            super().__init__(capacity, obs_dim)
             buffers.append(self)
 
     cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2, n_steps=1)
@@ -119,9 +118,18 @@ def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
         mp.undo()
     buffer = buffers[0]
     n = buffer.size
-    assert n == result.env_steps
+    assert n == result.env_steps  # one transition per counted env step; reset steps neither
     fell = (np.abs(buffer.next_obs[:n, 0]) > 2.4) | (np.abs(buffer.next_obs[:n, 2]) > 12 * 2 * np.pi / 360)
     np.testing.assert_array_equal(buffer.terminated[:n], fell.astype(np.float32))
+    assert np.all(buffer.steps[:n] == 1) and np.all(buffer.rewards[:n] == 1)
+    env = gym.make("CartPole-v1").unwrapped
+    env.reset(seed=0)
+    for i in range(n):
+        env.state = buffer.obs[i].astype(np.float64)
+        env.steps_beyond_terminated = None  # a state set by hand starts a fresh step
+        expected, _, terminated, _, _ = env.step(int(buffer.actions[i]))
+        np.testing.assert_allclose(buffer.next_obs[i], expected, atol=1e-5)
+        assert buffer.terminated[i] == float(terminated)
     with (tmp_path / "run" / "train_log.csv").open() as f:
         episodes = int(list(csv.DictReader(f))[-1]["episodes"])
     assert 0 < fell.sum() < episodes / 2  # some terminations; most episodes ended by the time limit
@@ -153,7 +161,7 @@ def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> No
     """Two envs, n = 3, gamma 0.5. Env 0: an episode terminated at step 4, the autoreset step 5, then an episode
     truncated at step 8. Env 1: no episode end. Reward at step t is t + 1, observation t, next observation t + 0.5."""
     buffer = dqn.ReplayBuffer(capacity=100, obs_dim=1)
-    window = dqn.NStepWindow(n=3, num_envs=2, obs_shape=(1,), gamma=0.5)
+    window = dqn.NStepWindow(n=3, num_envs=2, obs_dim=1, gamma=0.5)
     for t in range(9):
         obs = np.full((2, 1), t, dtype=np.float32)
         window.push(
@@ -193,7 +201,7 @@ def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> No
 def test_one_step_window_stores_the_plain_transitions() -> None:
     rng = np.random.default_rng(0)
     plain, windowed = dqn.ReplayBuffer(64, 2), dqn.ReplayBuffer(64, 2)
-    window = dqn.NStepWindow(n=1, num_envs=3, obs_shape=(2,), gamma=0.99)
+    window = dqn.NStepWindow(n=1, num_envs=3, obs_dim=2, gamma=0.99)
     for _ in range(10):
         obs, next_obs = rng.normal(size=(2, 3, 2)).astype(np.float32)
         actions, rewards = rng.integers(0, 2, 3), rng.normal(size=3).astype(np.float32)
@@ -320,10 +328,9 @@ def test_interrupted_dqn_run_resumes_with_its_replay_memory(tmp_path: Path) -> N
     assert first.interrupted and not first.solved
     state = read_checkpoint_state(out)
     assert first.env_steps == state["counters"]["env_steps"] < 4000
-    # every real transition and nothing else, but for the ones the n-step window still held (the last n - 1 steps
-    # of each env: they are not checkpointed, and a resume starts new episodes)
-    pending = (cfg.n_steps - 1) * cfg.num_envs
-    assert first.env_steps - pending <= state["objects"]["buffer"]["state"]["size"] <= first.env_steps
+    # every real transition, nothing else: all but those still in the 3-step window (a resume resets the envs)
+    held = state["objects"]["buffer"]["state"]["size"]
+    assert first.env_steps - cfg.num_envs * (cfg.n_steps - 1) <= held <= first.env_steps
     assert load_policy(out).spec.algorithm == "dqn"
     second = resume(out, progress=False)
     assert not second.interrupted and second.env_steps >= 4000
