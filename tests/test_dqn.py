@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,8 +29,8 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, dq
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):  # the real buffer; the test only keeps a reference to look inside
-        def __init__(self, capacity: int, obs_dim: int) -> None:
-            super().__init__(capacity, obs_dim)
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             buffers.append(self)
 
     cfg = dqn.make_config("CartPole-v1", total_steps=SHORT_STEPS, eval_episodes=100)
@@ -103,8 +104,8 @@ def test_truncation_bootstraps_and_termination_does_not(tmp_path: Path) -> None:
     buffers: list[dqn.ReplayBuffer] = []
 
     class RecordedBuffer(dqn.ReplayBuffer):
-        def __init__(self, capacity: int, obs_dim: int) -> None:
-            super().__init__(capacity, obs_dim)
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
             buffers.append(self)
 
     cfg = dqn.make_config("CartPole-v1", total_steps=1000, learning_starts=500, eval_episodes=2, n_steps=1)
@@ -161,7 +162,7 @@ def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> No
     """Two envs, n = 3, gamma 0.5. Env 0: an episode terminated at step 4, the autoreset step 5, then an episode
     truncated at step 8. Env 1: no episode end. Reward at step t is t + 1, observation t, next observation t + 0.5."""
     buffer = dqn.ReplayBuffer(capacity=100, obs_dim=1)
-    window = dqn.NStepWindow(n=3, num_envs=2, obs_dim=1, gamma=0.5)
+    window = dqn.NStepWindow(n=3, num_envs=2, obs_shape=(1,), gamma=0.5)
     for t in range(9):
         obs = np.full((2, 1), t, dtype=np.float32)
         window.push(
@@ -201,7 +202,7 @@ def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> No
 def test_one_step_window_stores_the_plain_transitions() -> None:
     rng = np.random.default_rng(0)
     plain, windowed = dqn.ReplayBuffer(64, 2), dqn.ReplayBuffer(64, 2)
-    window = dqn.NStepWindow(n=1, num_envs=3, obs_dim=2, gamma=0.99)
+    window = dqn.NStepWindow(n=1, num_envs=3, obs_shape=(2,), gamma=0.99)
     for _ in range(10):
         obs, next_obs = rng.normal(size=(2, 3, 2)).astype(np.float32)
         actions, rewards = rng.integers(0, 2, 3), rng.normal(size=3).astype(np.float32)
