@@ -338,3 +338,23 @@ def test_interrupted_dqn_run_resumes_with_its_replay_memory(tmp_path: Path) -> N
     with (out / "train_log.csv").open() as f:
         steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
     assert steps == sorted(steps) and steps[0] <= first.env_steps < steps[-1]
+
+
+def test_a_replay_memory_larger_than_the_machine_is_refused_before_allocation(tmp_path: Path) -> None:
+    """10M pixel transitions (about 93 GiB) would be allocated lazily by NumPy and kill the run when it fills:
+    refused in one line naming a --buffer-size that fits, and no run folder is left behind."""
+    import os
+
+    if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") > 2 * 93 * 2**30:
+        pytest.skip("this machine could hold that replay memory")
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [RLSHIP, "train", "dqn", "rlship/CartPolePixels-v1", "--out", str(out), "--buffer-size", "10000000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "replay memory of 10,000,000 transitions" in proc.stderr and "--buffer-size" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()

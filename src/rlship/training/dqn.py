@@ -27,6 +27,8 @@ counters, rng) so that a checkpoint can hold it.
 from __future__ import annotations
 
 import copy
+import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +147,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_memory(capacity: int, obs_shape: tuple[int, ...], obs_dtype: type) -> None:
+    """A UsageError, before anything is allocated, when a replay memory of `capacity` transitions would need more
+    than this machine's memory: NumPy would allocate it lazily and the run would be killed hours later, when the
+    memory fills (an image transition is thousands of bytes, so --buffer-size of a vector env is far too big)."""
+    per_transition = 2 * math.prod(obs_shape) * np.dtype(obs_dtype).itemsize + 8 + 4 + 4 + 4
+    needed = capacity * per_transition
+    try:
+        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
+        return
+    if needed > machine // 2:
+        fits = max(1, machine // 2 // per_transition)
+        raise UsageError(
+            f"a replay memory of {capacity:,} transitions of {per_transition:,} bytes needs {needed / 2**30:.1f} GiB, "
+            f"more than half of this machine's {machine / 2**30:.1f} GiB; use --buffer-size {fits:,} or less"
+        )
+
+
 class ReplayBuffer:
     """Replay memory: a preallocated NumPy ring buffer of (obs, action, reward, next_obs, terminated, steps).
 
@@ -159,6 +179,7 @@ class ReplayBuffer:
         self.capacity = capacity
         # image observations (obs_dim a shape) stay uint8, 4x smaller than float32; `nbytes` says what it holds
         obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
+        check_memory(capacity, obs_shape, obs_dtype)
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)
