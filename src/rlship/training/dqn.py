@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         gradient_steps=4,
         batch_size=128,
         learning_rate=1e-3,
-        # 3-step returns propagate values 3x faster (median env steps to solve on seeds 0-9: 45.5k, from 60-70k), and
+        # 3-step returns propagate values 3x faster (median env steps to solve on seeds 0-4: 44.7k, from 62.9k), and
         # the learning rate decays to 1e-4 at 100k, so that late updates are small (docs/algorithms.md, "dqn")
         n_steps=3,
         final_lr_fraction=0.1,
