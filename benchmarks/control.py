@@ -33,36 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import run_sb3
+from zoo import SB3_PPO_ZOO as SB3_ZOO
 
-# rl-zoo hyperparams/ppo.yml (rl-baselines3-zoo master; its -v2 LunarLander entries, the same for -v3)
-_LANDER: dict[str, Any] = dict(
-    n_envs=16,
-    total_steps=1_000_000,
-    kwargs=dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01),
-)
-SB3_ZOO: dict[str, dict[str, Any]] = {
-    "LunarLander-v3": _LANDER,
-    "LunarLanderContinuous-v3": _LANDER,
-    "MountainCarContinuous-v0": dict(
-        n_envs=1,
-        total_steps=20_000,
-        normalize=True,
-        kwargs=dict(
-            batch_size=256,
-            n_steps=8,
-            gamma=0.9999,
-            learning_rate=7.77e-5,
-            ent_coef=0.00429,
-            clip_range=0.1,
-            n_epochs=10,
-            gae_lambda=0.9,
-            max_grad_norm=5.0,
-            vf_coef=0.19,
-            use_sde=True,
-            policy_kwargs=dict(log_std_init=-3.29, ortho_init=False),
-        ),
-    ),
-}
 WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule (its defaults), as the SB3 watch applies it
 
 

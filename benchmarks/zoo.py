@@ -1,4 +1,5 @@
-"""rl-zoo's tuned CartPole-v1 settings for the Stable-Baselines3 peers (rl-baselines3-zoo hyperparams/ppo.yml,
+"""rl-zoo's tuned settings for the Stable-Baselines3 peers: CartPole-v1 per algorithm, and PPO per env for LunarLander
+and continuous control (rl-baselines3-zoo hyperparams/ppo.yml,
 a2c.yml, dqn.yml), shared by every benchmark that runs SB3. It imports nothing of rlship, so the script that runs
 SB3 the way its users do (benchmarks/sb3_train.py) pays for SB3's imports only."""
 
@@ -49,3 +50,35 @@ def sb3_model(algo: str, seed: int, env_id: str = "CartPole-v1") -> Any:
     schedules = {name: _linear(start) for name, start in zoo.get("linear", {}).items()}
     cls = {"ppo": PPO, "dqn": DQN, "a2c": A2C}[algo]
     return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo["kwargs"], **schedules)
+
+
+# rl-zoo hyperparams/ppo.yml (rl-baselines3-zoo master; its -v2 LunarLander entries, the same for -v3)
+_LANDER: dict[str, Any] = dict(
+    n_envs=16,
+    total_steps=1_000_000,
+    kwargs=dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01),
+)
+# PPO on LunarLander and continuous control, per env (benchmarks/control.py)
+SB3_PPO_ZOO: dict[str, dict[str, Any]] = {
+    "LunarLander-v3": _LANDER,
+    "LunarLanderContinuous-v3": _LANDER,
+    "MountainCarContinuous-v0": dict(
+        n_envs=1,
+        total_steps=20_000,
+        normalize=True,
+        kwargs=dict(
+            batch_size=256,
+            n_steps=8,
+            gamma=0.9999,
+            learning_rate=7.77e-5,
+            ent_coef=0.00429,
+            clip_range=0.1,
+            n_epochs=10,
+            gae_lambda=0.9,
+            max_grad_norm=5.0,
+            vf_coef=0.19,
+            use_sde=True,
+            policy_kwargs=dict(log_std_init=-3.29, ortho_init=False),
+        ),
+    ),
+}
