@@ -125,16 +125,23 @@ def evaluate_fn(
     """The protocol for any batched act function (used to evaluate other libraries' agents the same way)."""
     start = time.perf_counter()
     returns, lengths = run_episodes(act, env_id, episodes, seed, env_kwargs)
+    return episodes_result(env_id, returns, lengths, seed, deterministic, start)
+
+
+def episodes_result(
+    env_id: str, returns: list[float], lengths: list[int], seed: int, deterministic: bool, start: float
+) -> EvalResult:
+    """The protocol's result of the episodes played from eval seed `seed` (`start`: their perf_counter start)."""
     return EvalResult(
         env_id=env_id,
         mean_reward=float(np.mean(returns)),
         std_reward=float(np.std(returns)),
-        n_eval_episodes=episodes,
+        n_eval_episodes=len(returns),
         deterministic=deterministic,
         seed=seed,
-        episode_seeds=episode_seeds(seed, episodes),
-        episode_returns=returns,
-        episode_lengths=lengths,
+        episode_seeds=episode_seeds(seed, len(returns)),
+        episode_returns=list(returns),
+        episode_lengths=list(lengths),
         wall_seconds=time.perf_counter() - start,
         date=datetime.now(UTC).isoformat(timespec="seconds"),
     )

@@ -186,9 +186,7 @@ def _evaluate_frames(
 ) -> EvalResult:
     """The evaluation protocol (`rlship.evaluation.run_episodes`: the same envs, seeds, side-by-side episodes and
     returns), with each action asked for by sending the raw frame the env renders, not its observation."""
-    from datetime import UTC, datetime
-
-    from rlship.evaluation import episode_seeds
+    from rlship.evaluation import episode_seeds, episodes_result
 
     start = time.perf_counter()
     seeds = episode_seeds(seed, episodes)
@@ -214,19 +212,7 @@ def _evaluate_frames(
     finally:
         for env in envs:
             env.close()
-    return EvalResult(
-        env_id=env_id,
-        mean_reward=float(np.mean(returns)),
-        std_reward=float(np.std(returns)),
-        n_eval_episodes=episodes,
-        deterministic=deterministic,
-        seed=seed,
-        episode_seeds=seeds,
-        episode_returns=returns.tolist(),
-        episode_lengths=lengths.tolist(),
-        wall_seconds=time.perf_counter() - start,
-        date=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
+    return episodes_result(env_id, returns.tolist(), lengths.tolist(), seed, deterministic, start)
 
 
 def _rendering_env(env_id: str, env_kwargs: dict[str, Any] | None) -> Any:
