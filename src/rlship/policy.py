@@ -94,6 +94,16 @@ class PolicySpec:
         return Bounding(self.bound, np.asarray(space.low, np.float64), np.asarray(space.high, np.float64))
 
 
+def _as_batch(obs: np.ndarray, shape: tuple[int, ...], message: str) -> np.ndarray:
+    """`obs` as a non-empty batch (N, *shape) (one observation becomes a batch of one), else an ObservationError
+    with `message`, whose `{got}` is the shape that came."""
+    if obs.shape == shape:
+        obs = obs[None]
+    if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape or obs.shape[0] == 0:
+        raise ObservationError(message.replace("{got}", str(obs.shape)))  # not format: env ids may hold braces
+    return obs
+
+
 @dataclass(frozen=True)
 class ActResult:
     """What `Policy.act` returns for a batch of N observations."""
@@ -148,13 +158,12 @@ class Policy:
             raise ObservationError(
                 f"observations must be numbers shaped {shape} (or a batch {batch_shape}): {exc}"
             ) from exc
-        if obs.shape == shape:
-            obs = obs[None]
-        if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape or obs.shape[0] == 0:
-            raise ObservationError(
-                f"{self.spec.env_id} observations have shape {shape}; got an array of shape {obs.shape}. "
-                f"Send one observation of shape {shape} or a non-empty batch of shape {batch_shape}."
-            )
+        obs = _as_batch(
+            obs,
+            shape,
+            f"{self.spec.env_id} observations have shape {shape}; got an array of shape {{got}}. "
+            f"Send one observation of shape {shape} or a non-empty batch of shape {batch_shape}.",
+        )
         if not np.isfinite(obs).all():
             big = np.isfinite(np.asarray(observations, dtype=np.float64)).all()
             if big:
@@ -179,14 +188,13 @@ class Policy:
             raise ObservationError(
                 f"image observations must be pixels shaped {shape} (or {batch_shape}): {exc}"
             ) from exc
-        if obs.shape == shape:
-            obs = obs[None]
-        if obs.ndim != len(shape) + 1 or obs.shape[1:] != shape or obs.shape[0] == 0:
-            raise ObservationError(
-                f"{self.spec.env_id} observations are stacks of frames of shape {shape} (stack, height, width, "
-                f"channels), uint8; got an array of shape {obs.shape}. Send one of shape {shape} or a non-empty batch "
-                f"of shape {batch_shape}."
-            )
+        obs = _as_batch(
+            obs,
+            shape,
+            f"{self.spec.env_id} observations are stacks of frames of shape {shape} (stack, height, width, "
+            f"channels), uint8; got an array of shape {{got}}. Send one of shape {shape} or a non-empty batch "
+            f"of shape {batch_shape}.",
+        )
         if obs.shape[0] > limit:
             raise ObservationError(f"at most {limit:,} image observations per batch; got {obs.shape[0]:,}")
         if obs.dtype != np.uint8:
