@@ -173,7 +173,12 @@ class Run:
         self.env_seed = self.checkpointer.env_seed  # the run's seed; on resume one derived from the checkpoint
         self.policy: Policy | None = None
         self.stats: EpisodeStats | None = None
-        self.stop = StopRule(self.threshold, self._setting("confirm_episodes"), self._setting("confirm_std_errors"))
+        self.stop = StopRule(
+            self.threshold,
+            self._setting("confirm_episodes"),
+            self._setting("confirm_std_errors"),
+            self._setting("confirm_from"),
+        )
         self.log: TrainLog | None = None
         self.updates = 0
         self.interrupted = False
