@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -317,6 +318,52 @@ def td_targets(
     return rewards + gamma * (1.0 - terminated) * next_values
 
 
+def q_values_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`net(obs)["q_values"]` as a plain function. For an MLP (HeadsNetwork's one q_values head, no trunk) it runs
+    the same operations (F.linear, then relu or tanh, layer by layer: bit-identical outputs and gradients) without
+    nn.Module's call machinery, which on a 128x128 MLP costs about as much as the maths: a gradient step runs three
+    forward passes. Any other network (the CNN on pixels) is called as it is. The parameters are the module's own
+    tensors, so optimizer steps and target updates (in place) are seen."""
+    from torch import nn
+
+    from rlship.networks import HeadsNetwork
+
+    def call(obs: torch.Tensor) -> torch.Tensor:
+        return net(obs)["q_values"]
+
+    if not (isinstance(net, HeadsNetwork) and isinstance(net.trunk, nn.Identity) and net.log_std is None):
+        return call
+    if list(net.heads) != ["q_values"]:
+        return call
+    layers: list[tuple[torch.Tensor, torch.Tensor] | Callable[[torch.Tensor], torch.Tensor]] = []
+    for module in net.heads["q_values"]:
+        if type(module) is nn.Linear:
+            layers.append((module.weight, module.bias))
+        elif type(module) is nn.ReLU:
+            layers.append(torch.relu)
+        elif type(module) is nn.Tanh:
+            layers.append(torch.tanh)
+        else:
+            return call
+
+    def forward(obs: torch.Tensor) -> torch.Tensor:
+        x = obs
+        for layer in layers:
+            x = F.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+        return x
+
+    return forward
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """torch.nn.utils.clip_grad_norm_ (2-norm) on parameters of one device and dtype: the same foreach operations,
+    so the same gradients, without its per-call grouping of the tensors by device and dtype (on a small network
+    that bookkeeping costs more than the clipping)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
+
+
 def learn(run: Run, cfg: DQNConfig) -> None:
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
@@ -334,6 +381,8 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     target_net = copy.deepcopy(q_net)
     target_net.requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
+    params = list(q_net.parameters())
+    q_online, q_target = q_values_fn(q_net), q_values_fn(target_net)
 
     N, rng = cfg.num_envs, run.rng
     # vectors flat as float32, image stacks as they are (uint8)
@@ -367,7 +416,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         explore = rng.random(N) < epsilon
         if not explore.all():
             with torch.inference_mode():
-                greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+                greedy = q_online(torch.from_numpy(obs)).argmax(dim=1).numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, reward, term, trunc, _ = envs.step(actions)
         next_obs = np.asarray(next_obs, dtype=obs_dtype).reshape(N, *obs_shape)
@@ -389,15 +438,16 @@ def learn(run: Run, cfg: DQNConfig) -> None:
             for _ in range(cfg.gradient_steps):
                 b_obs, b_actions, b_rewards, b_next_obs, b_terminated, b_steps = buffer.sample(cfg.batch_size, rng)
                 with torch.no_grad():
-                    next_q_target = target_net(b_next_obs)["q_values"]
-                    next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                    next_q_target = q_target(b_next_obs)
+                    next_q_online = q_online(b_next_obs) if cfg.double_dqn else None
                     discounts = cfg.gamma**b_steps if cfg.n_steps > 1 else cfg.gamma
                     targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, discounts)
-                q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                q = q_online(b_obs).gather(1, b_actions[:, None]).squeeze(1)
                 loss = F.smooth_l1_loss(q, targets)
-                optimizer.zero_grad(set_to_none=True)
+                for p in params:  # optimizer.zero_grad(set_to_none=True), without its per-call overhead
+                    p.grad = None
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+                clip_grad_norm(params, cfg.max_grad_norm)
                 optimizer.step()
                 losses.append(loss.detach())
                 q_means.append(q.detach().mean())
