@@ -44,6 +44,10 @@ from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, 
 if TYPE_CHECKING:
     from rlship.training.run import Run
 
+# Learning rounds at most between two log rows (and stop-rule looks) when no episode ends: one row per episode end
+# otherwise, which keeps the curve's detail where returns change.
+LOG_EVERY_ROUNDS = 32
+
 # The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
 MAX_BUFFER_SIZE = 10_000_000
 
@@ -409,6 +413,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
+    rounds_unlogged = 0  # learning rounds since the last log row
     while run.env_steps < cfg.total_steps:
         # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
         epsilon = cfg.epsilon(run.env_steps) if run.env_steps >= cfg.learning_starts else 1.0
@@ -461,8 +466,14 @@ def learn(run: Run, cfg: DQNConfig) -> None:
                     for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
                         t.lerp_(p, cfg.tau)
 
-        # --- log, and the stop rule once new episodes have finished
+        # --- log, and the stop rule, once new episodes have finished (or after LOG_EVERY_ROUNDS rounds without):
+        # a row per round was up to a tenth of a run's CPU (CSV, TensorBoard), and the stop rule has nothing new
+        # to look at between episodes
         new_episodes = run.stats.episodes > checked_episodes
+        rounds_unlogged += 1
+        if not new_episodes and rounds_unlogged < LOG_EVERY_ROUNDS:
+            continue
+        rounds_unlogged = 0
         checked_episodes = run.stats.episodes
         progress_counters = {
             "gradient_steps": n_gradient_steps,
