@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,10 @@ from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, 
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
+
+# Learning rounds at most between two log rows (and stop-rule looks) when no episode ends: one row per episode end
+# otherwise, which keeps the curve's detail where returns change.
+LOG_EVERY_ROUNDS = 32
 
 # The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
 MAX_BUFFER_SIZE = 10_000_000
@@ -317,6 +322,116 @@ def td_targets(
     return rewards + gamma * (1.0 - terminated) * next_values
 
 
+def q_values_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`net(obs)["q_values"]` as a plain function. For an MLP (HeadsNetwork's one q_values head, no trunk) it runs
+    the same operations (F.linear, then relu or tanh, layer by layer: bit-identical outputs and gradients) without
+    nn.Module's call machinery, which on a 128x128 MLP costs about as much as the maths: a gradient step runs three
+    forward passes. Any other network (the CNN on pixels) is called as it is. The parameters are the module's own
+    tensors, so optimizer steps and target updates (in place) are seen."""
+    from torch import nn
+
+    from rlship.networks import HeadsNetwork
+
+    def call(obs: torch.Tensor) -> torch.Tensor:
+        return net(obs)["q_values"]
+
+    if not (isinstance(net, HeadsNetwork) and isinstance(net.trunk, nn.Identity) and net.log_std is None):
+        return call
+    if list(net.heads) != ["q_values"]:
+        return call
+    layers: list[tuple[torch.Tensor, torch.Tensor] | Callable[[torch.Tensor], torch.Tensor]] = []
+    for module in net.heads["q_values"]:
+        if type(module) is nn.Linear:
+            layers.append((module.weight, module.bias))
+        elif type(module) is nn.ReLU:
+            layers.append(torch.relu)
+        elif type(module) is nn.Tanh:
+            layers.append(torch.tanh)
+        else:
+            return call
+
+    def forward(obs: torch.Tensor) -> torch.Tensor:
+        x = obs
+        for layer in layers:
+            x = F.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+        return x
+
+    return forward
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """torch.nn.utils.clip_grad_norm_ (2-norm) on parameters of one device and dtype: the same foreach operations,
+    so the same gradients, without its per-call grouping of the tensors by device and dtype (on a small network
+    that bookkeeping costs more than the clipping)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
+
+
+def _global_step_hooks() -> bool:
+    """Whether hooks were registered for every optimizer's step (torch.optim.register_optimizer_step_*_hook)."""
+    from torch.optim import optimizer
+
+    return bool(optimizer._global_optimizer_pre_hooks or optimizer._global_optimizer_post_hooks)
+
+
+class AdamStep:
+    """`optimizer.step()` of a fused torch Adam as the two kernels Adam.step runs for it (torch/optim/adam.py,
+    `_fused_adam`): the step counters' +1 and `torch._fused_adam_`, with the same arguments, so the same weights
+    and state, without the Python around them (hooks, profiler records, per-call grouping of the tensors by
+    device and dtype), which on a small MLP is several times the kernel's cost: about a tenth of a DQN gradient
+    step. The state is the optimizer's own (its state_dict and the checkpoints are unchanged). Any other case
+    (the first step, which creates the state; another optimizer or option; hooks) is `optimizer.step()` itself."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        groups = optimizer.param_groups
+        group = groups[0]
+        self.direct = (
+            type(optimizer) is torch.optim.Adam
+            and len(groups) == 1
+            and group["fused"]
+            and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
+            and not group["decoupled_weight_decay"]
+            and group["weight_decay"] == 0
+            and all(not isinstance(x, torch.Tensor) for x in (group["lr"], *group["betas"]))
+            and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
+            and getattr(optimizer, "grad_scale", None) is None
+            and getattr(optimizer, "found_inf", None) is None
+        )
+
+    def __call__(self) -> None:
+        optimizer = self.optimizer
+        group = optimizer.param_groups[0]
+        params = group["params"]
+        state = optimizer.state
+        hooked = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or _global_step_hooks()
+        if not self.direct or hooked or any(p.grad is None or p not in state for p in params):
+            optimizer.step()
+            return
+        states = [state[p] for p in params]
+        steps = [st["step"] for st in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        torch._fused_adam_(
+            params,
+            [p.grad for p in params],
+            [st["exp_avg"] for st in states],
+            [st["exp_avg_sq"] for st in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+
 def learn(run: Run, cfg: DQNConfig) -> None:
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
@@ -334,6 +449,9 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     target_net = copy.deepcopy(q_net)
     target_net.requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
+    params = list(q_net.parameters())
+    adam_step = AdamStep(optimizer)
+    q_online, q_target = q_values_fn(q_net), q_values_fn(target_net)
 
     N, rng = cfg.num_envs, run.rng
     # vectors flat as float32, image stacks as they are (uint8)
@@ -360,6 +478,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
+    rounds_unlogged = 0  # learning rounds since the last log row
     while run.env_steps < cfg.total_steps:
         # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
         epsilon = cfg.epsilon(run.env_steps) if run.env_steps >= cfg.learning_starts else 1.0
@@ -367,7 +486,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         explore = rng.random(N) < epsilon
         if not explore.all():
             with torch.inference_mode():
-                greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+                greedy = q_online(torch.from_numpy(obs)).argmax(dim=1).numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, reward, term, trunc, _ = envs.step(actions)
         next_obs = np.asarray(next_obs, dtype=obs_dtype).reshape(N, *obs_shape)
@@ -389,16 +508,17 @@ def learn(run: Run, cfg: DQNConfig) -> None:
             for _ in range(cfg.gradient_steps):
                 b_obs, b_actions, b_rewards, b_next_obs, b_terminated, b_steps = buffer.sample(cfg.batch_size, rng)
                 with torch.no_grad():
-                    next_q_target = target_net(b_next_obs)["q_values"]
-                    next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                    next_q_target = q_target(b_next_obs)
+                    next_q_online = q_online(b_next_obs) if cfg.double_dqn else None
                     discounts = cfg.gamma**b_steps if cfg.n_steps > 1 else cfg.gamma
                     targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, discounts)
-                q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                q = q_online(b_obs).gather(1, b_actions[:, None]).squeeze(1)
                 loss = F.smooth_l1_loss(q, targets)
-                optimizer.zero_grad(set_to_none=True)
+                for p in params:  # optimizer.zero_grad(set_to_none=True), without its per-call overhead
+                    p.grad = None
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                clip_grad_norm(params, cfg.max_grad_norm)
+                adam_step()
                 losses.append(loss.detach())
                 q_means.append(q.detach().mean())
                 n_gradient_steps += 1
@@ -411,8 +531,14 @@ def learn(run: Run, cfg: DQNConfig) -> None:
                     for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
                         t.lerp_(p, cfg.tau)
 
-        # --- log, and the stop rule once new episodes have finished
+        # --- log, and the stop rule, once new episodes have finished (or after LOG_EVERY_ROUNDS rounds without):
+        # a row per round was up to a tenth of a run's CPU (CSV, TensorBoard), and the stop rule has nothing new
+        # to look at between episodes
         new_episodes = run.stats.episodes > checked_episodes
+        rounds_unlogged += 1
+        if not new_episodes and rounds_unlogged < LOG_EVERY_ROUNDS:
+            continue
+        rounds_unlogged = 0
         checked_episodes = run.stats.episodes
         progress_counters = {
             "gradient_steps": n_gradient_steps,
