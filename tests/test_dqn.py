@@ -390,38 +390,3 @@ def test_plain_q_forward_calls_any_other_network_as_it_is() -> None:
     net = HeadsNetwork(4, NetworkSpec((8,), "relu", {"q_values": 2}, shared_trunk=True))
     obs = torch.randn(5, 4)
     assert torch.equal(dqn.q_values_fn(net)(obs), net(obs)["q_values"])
-
-
-@pytest.mark.parametrize("max_norm", [1e-3, 1e3])  # clipped, and left alone
-def test_clip_grad_norm_is_torchs(max_norm: float) -> None:
-    net, twin = _twin_mlps("relu")
-    obs = torch.randn(64, 4)
-    for module in (net, twin):
-        module(obs)["q_values"].square().sum().backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
-    dqn.clip_grad_norm(list(twin.parameters()), max_norm)
-    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
-        assert a.grad is not None and b.grad is not None and torch.equal(a.grad, b.grad)
-
-
-def test_adam_step_is_torchs_fused_adam_step_bit_for_bit() -> None:
-    """The same weights and optimizer state as `optimizer.step()` over steps with a changing learning rate (the
-    first step, which creates the state, is torch's own); a non-fused Adam goes through torch's step."""
-    net, twin = _twin_mlps("relu")
-    ours = torch.optim.Adam(twin.parameters(), lr=1e-3, fused=True)
-    theirs = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
-    step = dqn.AdamStep(ours)
-    assert step.direct and not dqn.AdamStep(torch.optim.Adam(net.parameters())).direct
-    for i in range(20):
-        obs = torch.randn(32, 4)
-        for module, optimizer in ((net, theirs), (twin, ours)):
-            for group in optimizer.param_groups:
-                group["lr"] = 1e-3 / (1 + i)
-            module.zero_grad(set_to_none=True)
-            module(obs)["q_values"].square().mean().backward()
-        theirs.step()
-        step()
-    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
-        assert torch.equal(a, b)
-    mine, torchs = ours.state_dict()["state"], theirs.state_dict()["state"]
-    assert all(torch.equal(mine[k][name], torchs[k][name]) for k in torchs for name in torchs[k])

@@ -39,6 +39,7 @@ from rlship.errors import UsageError
 from rlship.lazy_torch import F, torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
+from rlship.training.gradient_step import GradientStep
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
 if TYPE_CHECKING:
@@ -359,79 +360,6 @@ def q_values_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return forward
 
 
-def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
-    """torch.nn.utils.clip_grad_norm_ (2-norm) on parameters of one device and dtype: the same foreach operations,
-    so the same gradients, without its per-call grouping of the tensors by device and dtype (on a small network
-    that bookkeeping costs more than the clipping)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
-
-
-def _global_step_hooks() -> bool:
-    """Whether hooks were registered for every optimizer's step (torch.optim.register_optimizer_step_*_hook)."""
-    from torch.optim import optimizer
-
-    return bool(optimizer._global_optimizer_pre_hooks or optimizer._global_optimizer_post_hooks)
-
-
-class AdamStep:
-    """`optimizer.step()` of a fused torch Adam as the two kernels Adam.step runs for it (torch/optim/adam.py,
-    `_fused_adam`): the step counters' +1 and `torch._fused_adam_`, with the same arguments, so the same weights
-    and state, without the Python around them (hooks, profiler records, per-call grouping of the tensors by
-    device and dtype), which on a small MLP is several times the kernel's cost: about a tenth of a DQN gradient
-    step. The state is the optimizer's own (its state_dict and the checkpoints are unchanged). Any other case
-    (the first step, which creates the state; another optimizer or option; hooks) is `optimizer.step()` itself."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
-        self.optimizer = optimizer
-        groups = optimizer.param_groups
-        group = groups[0]
-        self.direct = (
-            type(optimizer) is torch.optim.Adam
-            and len(groups) == 1
-            and group["fused"]
-            and not (group["amsgrad"] or group["maximize"] or group["capturable"] or group["differentiable"])
-            and not group["decoupled_weight_decay"]
-            and group["weight_decay"] == 0
-            and all(not isinstance(x, torch.Tensor) for x in (group["lr"], *group["betas"]))
-            and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in group["params"])
-            and getattr(optimizer, "grad_scale", None) is None
-            and getattr(optimizer, "found_inf", None) is None
-        )
-
-    def __call__(self) -> None:
-        optimizer = self.optimizer
-        group = optimizer.param_groups[0]
-        params = group["params"]
-        state = optimizer.state
-        hooked = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or _global_step_hooks()
-        if not self.direct or hooked or any(p.grad is None or p not in state for p in params):
-            optimizer.step()
-            return
-        states = [state[p] for p in params]
-        steps = [st["step"] for st in states]
-        torch._foreach_add_(steps, 1)
-        beta1, beta2 = group["betas"]
-        torch._fused_adam_(
-            params,
-            [p.grad for p in params],
-            [st["exp_avg"] for st in states],
-            [st["exp_avg_sq"] for st in states],
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=0.0,
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
-
-
 def learn(run: Run, cfg: DQNConfig) -> None:
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
@@ -449,8 +377,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     target_net = copy.deepcopy(q_net)
     target_net.requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
-    params = list(q_net.parameters())
-    adam_step = AdamStep(optimizer)
+    step = GradientStep(list(q_net.parameters()), optimizer, cfg.max_grad_norm)
     q_online, q_target = q_values_fn(q_net), q_values_fn(target_net)
 
     N, rng = cfg.num_envs, run.rng
@@ -514,11 +441,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
                     targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, discounts)
                 q = q_online(b_obs).gather(1, b_actions[:, None]).squeeze(1)
                 loss = F.smooth_l1_loss(q, targets)
-                for p in params:  # optimizer.zero_grad(set_to_none=True), without its per-call overhead
-                    p.grad = None
-                loss.backward()
-                clip_grad_norm(params, cfg.max_grad_norm)
-                adam_step()
+                step(loss)
                 losses.append(loss.detach())
                 q_means.append(q.detach().mean())
                 n_gradient_steps += 1
