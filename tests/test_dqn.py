@@ -19,6 +19,7 @@ from rlship import load_policy
 from rlship.training import ALGORITHMS, dqn
 from rlship.training.run import TrainResult
 from tests.test_cli import RLSHIP
+from tests.test_gradient_step import twin_mlps
 
 RANDOM_FLOOR = 22.0  # a uniform-random CartPole-v1 policy scores about 22 on the evaluation protocol
 
@@ -360,20 +361,9 @@ def test_a_replay_memory_larger_than_the_machine_is_refused_before_allocation(tm
     assert not out.exists()
 
 
-def _twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from rlship.network_spec import NetworkSpec
-    from rlship.networks import HeadsNetwork
-
-    torch.manual_seed(0)
-    net = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
-    twin = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
-    twin.load_state_dict(net.state_dict())
-    return net, twin
-
-
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_plain_q_forward_gives_the_networks_outputs_and_gradients_bit_for_bit(activation: str) -> None:
-    net, twin = _twin_mlps(activation)
+    net, twin = twin_mlps(activation)
     obs = torch.randn(64, 4)
     q = dqn.q_values_fn(twin)
     assert torch.equal(q(obs), net(obs)["q_values"])

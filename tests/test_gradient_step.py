@@ -11,7 +11,7 @@ from rlship.networks import HeadsNetwork
 from rlship.training.gradient_step import AdamStep, GradientStep, clip_grad_norm
 
 
-def _twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+def twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
     net = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
     twin = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
@@ -21,7 +21,7 @@ def _twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
 
 @pytest.mark.parametrize("max_norm", [1e-3, 1e3])  # clipped, and left alone
 def test_clip_grad_norm_is_torchs(max_norm: float) -> None:
-    net, twin = _twin_mlps("relu")
+    net, twin = twin_mlps("relu")
     obs = torch.randn(64, 4)
     for module in (net, twin):
         module(obs)["q_values"].square().sum().backward()
@@ -34,7 +34,7 @@ def test_clip_grad_norm_is_torchs(max_norm: float) -> None:
 def test_adam_step_is_torchs_fused_adam_step_bit_for_bit() -> None:
     """The same weights and optimizer state as `optimizer.step()` over steps with a changing learning rate (the
     first step, which creates the state, is torch's own); a non-fused Adam goes through torch's step."""
-    net, twin = _twin_mlps("relu")
+    net, twin = twin_mlps("relu")
     ours = torch.optim.Adam(twin.parameters(), lr=1e-3, fused=True)
     theirs = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     step = AdamStep(ours)
@@ -56,7 +56,7 @@ def test_adam_step_is_torchs_fused_adam_step_bit_for_bit() -> None:
 
 def test_a_gradient_step_is_torchs_zero_grad_backward_clip_and_step() -> None:
     """PPO's and DQN's whole step, against the four torch calls it stands for, with a clip that binds."""
-    net, twin = _twin_mlps("tanh")
+    net, twin = twin_mlps("tanh")
     theirs = torch.optim.Adam(net.parameters(), lr=3e-3, eps=1e-5, fused=True)
     step = GradientStep(
         list(twin.parameters()), torch.optim.Adam(twin.parameters(), lr=3e-3, eps=1e-5, fused=True), 0.5
