@@ -186,6 +186,8 @@ class Run:
         """The run's env as a vector env of `num_envs` copies (closed when the run ends)."""
         envs = make_vec_env(self.env_id, num_envs, self.env_kwargs)
         self._envs.append(envs)
+        # an env with a faster copy for the stop rule's confirmations names it (rlship/CartPolePixels-v1)
+        self.stop.env_id = envs.metadata.get("confirmation_env", self.stop.env_id)
         return envs
 
     def n_actions(self, envs: gym.vector.VectorEnv) -> int:

@@ -83,11 +83,16 @@ class StopRule:
     (it is a coin toss at the threshold), and the final evaluation on other episodes then reports it unsolved.
     A policy that never fails (CartPole's 500 +/- 0) clears the margin at once, so it costs only where the
     policy is shaky, which is where training on is what is needed. The first `SCREEN_EPISODES` episodes must
-    reach the threshold before the rest are played: the rule never passes where the bare 20-episode one fails."""
+    reach the threshold before the rest are played: the rule never passes where the bare 20-episode one fails.
+
+    `env_id`: the env the confirmations play when not the policy's own: a faster copy of it that makes the same
+    episodes (rlship/CartPolePixels-v1's are drawn by NumPy instead of Gymnasium's renderer; the training vector
+    env's metadata names it as "confirmation_env")."""
 
     threshold: float | None
     episodes: int = 100
     std_errors: float = 0.0
+    env_id: str | None = None
 
     def __post_init__(self) -> None:
         self.confirmations: list[EvalResult] = []
@@ -102,9 +107,11 @@ class StopRule:
         if self.threshold is None or not stats.full or stats.mean() < self.threshold:
             return False
         seed = CONFIRM_EVAL_SEED + len(self.confirmations)
-        result = evaluate(policy, episodes=min(SCREEN_EPISODES, self.episodes), seed=seed)
+        result = evaluate(policy, episodes=min(SCREEN_EPISODES, self.episodes), seed=seed, env_id=self.env_id)
         if result.mean_reward >= self.threshold and result.n_eval_episodes < self.episodes:
-            rest = evaluate(policy, episodes=self.episodes - result.n_eval_episodes, seed=seed + SCREEN_EPISODES)
+            rest = evaluate(
+                policy, episodes=self.episodes - result.n_eval_episodes, seed=seed + SCREEN_EPISODES, env_id=self.env_id
+            )
             result = joined(result, rest)
         self.confirmations.append(result)
         return result.n_eval_episodes == self.episodes and self.passes(result)
