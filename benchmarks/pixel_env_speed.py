@@ -4,8 +4,6 @@
   a time (what evaluation, the stop rule's confirmations and replay videos play);
 - `gymnasium.make_vec` (vector_entry_point): CartPole-v1's NumPy vector env + rlship's NumPy renderer drawing the
   preprocessed frames directly (what training steps);
-- `gymnasium.make("rlship/CartPolePixelsDrawn-v1")`: one env drawn by the NumPy renderer, the same episodes as the
-  real env (what the stop rule's confirmations play during training);
 - plain CartPole-v1 (`gymnasium.make`), the state-vector env, for scale.
 
 Random actions, one process, one thread:
@@ -25,7 +23,6 @@ import numpy as np
 import rlship  # noqa: F401 (registers rlship/CartPolePixels-v1)
 
 ENV = "rlship/CartPolePixels-v1"
-DRAWN = "rlship/CartPolePixelsDrawn-v1"
 
 
 def single(env_id: str, steps: int) -> float:
@@ -63,7 +60,6 @@ def main() -> None:
     rows = [
         (f"{ENV} gymnasium.make (Gymnasium renderer + preprocess)", single(ENV, args.steps)),
         (f"{ENV} gymnasium.make_vec x{args.num_envs} (NumPy renderer)", vector(args.steps * 4, args.num_envs)),
-        (f"{DRAWN} gymnasium.make (NumPy renderer)", single(DRAWN, args.steps * 4)),
         ("CartPole-v1 gymnasium.make (state vector, no rendering)", single("CartPole-v1", args.steps * 4)),
     ]
     for name, rate in rows:

@@ -20,18 +20,11 @@ import rlship  # noqa: F401 (registers the rlship/ envs)
 from rlship import evaluate, load_policy
 from rlship.cli import main
 from rlship.errors import UsageError
-from rlship.games.cartpole_pixels import (
-    CONFIRMATION_ENV,
-    PREPROCESSING,
-    RENDER_MAX_DIFFERENCE,
-    RENDER_TOLERANCE,
-    draw_frames,
-)
+from rlship.games.cartpole_pixels import PREPROCESSING, RENDER_MAX_DIFFERENCE, RENDER_TOLERANCE, draw_frames
 from rlship.hub.package import package_policy
 from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
 from rlship.training.run import Run, TrainResult
-from rlship.training.stop_rule import EpisodeStats
 
 ENV = "rlship/CartPolePixels-v1"
 TINY_DQN = dict(
@@ -109,57 +102,6 @@ def test_the_training_vector_env_steps_cartpole_and_restarts_the_stack_after_a_d
             assert np.array_equal(obs[i, 0], expected_older)
         restarted = terminated | truncated
     pixels.close()
-
-
-def test_the_drawn_env_plays_the_real_envs_episodes_with_numpy_drawn_frames() -> None:
-    real, drawn = gym.make(ENV), gym.make(CONFIRMATION_ENV)
-    assert drawn.observation_space == real.observation_space and drawn.spec is not None
-    assert drawn.spec.max_episode_steps == 500 and drawn.spec.reward_threshold == 475.0
-    rng = np.random.default_rng(2)
-    for seed in (7, 8):  # the same reset seed: the same start state, then the same steps
-        obs, _ = real.reset(seed=seed)
-        frames, _ = drawn.reset(seed=seed)
-        assert np.array_equal(frames[0], frames[1])  # the stack starts with copies of the first frame
-        done = False
-        while not done:
-            assert np.array_equal(drawn.unwrapped.state, real.unwrapped.state)
-            assert np.array_equal(frames[-1], draw_frames(np.asarray(drawn.unwrapped.state))[0])
-            assert np.abs(frames.astype(int) - obs.astype(int)).mean() <= RENDER_TOLERANCE
-            action = int(rng.integers(2))
-            previous = frames
-            obs, reward, terminated, truncated, _ = real.step(action)
-            frames, drawn_reward, drawn_terminated, drawn_truncated, _ = drawn.step(action)
-            assert (reward, terminated, truncated) == (drawn_reward, drawn_terminated, drawn_truncated)
-            assert np.array_equal(frames[0], previous[-1])  # the older frame is the previous newest
-            done = terminated or truncated
-    real.close()
-    drawn.close()
-
-
-def test_a_pixel_runs_confirmations_play_the_drawn_env_and_the_final_evaluation_the_real_one(
-    dqn_run: TrainResult, tmp_path: Path
-) -> None:
-    run = Run(
-        ALGORITHMS["dqn"],
-        ENV,
-        ALGORITHMS["dqn"].make_config(ENV, **TINY_DQN),
-        seed=0,
-        out=tmp_path / "run",
-        progress=False,
-        env_kwargs=None,
-        checkpoint=None,
-        overwrite=False,
-    )
-    assert run.stop.env_id is None  # before the run has made its envs
-    run.vec_env(2).close()
-    assert run.stop.env_id == CONFIRMATION_ENV  # named by the training vector env's metadata
-    stats = EpisodeStats(num_envs=1, window=1)
-    stats.update(np.array([500.0]), np.array([True]), np.array([True]))
-    run.stop.threshold = 5.0  # low enough that the tiny policy's confirmation is played in full
-    run.stop.solved(stats, dqn_run.policy)
-    [confirmation] = run.stop.confirmations
-    assert confirmation.env_id == CONFIRMATION_ENV and confirmation.n_eval_episodes == 2
-    assert dqn_run.evaluation.env_id == ENV  # the final evaluation: Gymnasium's renderer
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlship.evaluation import EVAL_SEED_OFFSET, evaluate, evaluate_fn, run_episodes
+from rlship import load_policy
+from rlship.evaluation import EVAL_SEED_OFFSET, evaluate, evaluate_fn, run_episodes, run_vector_twin_episodes
 from tests.conftest import make_untrained
 
 
@@ -54,3 +56,40 @@ def test_untrained_policy_fails_and_stochastic_runs_are_reproducible() -> None:
 def test_zero_episodes_is_an_error() -> None:
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         run_episodes(balance, "CartPole-v1", episodes=0)
+
+
+def test_the_vector_twin_is_cartpole_itself() -> None:
+    """The stop rule's confirmations play CartPole-v1's native vector env: from the same state, with the same
+    actions, it gives gymnasium.make's observations, rewards, termination and time limit."""
+    real = gym.make("CartPole-v1")
+    twin = gym.make_vec("CartPole-v1", num_envs=1, vectorization_mode="vector_entry_point")
+    obs, _ = real.reset(seed=5)
+    twin.reset(seed=0)
+    twin.unwrapped.state[:, 0] = real.unwrapped.state  # type: ignore[attr-defined]
+    for step in range(1, 501):
+        action = balance(obs[None])
+        obs, reward, terminated, truncated, _ = real.step(int(action[0]))
+        twin_obs, twin_reward, twin_terminated, twin_truncated, _ = twin.step(action)
+        np.testing.assert_array_equal(twin_obs[0], obs)
+        assert (twin_reward[0], twin_terminated[0], twin_truncated[0]) == (reward, terminated, truncated), step
+        if terminated or truncated:
+            break
+    real.close()
+    twin.close()
+
+
+def test_vector_twin_episodes_count_each_copy_until_its_end() -> None:
+    calls: list[int] = []
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        calls.append(len(obs))
+        return np.zeros(len(obs), dtype=np.int64)  # always left: every episode ends within a few dozen steps
+
+    returns, lengths = run_vector_twin_episodes(act, "CartPole-v1", episodes=30, seed=0)
+    assert returns == [float(n) for n in lengths] and len(set(lengths)) > 1
+    assert set(calls) == {30} and len(calls) == max(lengths)  # every copy steps until the longest episode ends
+    policy = load_policy("default")
+    twin = evaluate(policy, episodes=30, seed=1, vector_twin=True)  # other start states than the protocol's
+    assert twin.n_eval_episodes == 30 and twin.mean_reward > 475 and max(twin.episode_lengths) == 500
+    # an env without a native vector implementation plays gymnasium.make copies, as the protocol does
+    assert evaluate(policy, episodes=3, seed=0, env_id="CartPole-v0", vector_twin=True).mean_reward == 200.0

@@ -85,6 +85,14 @@ def test_numpy_acts_as_torch(artifact: Path) -> None:
     assert_same_acting(torch_policy, numpy_policy)
 
 
+def test_a_trained_policy_acts_the_same_in_numpy(artifact: Path) -> None:
+    """Evaluation acts through `Policy.in_numpy()`: a copy of the trained network's weights in NumPy."""
+    trained = load_policy(artifact)
+    copy = trained.in_numpy()
+    assert isinstance(copy.network, NumpyNetwork) and copy.in_numpy() is copy
+    assert_same_acting(trained, copy)
+
+
 def test_a_tanh_state_dependent_gaussian_acts_the_same(tmp_path: Path) -> None:
     torch.manual_seed(0)
     env = gym.make("Pendulum-v1")

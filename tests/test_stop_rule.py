@@ -1,5 +1,6 @@
-"""The stop rule: a confirming evaluation (the real protocol, on its own seeds) is run only once the training
-returns reach the threshold, and it must clear the threshold by `std_errors` standard errors of its mean."""
+"""The stop rule: a confirming evaluation (the protocol's greedy episodes, on its own seeds; played through the env's
+native vector implementation where it has one) is run only once the training returns reach the threshold, and it
+must clear the threshold by `std_errors` standard errors of its mean."""
 
 from __future__ import annotations
 
@@ -86,9 +87,15 @@ def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_t
     assert not rule.solved(full_window(), shaky)
     [screened] = rule.confirmations
     assert screened.n_eval_episodes == SCREEN_EPISODES and screened.mean_reward < 475
-    # the screen and the rest together are exactly one evaluation of all the episodes
+    # CartPole's confirmations play its native vector env (the screen is exactly that evaluation)...
+    assert (
+        screened.episode_returns
+        == evaluate(shaky, SCREEN_EPISODES, CONFIRM_EVAL_SEED, vector_twin=True).episode_returns
+    )
+    # ... and for real envs, the screen and the rest together are exactly one evaluation of all the episodes
+    screen = evaluate(shaky, episodes=SCREEN_EPISODES, seed=CONFIRM_EVAL_SEED)
     whole = evaluate(shaky, episodes=100, seed=CONFIRM_EVAL_SEED)
-    parts = joined(screened, evaluate(shaky, episodes=80, seed=CONFIRM_EVAL_SEED + SCREEN_EPISODES))
+    parts = joined(screen, evaluate(shaky, episodes=80, seed=CONFIRM_EVAL_SEED + SCREEN_EPISODES))
     assert parts.episode_seeds == whole.episode_seeds and parts.episode_returns == whole.episode_returns
     assert (parts.mean_reward, parts.std_reward, parts.n_eval_episodes) == (
         whole.mean_reward,

@@ -1,9 +1,14 @@
-"""The one evaluation protocol rlship uses everywhere (training's stop check, results.json, the CLI, the card).
+"""The one evaluation protocol rlship uses everywhere (results.json, the CLI, the card, the simulator).
 
 Real `gymnasium.make(env_id)` episodes (the env's own TimeLimit), 100 by default, greedy actions by default,
 mean and std of the undiscounted return. Episode i is reset with seed `EVAL_SEED_OFFSET + seed + i`; training
 seeds its envs below `EVAL_SEED_OFFSET`, so evaluation never replays a start state that training was seeded
 with. All episodes run side by side: one batched policy call per time step for every episode still running.
+
+Training's stop rule plays its confirming episodes the same way, except that an env registering a native vector
+implementation (a `vector_entry_point`, such as CartPole-v1's) is played through it (`vector_twin=True`): the
+same dynamics and time limit, all episodes stepped in one NumPy call, with start states drawn from one seeded
+generator rather than a seed per episode. The final evaluation, the CLI and the card always play real envs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rlship.envs import make_env
+from rlship.envs import env_spec, make_env, make_vec_env
 from rlship.errors import UsageError
 
 if TYPE_CHECKING:  # evaluation needs only `act`; the run folder module (below policy) imports EvalResult from here
@@ -96,22 +101,63 @@ def run_episodes(
     return returns.tolist(), lengths.tolist()
 
 
+def run_vector_twin_episodes(
+    act: ActFn,
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[list[float], list[int]]:
+    """One episode in each copy of the env's native vector implementation; returns (returns, lengths).
+
+    The copies whose episode has ended go on stepping (autoreset, in the same NumPy call, their rewards ignored)
+    until the last episode ends: the vector env takes an action for every copy.
+    """
+    if episodes < 1:
+        raise UsageError(f"episodes must be >= 1; got {episodes}")
+    envs = make_vec_env(env_id, episodes, env_kwargs)
+    try:
+        obs, _ = envs.reset(seed=EVAL_SEED_OFFSET + seed)
+        returns = np.zeros(episodes)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        running = np.ones(episodes, dtype=bool)
+        while running.any():
+            obs, rewards, terminated, truncated, _ = envs.step(act(obs))
+            returns += np.where(running, rewards, 0.0)
+            lengths += running
+            running &= ~(np.asarray(terminated) | np.asarray(truncated))
+    finally:
+        envs.close()
+    return returns.tolist(), lengths.tolist()
+
+
+def has_vector_twin(env_id: str) -> bool:
+    return env_spec(env_id).vector_entry_point is not None
+
+
 def evaluate(
     policy: Policy,
     episodes: int = DEFAULT_EPISODES,
     seed: int = 0,
     deterministic: bool = True,
     env_id: str | None = None,
+    vector_twin: bool = False,
 ) -> EvalResult:
-    """Evaluate a policy by the protocol above (on its own env unless `env_id` is given)."""
+    """Evaluate a policy by the protocol above (on its own env unless `env_id` is given).
+
+    `vector_twin=True` (training's checks only) plays the env's native vector implementation when it has one."""
     rng = np.random.default_rng(EVAL_SEED_OFFSET + seed)  # stochastic evaluation is reproducible too
+    env_id = env_id or policy.spec.env_id
+    policy = policy.in_numpy()
 
     def act(obs: np.ndarray) -> np.ndarray:
         return policy.act(obs, deterministic=deterministic, rng=rng).actions
 
-    return evaluate_fn(
-        act, env_id or policy.spec.env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_kwargs
-    )
+    if vector_twin and has_vector_twin(env_id):
+        start = time.perf_counter()
+        returns, lengths = run_vector_twin_episodes(act, env_id, episodes, seed, policy.spec.env_kwargs)
+        return episodes_result(env_id, returns, lengths, seed, deterministic, start)
+    return evaluate_fn(act, env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_kwargs)
 
 
 def evaluate_fn(

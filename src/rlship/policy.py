@@ -207,6 +207,26 @@ class Policy:
             obs = obs.astype(np.uint8)
         return obs
 
+    def in_numpy(self) -> Policy:
+        """This policy acting in NumPy (rlship.numpy_forward) where its network is an MLP, else itself.
+
+        The same actions (greedy ones identical, probabilities within float32 rounding: tests/test_numpy_forward.py)
+        at a fraction of the cost per call: torch's per-module overhead is most of a small MLP's forward pass, and
+        evaluation calls it once per time step."""
+        if isinstance(self.network, NumpyNetwork) or not numpy_supports(self.spec.network):
+            return self
+        state = {name: t.detach().cpu().numpy() for name, t in self.network.state_dict().items()}
+        return Policy(
+            self.spec,
+            NumpyNetwork(self.spec.network, state),
+            self.config,
+            source=self.source,
+            revision=self.revision,
+            folder=self.folder,
+            obs_norm=self.obs_norm,
+            results=self.results,
+        )
+
     def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
         """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""
         obs = self.check_observations(observations)

@@ -20,14 +20,6 @@ ENVS: dict[str, dict[str, Any]] = {
         max_episode_steps=500,
         reward_threshold=475.0,
     ),
-    # The same, drawn by NumPy (`draw_frames`) in single envs too: the stop rule's confirming evaluations play it
-    # during training (seconds where Gymnasium's renderer takes minutes); the final evaluation plays the env above.
-    "rlship/CartPolePixelsDrawn-v1": dict(
-        entry_point="rlship.games.cartpole_pixels:CartPolePixelsDrawnEnv",
-        vector_entry_point="rlship.games.cartpole_pixels:CartPolePixelsVectorEnv",
-        max_episode_steps=500,
-        reward_threshold=475.0,
-    ),
     # No reward_threshold: Pixelcopter has no published "solved" score (PLE and gym_pygame define none), and
     # rlship's stop rule would treat one as a goal. The time limit is the Hugging Face course's `max_t`, the
     # step cap of its training and evaluation loops, so scores here compare with the course's.

@@ -12,11 +12,6 @@ Same dynamics, reward, termination and time limit as CartPole-v1 (Gymnasium's ow
   at the preprocessed resolution (3x3 samples per output pixel, only in a window around the cart), tens of times
   faster. tests/test_cartpole_pixels.py shows its frames match Gymnasium's rendered-and-preprocessed frames within
   `RENDER_TOLERANCE` grey levels (mean absolute difference, max difference bounded too).
-- `CartPolePixelsDrawnEnv` (`rlship/CartPolePixelsDrawn-v1`): one env drawn by `draw_frames`, the same episodes
-  (reset seeds give the same start states) as `CartPolePixelsEnv`. The stop rule's confirming evaluations during
-  training play it (the vector env's metadata names it, `CONFIRMATION_ENV`): a 100-episode confirmation of a
-  500-step policy is 50,000 frames, minutes with Gymnasium's renderer, seconds drawn. The final evaluation keeps
-  the real env.
 
 Preprocessing (why): the screen's rows 162-311 hold everything that moves (the pole's tip at its highest, the
 cart, the track); all 600 columns are kept because the crop is a fixed rectangle (a pure function of one frame, so
@@ -118,10 +113,6 @@ def draw_frames(states: np.ndarray) -> np.ndarray:
     return frames[..., None]
 
 
-# the env the stop rule's confirming evaluations play during training (registration.py registers it)
-CONFIRMATION_ENV = "rlship/CartPolePixelsDrawn-v1"
-
-
 def _observation_space() -> gym.spaces.Box:
     return gym.spaces.Box(0, 255, PREPROCESSING.observation_shape, dtype=np.uint8)
 
@@ -158,44 +149,11 @@ class CartPolePixelsEnv(CartPoleEnv):
         return self._stack.push(self.render()), reward, terminated, truncated, info
 
 
-class CartPolePixelsDrawnEnv(CartPoleEnv):
-    """One CartPole-v1 observed through `draw_frames` (the stack as `FrameStack` makes it): the same start states and
-    dynamics as `CartPolePixelsEnv` for the same reset seeds, without Gymnasium's renderer."""
-
-    metadata: ClassVar[dict[str, Any]] = {
-        **CartPoleEnv.metadata,
-        "render_modes": [],
-        "observation_preprocessing": PREPROCESSING,
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(render_mode=None, **kwargs)
-        self.observation_space = _observation_space()
-        self._stack = np.zeros(PREPROCESSING.observation_shape, dtype=np.uint8)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        _, info = super().reset(seed=seed, options=options)
-        self._stack[:] = draw_frames(np.asarray(self.state))  # the exact state (the observation is its float32 copy)
-        return self._stack.copy(), info
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        _, reward, terminated, truncated, info = super().step(action)
-        self._stack[:-1] = self._stack[1:]
-        self._stack[-1] = draw_frames(np.asarray(self.state))[0]
-        return self._stack.copy(), reward, terminated, truncated, info
-
-
 class CartPolePixelsVectorEnv(CartPoleVectorEnv):
     """N CartPole-v1 envs stepped in one NumPy call (next-step autoreset, as CartPoleVectorEnv), observed through
     `draw_frames`: for training, where Gymnasium's renderer would cost more than the learning."""
 
-    metadata: ClassVar[dict[str, Any]] = {
-        **CartPoleVectorEnv.metadata,
-        "observation_preprocessing": PREPROCESSING,
-        "confirmation_env": CONFIRMATION_ENV,
-    }
+    metadata: ClassVar[dict[str, Any]] = {**CartPoleVectorEnv.metadata, "observation_preprocessing": PREPROCESSING}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int = 500, render_mode: str | None = None) -> None:
         super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps, render_mode=render_mode)

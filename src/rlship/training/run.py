@@ -37,7 +37,7 @@ import torch
 
 from rlship.envs import env_spec, make_vec_env, require_discrete_actions
 from rlship.errors import ArtifactError, UsageError
-from rlship.evaluation import EvalResult, evaluate
+from rlship.evaluation import EvalResult, evaluate, has_vector_twin
 from rlship.networks import NetworkSpec
 from rlship.policy import FORMAT_VERSION, Policy, new_policy
 from rlship.run_folder import (
@@ -192,8 +192,6 @@ class Run:
         """The run's env as a vector env of `num_envs` copies (closed when the run ends)."""
         envs = make_vec_env(self.env_id, num_envs, self.env_kwargs)
         self._envs.append(envs)
-        # an env with a faster copy for the stop rule's confirmations names it (rlship/CartPolePixels-v1)
-        self.stop.env_id = envs.metadata.get("confirmation_env", self.stop.env_id)
         return envs
 
     def n_actions(self, envs: gym.vector.VectorEnv) -> int:
@@ -352,13 +350,13 @@ class Run:
 
     def _keep_best(self, policy: Policy) -> dict[str, Any] | None:
         """With the stop rule's `keep_best`, at the end of a run that did not stop solved: evaluate the last policy
-        as a confirmation would (its own seeds, the confirmations' env) and, when the best confirmation scored
+        as a confirmation would (its own seeds, the env's vector twin) and, when the best confirmation scored
         higher, put that policy's weights back. Returns what was compared and which was kept (for results.json)."""
         stop = self.stop
         if not stop.keep_best or stop.best is None:
             return None
         seed = CONFIRM_EVAL_SEED + len(stop.confirmations)
-        last = evaluate(policy, episodes=stop.episodes, seed=seed, env_id=stop.env_id)
+        last = evaluate(policy, episodes=stop.episodes, seed=seed, vector_twin=True)
         keep = stop.best.mean_reward > last.mean_reward
         if keep:
             policy.network.load_state_dict(stop.best_weights)
@@ -387,15 +385,29 @@ class Run:
         policy.save(self.out)
         eval_episodes = self._setting("eval_episodes")
         episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
+        from rlship.training.curve import plot_training_curve, start_plot
+
+        title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
+        curve_path = self.out / CURVE_FILE
+        # drawn while the policy is evaluated (a run without log rows shows its evaluation: drawn after it)
+        plot = start_plot(self.log.rows, curve_path, title, self.threshold) if self.log.rows else None
         evaluation = evaluate(policy, episodes=episodes, seed=0)
         solved = not interrupted and self.threshold is not None and evaluation.mean_reward >= self.threshold
         training: dict[str, Any] = {
             "env_steps": self.env_steps,
             "train_seconds": round(train_seconds, 3),
             "confirming_evaluations": [
-                {"mean_reward": c.mean_reward, "std_reward": c.std_reward, "seed": c.seed}
+                {
+                    "mean_reward": c.mean_reward,
+                    "std_reward": c.std_reward,
+                    "episodes": c.n_eval_episodes,
+                    "seed": c.seed,
+                }
                 for c in self.stop.confirmations
             ],
+            # what the confirming episodes played (evaluation.py): the env's native vector implementation, or
+            # gymnasium.make copies like the final evaluation
+            "confirming_env": "vector_entry_point" if has_vector_twin(self.env_id) else "gymnasium.make",
             "resumed_at_env_steps": list(self.checkpointer.resumed_at),
         }
         if kept is not None:
@@ -407,16 +419,10 @@ class Run:
                 "episodes), not the final one. Resume the run to finish it"
             )
         write_results(self.out, Results(evaluation, self.threshold, solved, interrupted, training, note))
-        from rlship.training.curve import plot_training_curve  # matplotlib is slow to import: only once a run ends
-
-        title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
-        plot_training_curve(
-            self.log.rows,
-            self.out / CURVE_FILE,
-            title=title,
-            threshold=self.threshold,
-            evaluation=evaluation.mean_reward,
-        )
+        if plot is not None:
+            plot.finish()
+        else:
+            plot_training_curve([], curve_path, title, self.threshold, evaluation=evaluation.mean_reward)
         return TrainResult(
             policy,
             self.out,
