@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,31 +44,39 @@ CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 @dataclass
 class Process:
     seconds: float  # wall seconds from process start to exit
+    cpu: float  # its CPU seconds (user + system, children included): on a shared machine they grow far less
     mean_reward: float
     solved: bool
     env_steps: int
     train_seconds: float | None = None  # rlship's own: first env step to the stop decision
 
 
-def timed(command: list[str], cwd: Path | None = None) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one process, start to exit."""
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run(command, cwd=cwd, env=CHILD_ENV, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def rlship_process(algo: str, seed: int, out: Path) -> Process:
     rlship = Path(sys.executable).with_name("rlship")  # the console script a user runs, from this environment
     cmd = [str(rlship), "train", algo, ENV, "--seed", str(seed), "--out", str(out), "--no-progress"]
-    seconds = timed(cmd)
+    seconds, cpu = timed(cmd)
     results = json.loads((out / "results.json").read_text())
     mean, training = results["mean_reward"], results["training"]
-    return Process(seconds, mean, mean >= THRESHOLD, training["env_steps"], training["train_seconds"])
+    return Process(seconds, cpu, mean, mean >= THRESHOLD, training["env_steps"], training["train_seconds"])
 
 
 def sb3_process(algo: str, seed: int, out: Path) -> Process:
-    seconds = timed([sys.executable, str(HERE / "sb3_train.py"), algo, "--seed", str(seed), "--out", str(out)], HERE)
+    command = [sys.executable, str(HERE / "sb3_train.py"), algo, "--seed", str(seed), "--out", str(out)]
+    seconds, cpu = timed(command, HERE)
     results = json.loads((out / "results.json").read_text())
-    return Process(seconds, results["mean_reward"], results["mean_reward"] >= THRESHOLD, results["env_steps"])
+    return Process(seconds, cpu, results["mean_reward"], results["mean_reward"] >= THRESHOLD, results["env_steps"])
 
 
 def sb3_same_stop(algo: str, seed: int) -> float | None:
@@ -95,17 +104,18 @@ def main() -> None:
     for algo in args.algorithms:
         print(f"### {algo}: `rlship train {algo} {ENV}` vs SB3 {algo.upper()} (rl-zoo), whole processes\n")
         print(
-            "| seed | rlship s | rlship eval | sb3 s | sb3 eval | ratio | rlship train s | sb3 train s (same stop) "
-            "| ratio (same stop) |"
+            "| seed | rlship s | rlship eval | sb3 s | sb3 eval | ratio | CPU s rlship / sb3 | CPU ratio "
+            "| rlship train s | sb3 train s (same stop) | ratio (same stop) |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        ratios, stop_ratios, ours_solved, theirs_solved = [], [], [], []
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        ratios, cpu_ratios, stop_ratios, ours_solved, theirs_solved = [], [], [], [], []
         for seed in args.seeds:
             ours = rlship_process(algo, seed, tmp / f"rlship-{algo}-{seed}")
             theirs = sb3_process(algo, seed, tmp / f"sb3-{algo}-{seed}")
             stop = None if args.no_same_stop else sb3_same_stop(algo, seed)
             ratio = theirs.seconds / ours.seconds
             ratios.append(ratio)
+            cpu_ratios.append(theirs.cpu / ours.cpu)
             ours_solved.append(ours.solved)
             theirs_solved.append(theirs.solved)
             stop_cell, stop_ratio_cell = "-", "-"
@@ -117,7 +127,8 @@ def main() -> None:
             print(
                 f"| {seed} | {ours.seconds:.1f} | {ours.mean_reward:.1f} {'solved' if ours.solved else 'NOT solved'} "
                 f"| {theirs.seconds:.1f} | {theirs.mean_reward:.1f} {'solved' if theirs.solved else 'NOT solved'} "
-                f"| {ratio:.2f}x | {ours.train_seconds:.1f} | {stop_cell} | {stop_ratio_cell} |",
+                f"| {ratio:.2f}x | {ours.cpu:.1f} / {theirs.cpu:.1f} | {cpu_ratios[-1]:.2f}x "
+                f"| {ours.train_seconds:.1f} | {stop_cell} | {stop_ratio_cell} |",
                 flush=True,
             )
         median = statistics.median(ratios)
@@ -125,6 +136,7 @@ def main() -> None:
             f"{algo}: median whole-process ratio {median:.2f}x (goal {GOALS[algo]:g}x: "
             f"{'met' if median >= GOALS[algo] and all(ours_solved) else 'NOT met'}); rlship solved "
             f"{sum(ours_solved)}/{len(ours_solved)}, SB3 {sum(theirs_solved)}/{len(theirs_solved)}; "
+            f"median CPU-seconds ratio {statistics.median(cpu_ratios):.2f}x; "
             + (
                 f"same stop rule: median {statistics.median(stop_ratios):.2f}x over {len(stop_ratios)} seeds"
                 if stop_ratios

@@ -19,6 +19,7 @@ from rlship import load_policy
 from rlship.training import ALGORITHMS, dqn
 from rlship.training.run import TrainResult
 from tests.test_cli import RLSHIP
+from tests.test_gradient_step import twin_mlps
 
 RANDOM_FLOOR = 22.0  # a uniform-random CartPole-v1 policy scores about 22 on the evaluation protocol
 
@@ -358,3 +359,24 @@ def test_a_replay_memory_larger_than_the_machine_is_refused_before_allocation(tm
     assert "replay memory of 10,000,000 transitions" in proc.stderr and "--buffer-size" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_plain_q_forward_gives_the_networks_outputs_and_gradients_bit_for_bit(activation: str) -> None:
+    net, twin = twin_mlps(activation)
+    obs = torch.randn(64, 4)
+    q = dqn.q_values_fn(twin)
+    assert torch.equal(q(obs), net(obs)["q_values"])
+    net(obs)["q_values"].square().sum().backward()
+    q(obs).square().sum().backward()
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None and torch.equal(a.grad, b.grad)
+
+
+def test_plain_q_forward_calls_any_other_network_as_it_is() -> None:
+    from rlship.network_spec import NetworkSpec
+    from rlship.networks import HeadsNetwork
+
+    net = HeadsNetwork(4, NetworkSpec((8,), "relu", {"q_values": 2}, shared_trunk=True))
+    obs = torch.randn(5, 4)
+    assert torch.equal(dqn.q_values_fn(net)(obs), net(obs)["q_values"])

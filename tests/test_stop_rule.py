@@ -131,3 +131,16 @@ def test_keep_best_puts_back_the_best_confirmed_policy_when_the_last_one_is_wors
     assert run._keep_best(good)["kept"] == "last"  # type: ignore[index]
     off = Run(algo, "CartPole-v1", algo.make_config("CartPole-v1"), 0, tmp_path / "off", False, None, None, False)
     assert off._keep_best(last) is None  # off by default: a run keeps its last policy
+
+
+def test_confirm_from_looks_at_the_greedy_policy_before_the_training_returns_reach_the_threshold() -> None:
+    policy = load_policy("default")  # greedy: 500 on every episode, whatever the training returns say
+    stats = EpisodeStats(num_envs=1, window=2)
+    for _ in range(2):
+        stats.update(np.array([300.0]), np.array([True]), np.array([True]))
+    plain = StopRule(475.0, episodes=20, std_errors=2.0)
+    assert not plain.solved(stats, policy) and plain.confirmations == []  # 300 < 475: no look
+    early = StopRule(475.0, episodes=20, std_errors=2.0, confirm_from=250.0)
+    assert early.solved(stats, policy) and len(early.confirmations) == 1  # 300 >= 250: the confirmation decides
+    later = StopRule(475.0, episodes=20, std_errors=2.0, confirm_from=350.0)
+    assert not later.solved(stats, policy) and later.confirmations == []

@@ -6,6 +6,7 @@ A policy folder holds `config.json` (everything needed to rebuild the network an
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -216,16 +217,9 @@ class Policy:
         if isinstance(self.network, NumpyNetwork) or not numpy_supports(self.spec.network):
             return self
         state = {name: t.detach().cpu().numpy() for name, t in self.network.state_dict().items()}
-        return Policy(
-            self.spec,
-            NumpyNetwork(self.spec.network, state),
-            self.config,
-            source=self.source,
-            revision=self.revision,
-            folder=self.folder,
-            obs_norm=self.obs_norm,
-            results=self.results,
-        )
+        acting = copy.copy(self)  # the same spec, config, normaliser and provenance
+        acting.network = NumpyNetwork(self.spec.network, state)
+        return acting
 
     def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
         """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""

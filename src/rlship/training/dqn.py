@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,15 @@ from rlship.errors import UsageError
 from rlship.lazy_torch import F, torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
+from rlship.training.gradient_step import GradientStep
 from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
+
+# Learning rounds at most between two log rows (and stop-rule looks) when no episode ends: one row per episode end
+# otherwise, which keeps the curve's detail where returns change.
+LOG_EVERY_ROUNDS = 32
 
 # The largest replay memory: 10M transitions of a small observation is a few GB; beyond that is a typo.
 MAX_BUFFER_SIZE = 10_000_000
@@ -328,6 +334,43 @@ def td_targets(
     return rewards + gamma * (1.0 - terminated) * next_values
 
 
+def q_values_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`net(obs)["q_values"]` as a plain function. For an MLP (HeadsNetwork's one q_values head, no trunk) it runs
+    the same operations (F.linear, then relu or tanh, layer by layer: bit-identical outputs and gradients) without
+    nn.Module's call machinery, which on a 128x128 MLP costs about as much as the maths: a gradient step runs three
+    forward passes. Any other network (the CNN on pixels) is called as it is. The parameters are the module's own
+    tensors, so optimizer steps and target updates (in place) are seen."""
+    from torch import nn
+
+    from rlship.networks import HeadsNetwork
+
+    def call(obs: torch.Tensor) -> torch.Tensor:
+        return net(obs)["q_values"]
+
+    if not (isinstance(net, HeadsNetwork) and isinstance(net.trunk, nn.Identity) and net.log_std is None):
+        return call
+    if list(net.heads) != ["q_values"]:
+        return call
+    layers: list[tuple[torch.Tensor, torch.Tensor] | Callable[[torch.Tensor], torch.Tensor]] = []
+    for module in net.heads["q_values"]:
+        if type(module) is nn.Linear:
+            layers.append((module.weight, module.bias))
+        elif type(module) is nn.ReLU:
+            layers.append(torch.relu)
+        elif type(module) is nn.Tanh:
+            layers.append(torch.tanh)
+        else:
+            return call
+
+    def forward(obs: torch.Tensor) -> torch.Tensor:
+        x = obs
+        for layer in layers:
+            x = F.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+        return x
+
+    return forward
+
+
 def learn(run: Run, cfg: DQNConfig) -> None:
     envs = run.vec_env(cfg.num_envs)
     n_actions = run.n_actions(envs)
@@ -345,6 +388,8 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     target_net = copy.deepcopy(q_net)
     target_net.requires_grad_(False)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate, fused=True)
+    step = GradientStep(list(q_net.parameters()), optimizer, cfg.max_grad_norm)
+    q_online, q_target = q_values_fn(q_net), q_values_fn(target_net)
 
     N, rng = cfg.num_envs, run.rng
     # vectors flat as float32, image stacks as they are (uint8)
@@ -371,6 +416,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
+    rounds_unlogged = 0  # learning rounds since the last log row
     while run.env_steps < cfg.total_steps:
         # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
         epsilon = cfg.epsilon(run.env_steps) if run.env_steps >= cfg.learning_starts else 1.0
@@ -378,7 +424,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         explore = rng.random(N) < epsilon
         if not explore.all():
             with torch.inference_mode():
-                greedy = q_net(torch.from_numpy(obs))["q_values"].argmax(dim=1).numpy()
+                greedy = q_online(torch.from_numpy(obs)).argmax(dim=1).numpy()
             actions = np.where(explore, actions, greedy)
         next_obs, reward, term, trunc, _ = envs.step(actions)
         next_obs = np.asarray(next_obs, dtype=obs_dtype).reshape(N, *obs_shape)
@@ -400,16 +446,13 @@ def learn(run: Run, cfg: DQNConfig) -> None:
             for _ in range(cfg.gradient_steps):
                 b_obs, b_actions, b_rewards, b_next_obs, b_terminated, b_steps = buffer.sample(cfg.batch_size, rng)
                 with torch.no_grad():
-                    next_q_target = target_net(b_next_obs)["q_values"]
-                    next_q_online = q_net(b_next_obs)["q_values"] if cfg.double_dqn else None
+                    next_q_target = q_target(b_next_obs)
+                    next_q_online = q_online(b_next_obs) if cfg.double_dqn else None
                     discounts = cfg.gamma**b_steps if cfg.n_steps > 1 else cfg.gamma
                     targets = td_targets(b_rewards, b_terminated, next_q_target, next_q_online, discounts)
-                q = q_net(b_obs)["q_values"].gather(1, b_actions[:, None]).squeeze(1)
+                q = q_online(b_obs).gather(1, b_actions[:, None]).squeeze(1)
                 loss = F.smooth_l1_loss(q, targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                step(loss)
                 losses.append(loss.detach())
                 q_means.append(q.detach().mean())
                 n_gradient_steps += 1
@@ -422,8 +465,14 @@ def learn(run: Run, cfg: DQNConfig) -> None:
                     for t, p in zip(target_net.parameters(), q_net.parameters(), strict=True):
                         t.lerp_(p, cfg.tau)
 
-        # --- log, and the stop rule once new episodes have finished
+        # --- log, and the stop rule, once new episodes have finished (or after LOG_EVERY_ROUNDS rounds without):
+        # a row per round was up to a tenth of a run's CPU (CSV, TensorBoard), and the stop rule has nothing new
+        # to look at between episodes
         new_episodes = run.stats.episodes > checked_episodes
+        rounds_unlogged += 1
+        if not new_episodes and rounds_unlogged < LOG_EVERY_ROUNDS:
+            continue
+        rounds_unlogged = 0
         checked_episodes = run.stats.episodes
         progress_counters = {
             "gradient_steps": n_gradient_steps,

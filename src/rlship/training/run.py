@@ -177,6 +177,7 @@ class Run:
             self.threshold,
             self._setting("confirm_episodes"),
             self._setting("confirm_std_errors"),
+            self._setting("confirm_from"),
             keep_best=bool(getattr(cfg, "keep_best", False)),  # an algorithm's setting (dqn's), off by default
         )
         self.stopped_solved = False  # the stop rule ended training

@@ -75,9 +75,9 @@ class EpisodeStats:
 
 @dataclass
 class StopRule:
-    """Solved when the mean of the last `window` training returns reaches `threshold` and a confirming
-    evaluation (the evaluation protocol, `episodes` greedy episodes) clears it by `std_errors` standard errors
-    of its mean: mean - std_errors * std / sqrt(episodes) >= threshold.
+    """Solved when the mean of the last `window` training returns reaches `threshold` (or `confirm_from`) and a
+    confirming evaluation (the evaluation protocol, `episodes` greedy episodes) clears the threshold by
+    `std_errors` standard errors of its mean: mean - std_errors * std / sqrt(episodes) >= threshold.
 
     Why a margin: a policy whose true mean sits just under the threshold passes a bare-mean confirmation often
     (it is a coin toss at the threshold), and the final evaluation on other episodes then reports it unsolved.
@@ -88,6 +88,8 @@ class StopRule:
     threshold: float | None
     episodes: int = 100
     std_errors: float = 0.0
+    # the training window's mean at which confirming starts (None: the threshold); the confirmation decides
+    confirm_from: float | None = None
     # keep the weights of the policy the best confirmation played (`best`), for a run to fall back on when it ends
     # unsolved (Run.finish): DQN's greedy policy can get worse with more training (docs/algorithms.md)
     keep_best: bool = False
@@ -104,7 +106,9 @@ class StopRule:
         return result.mean_reward - margin >= self.threshold
 
     def solved(self, stats: EpisodeStats, policy: Policy) -> bool:
-        if self.threshold is None or not stats.full or stats.mean() < self.threshold:
+        if self.threshold is None or not stats.full:
+            return False
+        if stats.mean() < (self.threshold if self.confirm_from is None else self.confirm_from):
             return False
         seed = CONFIRM_EVAL_SEED + len(self.confirmations)
         # the env's native vector implementation where it has one (CartPole's: 50,000 steps in about 0.1 s
