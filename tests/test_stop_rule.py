@@ -4,11 +4,16 @@ must clear the threshold by `std_errors` standard errors of its mean."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from rlship import load_policy
 from rlship.evaluation import EvalResult, evaluate
+from rlship.training import ALGORITHMS
+from rlship.training.run import Run
 from rlship.training.stop_rule import CONFIRM_EVAL_SEED, SCREEN_EPISODES, EpisodeStats, StopRule, joined
 
 
@@ -97,6 +102,35 @@ def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_t
         whole.std_reward,
         100,
     )
+
+
+def test_keep_best_puts_back_the_best_confirmed_policy_when_the_last_one_is_worse(tmp_path: Path) -> None:
+    algo = ALGORITHMS["dqn"]
+    config = algo.make_config("CartPole-v1", keep_best=True, total_steps=2_000)
+    run = Run(algo, "CartPole-v1", config, 0, tmp_path / "run", False, None, None, False)
+    assert run.stop.keep_best and run.stop.best is None
+    good, last = load_policy("default"), load_policy("default")  # the shipped policy: 500 on every episode
+    with torch.no_grad():  # the last policy of a run that got worse: it drops the pole
+        for weight in last.network.parameters():
+            weight.add_(0.3 * torch.randn_like(weight, generator=torch.Generator().manual_seed(0)))
+    run.stop.episodes = 10
+    assert run.stop.solved(full_window(), good)  # one confirmation: 500, remembered as the best
+    assert run.stop.best is not None and run.stop.best.mean_reward == 500.0
+    # a checkpoint round trip keeps the best weights and its evaluation
+    tensors, meta = run.stop.checkpoint_state()
+    restored = StopRule(475.0, keep_best=True)
+    restored.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
+    assert restored.best == run.stop.best and restored.best_weights.keys() == good.network.state_dict().keys()
+
+    kept = run._keep_best(last)
+    assert kept is not None and kept["kept"] == "best" and kept["last_mean_reward"] < 475
+    assert kept["last_seed"] == CONFIRM_EVAL_SEED + 1  # its own episodes, after the confirmation's
+    for name, value in last.network.state_dict().items():
+        assert torch.equal(value, good.network.state_dict()[name])
+    assert run._keep_best(good) is not None  # a last policy as good as the best stays (nothing to put back)
+    assert run._keep_best(good)["kept"] == "last"  # type: ignore[index]
+    off = Run(algo, "CartPole-v1", algo.make_config("CartPole-v1"), 0, tmp_path / "off", False, None, None, False)
+    assert off._keep_best(last) is None  # off by default: a run keeps its last policy
 
 
 def test_confirm_from_looks_at_the_greedy_policy_before_the_training_returns_reach_the_threshold() -> None:

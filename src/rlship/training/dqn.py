@@ -81,6 +81,10 @@ class DQNConfig(RunSettings):
     max_grad_norm: float = hp(10.0, "global gradient-norm clip", gt=0)
     hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network", ge=1, le=MAX_HIDDEN_SIZE)
     activation: str = hp("relu", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
+    keep_best: bool = hp(
+        False,
+        "a run that ends unsolved keeps the policy of the stop rule's best confirming evaluation if it beats the last",
+    )
 
     def check(self) -> None:
         if self.batch_size > self.buffer_size:
@@ -138,22 +142,29 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # CartPole from its screen (issue 11; docs/algorithms.md): a CNN (networks.DEFAULT_CONV) on two stacked 25x100
     # grey frames, then 256 units. The replay memory holds uint8 stacks, obs and next obs: 10,000 bytes a
-    # transition, 400 MB for 40,000 (also the size of the checkpoint that holds it). Tuned on seeds 0-9.
+    # transition, 1 GB for 100,000 (also the size of the checkpoint that holds it). Tuned on seed 0.
     "rlship/CartPolePixels-v1": dict(
-        total_steps=150_000,
+        total_steps=100_000,
         hidden_sizes=(256,),
         num_envs=8,
-        buffer_size=40_000,
+        # the whole run: late updates still replay the failures of early episodes
+        buffer_size=100_000,
         learning_starts=5_000,
         # one gradient step on 64 transitions per 8 env steps: the CNN's update, not the env, is the cost
         train_freq=8,
         gradient_steps=1,
         batch_size=64,
+        # 3-step returns: on seed 0 the training return reached 105 at 33k env steps, where one-step returns had 26
+        n_steps=3,
+        # decays to 5e-5 at total_steps: small late updates, against the late collapse a constant rate showed
         learning_rate=5e-4,
+        final_lr_fraction=0.1,
         target_update_interval=16,
         tau=0.05,
-        exploration_fraction=0.2,
+        exploration_fraction=0.3,
         exploration_final_eps=0.02,
+        # an unsolved run keeps the stop rule's best confirmed policy if the last one is worse
+        keep_best=True,
     ),
 }
 

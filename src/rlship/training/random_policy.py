@@ -3,8 +3,9 @@
 It learns nothing (zero env steps), but it is a policy artifact like any other (config.json says
 action_distribution "uniform", so `act` samples even when asked for greedy actions), so it evaluates, packages and
 serves through the same code as a trained policy: the floor every algorithm's score is read against. Its network
-is the smallest the artifact format describes, one linear layer to the logits, with zero weights so that its
-logits tell the same story as its distribution.
+is the smallest the artifact format describes, one linear layer to the logits (after the default convolutions
+for image observations, which need a CNN), with zero weights so that its logits tell the same story as its
+distribution.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rlship.lazy_torch import torch
-from rlship.network_spec import NetworkSpec
+from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
 from rlship.training.settings import Settings, hp
 
@@ -29,7 +30,9 @@ class RandomConfig(Settings):
 def learn(run: Run, cfg: RandomConfig) -> None:
     """ "Train" for zero updates: the run writes the folder like every other algorithm's."""
     envs = run.vec_env(1)
-    policy = run.new_policy(envs, NetworkSpec((), "tanh", {"logits": run.n_actions(envs)}), "uniform")
+    # an image env's artifact needs a CNN (network_spec picks it from the observation space); its weights are zero too
+    spec = network_spec(envs.single_observation_space.shape, (), "tanh", {"logits": run.n_actions(envs)})
+    policy = run.new_policy(envs, spec, "uniform")
     with torch.no_grad():
         for param in policy.network.parameters():
             param.zero_()

@@ -56,7 +56,7 @@ from rlship.run_folder import (
 from rlship.training.checkpoint import STATE_FILE, Checkpointer, CheckpointError, CheckpointOptions
 from rlship.training.no_dynamo import skip_dynamo_wrappers
 from rlship.training.settings import RunSettings, Settings
-from rlship.training.stop_rule import EpisodeStats, StopRule
+from rlship.training.stop_rule import CONFIRM_EVAL_SEED, EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
 
 if TYPE_CHECKING:
@@ -178,7 +178,9 @@ class Run:
             self._setting("confirm_episodes"),
             self._setting("confirm_std_errors"),
             self._setting("confirm_from"),
+            keep_best=bool(getattr(cfg, "keep_best", False)),  # an algorithm's setting (dqn's), off by default
         )
+        self.stopped_solved = False  # the stop rule ended training
         self.log: TrainLog | None = None
         self.updates = 0
         self.interrupted = False
@@ -265,6 +267,7 @@ class Run:
         self.log.log(env_steps, self.stats, **metrics)
         self.updates += 1
         if check_stop and self.stop.solved(self.stats, self.policy):
+            self.stopped_solved = True
             return True
         counters = {"env_steps": env_steps, "updates": self.updates, **(counters or {})}
         if self._stop_requested:
@@ -346,6 +349,27 @@ class Run:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _keep_best(self, policy: Policy) -> dict[str, Any] | None:
+        """With the stop rule's `keep_best`, at the end of a run that did not stop solved: evaluate the last policy
+        as a confirmation would (its own seeds, the env's vector twin) and, when the best confirmation scored
+        higher, put that policy's weights back. Returns what was compared and which was kept (for results.json)."""
+        stop = self.stop
+        if not stop.keep_best or stop.best is None:
+            return None
+        seed = CONFIRM_EVAL_SEED + len(stop.confirmations)
+        last = evaluate(policy, episodes=stop.episodes, seed=seed, vector_twin=True)
+        keep = stop.best.mean_reward > last.mean_reward
+        if keep:
+            policy.network.load_state_dict(stop.best_weights)
+        return {
+            "kept": "best" if keep else "last",
+            "best_confirmation": stop.confirmations.index(stop.best) if stop.best in stop.confirmations else None,
+            "best_mean_reward": stop.best.mean_reward,
+            "last_mean_reward": last.mean_reward,
+            "last_episodes": last.n_eval_episodes,
+            "last_seed": seed,
+        }
+
     def finish(self) -> TrainResult:
         """Evaluate by the protocol and write the artifact: weights, config, results, curve.
 
@@ -358,6 +382,7 @@ class Run:
             self.log.close()
         train_seconds = self.log.elapsed() if self.updates else 0.0
         policy, interrupted = self.policy, self.interrupted
+        kept = None if interrupted or self.stopped_solved else self._keep_best(policy)
         policy.save(self.out)
         eval_episodes = self._setting("eval_episodes")
         episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
@@ -386,6 +411,8 @@ class Run:
             "confirming_env": "vector_entry_point" if has_vector_twin(self.env_id) else "gymnasium.make",
             "resumed_at_env_steps": list(self.checkpointer.resumed_at),
         }
+        if kept is not None:
+            training["kept_best"] = kept
         note = None
         if interrupted:
             note = (

@@ -90,9 +90,14 @@ class StopRule:
     std_errors: float = 0.0
     # the training window's mean at which confirming starts (None: the threshold); the confirmation decides
     confirm_from: float | None = None
+    # keep the weights of the policy the best confirmation played (`best`), for a run to fall back on when it ends
+    # unsolved (Run.finish): DQN's greedy policy can get worse with more training (docs/algorithms.md)
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         self.confirmations: list[EvalResult] = []
+        self.best: EvalResult | None = None
+        self.best_weights: dict[str, Any] = {}
 
     def passes(self, result: EvalResult) -> bool:
         """Whether one confirming evaluation clears the threshold with the margin."""
@@ -115,14 +120,25 @@ class StopRule:
             )
             result = joined(result, rest)
         self.confirmations.append(result)
+        self.remember(result, policy)
         return result.n_eval_episodes == self.episodes and self.passes(result)
 
-    # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume.
+    def remember(self, result: EvalResult, policy: Policy) -> None:
+        """With `keep_best`: the policy's weights when `result` (its evaluation) beats the best mean so far."""
+        if self.keep_best and (self.best is None or result.mean_reward > self.best.mean_reward):
+            self.best = result
+            self.best_weights = {k: v.detach().clone() for k, v in policy.network.state_dict().items()}
+
+    # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume, and the best weights.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {}, {"confirmations": [c.to_dict() for c in self.confirmations]}
+        best = self.best.to_dict() if self.best is not None else None
+        return dict(self.best_weights), {"confirmations": [c.to_dict() for c in self.confirmations], "best": best}
 
     def load_checkpoint_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
         self.confirmations = [EvalResult.from_dict(c) for c in meta["confirmations"]]
+        best = meta.get("best")  # absent in checkpoints from before keep_best
+        self.best = EvalResult.from_dict(best) if best is not None else None
+        self.best_weights = dict(tensors)
 
 
 def joined(first: EvalResult, rest: EvalResult) -> EvalResult:
