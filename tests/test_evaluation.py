@@ -78,6 +78,7 @@ def test_the_vector_twin_is_cartpole_itself() -> None:
     twin.close()
 
 
+@pytest.mark.filterwarnings("ignore:.*CartPole-v0 is out of date")  # v0: CartPole without a vector implementation
 def test_vector_twin_episodes_count_each_copy_until_its_end() -> None:
     calls: list[int] = []
 
