@@ -17,7 +17,7 @@ ROWS = [
 
 
 def test_the_curve_is_drawn_by_a_child_process(tmp_path: Path) -> None:
-    plot = curve.start_plot(ROWS, tmp_path / "curve.png", "ppo on CartPole-v1", threshold=475.0)
+    plot = curve.CurvePlot(ROWS, tmp_path / "curve.png", "ppo on CartPole-v1", threshold=475.0)
     assert plot.proc is not None  # a child draws it ...
     assert plot.finish() == tmp_path / "curve.png" and plot.proc.returncode == 0
     with Image.open(tmp_path / "curve.png") as image:  # ... a real PNG
@@ -26,7 +26,7 @@ def test_the_curve_is_drawn_by_a_child_process(tmp_path: Path) -> None:
 
 def test_without_a_child_the_run_draws_it_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", "")
-    plot = curve.start_plot(ROWS, tmp_path / "curve.png", "t", threshold=None)
+    plot = curve.CurvePlot(ROWS, tmp_path / "curve.png", "t", threshold=None)
     assert plot.proc is None
     plot.finish()
     with Image.open(tmp_path / "curve.png") as image:
@@ -34,7 +34,7 @@ def test_without_a_child_the_run_draws_it_itself(tmp_path: Path, monkeypatch: py
 
 
 def test_a_child_that_fails_leaves_the_error_to_the_run(tmp_path: Path) -> None:
-    plot = curve.start_plot(ROWS, tmp_path / "no-such-folder" / "curve.png", "t", threshold=None)
+    plot = curve.CurvePlot(ROWS, tmp_path / "no-such-folder" / "curve.png", "t", threshold=None)
     with pytest.raises(FileNotFoundError):  # the child failed, and drawing here fails the same way, loudly
         plot.finish()
     assert plot.proc is not None and plot.proc.returncode != 0

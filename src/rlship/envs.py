@@ -48,14 +48,18 @@ def _env_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[None
         raise
 
 
+def has_vector_twin(env_id: str) -> bool:
+    """Whether the env registers a native batched implementation (a `vector_entry_point`, such as CartPole-v1's)."""
+    return env_spec(env_id).vector_entry_point is not None
+
+
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None) -> gym.vector.VectorEnv:
     """A vector env of `num_envs` copies, with next-step autoreset (the transition after a `done` is a reset).
 
     Envs that register a native batched implementation (CartPole-v1's `vector_entry_point` steps all copies
     in one NumPy call) use it; every other env runs as a `SyncVectorEnv` of `gymnasium.make` copies.
     """
-    spec = env_spec(env_id)
-    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    mode = "vector_entry_point" if has_vector_twin(env_id) else "sync"
     with _env_errors(env_id, env_kwargs):
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)

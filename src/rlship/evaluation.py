@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rlship.envs import env_spec, make_env, make_vec_env
+from rlship.envs import has_vector_twin, make_env, make_vec_env
 from rlship.errors import UsageError
 
 if TYPE_CHECKING:  # evaluation needs only `act`; the run folder module (below policy) imports EvalResult from here
@@ -129,10 +129,6 @@ def run_vector_twin_episodes(
     finally:
         envs.close()
     return returns.tolist(), lengths.tolist()
-
-
-def has_vector_twin(env_id: str) -> bool:
-    return env_spec(env_id).vector_entry_point is not None
 
 
 def evaluate(

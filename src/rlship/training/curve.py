@@ -1,6 +1,6 @@
 """training_curve.png: mean training return against env steps and against wall time.
 
-Importing matplotlib and drawing take about a second, as long as the final evaluation: `start_plot` draws in a
+Importing matplotlib and drawing take about a second, as long as the final evaluation: `CurvePlot` draws in a
 child process (this file run as a script, so the child imports matplotlib and NumPy, not rlship) while the parent
 evaluates, and on a machine with two cores the curve costs no wall time. This module must keep importing nothing
 of rlship's.
@@ -85,11 +85,6 @@ class CurvePlot:
             if self.proc.returncode == 0:
                 return Path(self.job["path"])
         return plot_training_curve(self.job["rows"], Path(self.job["path"]), self.job["title"], self.job["threshold"])
-
-
-def start_plot(rows: Sequence[dict[str, float]], path: Path, title: str, threshold: float | None) -> CurvePlot:
-    """Start drawing the curve of a run with log rows (a run without them needs its evaluation: draw it directly)."""
-    return CurvePlot(rows, path, title, threshold)
 
 
 if __name__ == "__main__":  # the child of CurvePlot: one job as JSON on stdin

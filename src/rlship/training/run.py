@@ -35,9 +35,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlship.envs import env_spec, make_vec_env, require_discrete_actions
+from rlship.envs import env_spec, has_vector_twin, make_vec_env, require_discrete_actions
 from rlship.errors import ArtifactError, UsageError
-from rlship.evaluation import EvalResult, evaluate, has_vector_twin
+from rlship.evaluation import EvalResult, evaluate
 from rlship.networks import NetworkSpec
 from rlship.policy import FORMAT_VERSION, Policy, new_policy
 from rlship.run_folder import (
@@ -386,12 +386,12 @@ class Run:
         policy.save(self.out)
         eval_episodes = self._setting("eval_episodes")
         episodes = min(eval_episodes, INTERRUPTED_EVAL_EPISODES) if interrupted else eval_episodes
-        from rlship.training.curve import plot_training_curve, start_plot
+        from rlship.training.curve import CurvePlot, plot_training_curve
 
         title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
         curve_path = self.out / CURVE_FILE
         # drawn while the policy is evaluated (a run without log rows shows its evaluation: drawn after it)
-        plot = start_plot(self.log.rows, curve_path, title, self.threshold) if self.log.rows else None
+        plot = CurvePlot(self.log.rows, curve_path, title, self.threshold) if self.log.rows else None
         evaluation = evaluate(policy, episodes=episodes, seed=0)
         solved = not interrupted and self.threshold is not None and evaluation.mean_reward >= self.threshold
         training: dict[str, Any] = {
