@@ -167,6 +167,21 @@ def test_a_damaged_checkpoint_is_refused_with_a_clear_error(saved_run: Path, dam
         make_run(saved_run, resume=True)
 
 
+def test_tensors_that_share_memory_are_saved_and_restored(tmp_path: Path) -> None:
+    """Tensors are written from their own memory, uncopied; safetensors refuses two names for one memory, so a
+    module tracked twice (or tied weights) is copied once, and both come back equal."""
+    out = tmp_path / "run"
+    net = make_untrained(0).network
+    ckpt = Checkpointer(out, "ppo", "CartPole-v1", 0, HP, None)
+    ckpt.track(net=net, same_net=net)
+    ckpt.save(env_steps=1)
+    again = Checkpointer(out, "ppo", "CartPole-v1", 0, HP, None, resume=True)
+    a, b = make_untrained(1).network, make_untrained(2).network
+    again.track(net=a, same_net=b)
+    for name, value in net.state_dict().items():
+        assert torch.equal(a.state_dict()[name], value) and torch.equal(b.state_dict()[name], value)
+
+
 def test_a_checkpoint_of_another_run_is_refused(saved_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(CheckpointError, match=r"learning_rate: checkpoint 0.01, now 0.5"):
         make_run(saved_run, resume=True, hp={**HP, "learning_rate": 0.5})

@@ -295,6 +295,8 @@ def test_replay_memory_survives_a_checkpoint() -> None:
         obs = rng.normal(size=(2, 2)).astype(np.float32)
         buffer.add(obs, np.array([0, 1]), np.ones(2), obs + 1, np.array([False, True]), np.ones(2, dtype=bool))
     tensors, meta = buffer.checkpoint_state()
+    for name, tensor in tensors.items():  # views of the memory, not copies (a pixel memory is 1 GB)
+        assert np.shares_memory(tensor.numpy(), getattr(buffer, name)), name
     restored = dqn.ReplayBuffer(8, 2)
     restored.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
     assert (restored.pos, restored.size) == (buffer.pos, buffer.size) == (2, 8)
