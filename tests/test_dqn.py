@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +203,23 @@ def test_n_step_window_sums_discounted_rewards_and_stops_at_episode_ends() -> No
     env1 = {(t, t + 1 + 0.5 * (t + 2) + 0.25 * (t + 3), t + 2.5, False, 3) for t in range(7)}  # 7, 8: still open
     assert buffer.size == len(env0) + len(env1) and stored == env0 | env1
 
+    # A resume: the window goes through a checkpoint, then its pending transitions (env 1's from steps 7 and 8; env
+    # 0's episode was truncated at step 8, so none) are cut at the latest observation: not terminated, k steps
+    tensors, meta = window.checkpoint_state()
+    resumed = dqn.NStepWindow(n=3, num_envs=2, obs_shape=(1,), gamma=0.5)
+    resumed.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
+    before = buffer.size
+    assert resumed.flush(buffer) == 2 and buffer.size == before + 2
+    flushed = {
+        (int(buffer.obs[i, 0]), float(buffer.rewards[i]), float(buffer.next_obs[i, 0]), float(buffer.terminated[i]))
+        for i in range(before, buffer.size)
+    }
+    assert flushed == {(7, 8 + 0.5 * 9, 8.5, 0.0), (8, 9.0, 8.5, 0.0)}
+    assert buffer.steps[before : buffer.size].tolist() == [1.0, 2.0]  # step 8's (1 step), then step 7's (2)
+    assert resumed.flush(buffer) == 0  # the window is empty: nothing is added twice
+    with pytest.raises(ValueError, match="n-step window holds obs"):
+        dqn.NStepWindow(n=3, num_envs=4, obs_shape=(1,), gamma=0.5).load_checkpoint_state(tensors, meta)
+
 
 def test_one_step_window_stores_the_plain_transitions() -> None:
     rng = np.random.default_rng(0)
@@ -306,41 +327,85 @@ def test_replay_memory_survives_a_checkpoint() -> None:
         dqn.ReplayBuffer(16, 2).load_checkpoint_state(tensors, meta)
 
 
-def test_interrupted_dqn_run_resumes_with_its_replay_memory(tmp_path: Path) -> None:
-    """SIGINT stops `dqn.train` at a safe point with a checkpoint; `resume` goes on from its counters."""
-    import os
-    import signal
-    import threading
-    import time
+def checkpoint_of(out: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A run's checkpoint: state.json and its tensors."""
+    from safetensors.torch import load_file
 
-    from rlship.training import resume
-    from rlship.training.checkpoint import STATE_FILE, CheckpointOptions, read_checkpoint_state
+    from rlship.training.checkpoint import read_checkpoint_state
 
-    out = tmp_path / "run"
-    cfg = dqn.make_config("CartPole-v1", total_steps=4000, learning_starts=500, eval_episodes=5)
+    state = read_checkpoint_state(out)
+    return state, load_file(str(out / "checkpoint" / state["tensors_file"]))
 
-    def interrupt_after_first_checkpoint() -> None:
+
+def pending_in(checkpoint: tuple[dict[str, Any], dict[str, torch.Tensor]], cfg: dqn.DQNConfig) -> dqn.ReplayBuffer:
+    """The transitions pending in a CartPole checkpoint's n-step window, cut as a resume cuts them."""
+    state, tensors = checkpoint
+    window = dqn.NStepWindow(cfg.n_steps, cfg.num_envs, (4,), cfg.gamma)
+    own = {k.removeprefix("window/"): v for k, v in tensors.items() if k.startswith("window/")}
+    window.load_checkpoint_state(own, state["objects"]["window"]["state"])
+    pending = dqn.ReplayBuffer(cfg.num_envs * cfg.n_steps, 4)
+    window.flush(pending)
+    return pending
+
+
+def interrupt_when(saved: Any) -> threading.Thread:
+    """A thread that sends this process SIGINT once `saved()` is true (a checkpoint was written)."""
+
+    def watch() -> None:
         deadline = time.monotonic() + 120
-        while not (out / "checkpoint" / STATE_FILE).exists() and time.monotonic() < deadline:
+        while not saved() and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
-    thread = threading.Thread(target=interrupt_after_first_checkpoint)
+    thread = threading.Thread(target=watch)
     thread.start()
+    return thread
+
+
+def test_interrupted_dqn_run_resumes_with_its_replay_memory_and_n_step_window(tmp_path: Path) -> None:
+    """SIGINT stops `dqn.train` at a safe point with a checkpoint; `resume` goes on from its counters. No
+    transition is lost: every counted env step starts one, held by the replay memory or pending in the 3-step
+    window, at every checkpoint; a resume cuts the pending ones (its envs are reset) into the memory as truncated
+    k-step transitions, bootstrapping from the last observation, before its first step."""
+    from rlship.training import resume
+    from rlship.training.checkpoint import STATE_FILE, CheckpointOptions
+
+    out = tmp_path / "run"
+    cfg = dqn.make_config("CartPole-v1", total_steps=4000, learning_starts=500, eval_episodes=5)
+    assert cfg.n_steps == 3
+    thread = interrupt_when((out / "checkpoint" / STATE_FILE).exists)
     first = dqn.train("CartPole-v1", cfg, seed=1, out=out, progress=False, checkpoint=CheckpointOptions(0))
     thread.join()
     assert first.interrupted and not first.solved
-    state = read_checkpoint_state(out)
+    state, tensors = checkpoint = checkpoint_of(out)
     assert first.env_steps == state["counters"]["env_steps"] < 4000
-    # every real transition, nothing else: all but those still in the 3-step window (a resume resets the envs)
-    held = state["objects"]["buffer"]["state"]["size"]
-    assert first.env_steps - cfg.num_envs * (cfg.n_steps - 1) <= held <= first.env_steps
+    held, pending = state["objects"]["buffer"]["state"]["size"], pending_in(checkpoint, cfg)
+    assert pending.size > 0 and held + pending.size == first.env_steps
     assert load_policy(out).spec.algorithm == "dqn"
-    second = resume(out, progress=False)
-    assert not second.interrupted and second.env_steps >= 4000
+
+    # resumed, then stopped again a few updates on: the first run's pending transitions are in the memory
+    saves = state["saves"]
+    thread = interrupt_when(lambda: json.loads((out / "checkpoint" / STATE_FILE).read_text())["saves"] > saves)
+    second = resume(out, progress=False, checkpoint_every=0)
+    thread.join()
+    assert second.interrupted and second.env_steps > first.env_steps
+    state2, tensors2 = checkpoint2 = checkpoint_of(out)
+    assert state2["objects"]["buffer"]["state"]["size"] + pending_in(checkpoint2, cfg).size == second.env_steps
+    cut = slice(held, held + pending.size)  # added at the resume, before its first step
+    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "steps"):
+        np.testing.assert_array_equal(tensors2[f"buffer/{name}"][cut].numpy(), getattr(pending, name)[: pending.size])
+    steps = tensors2["buffer/steps"][cut].numpy()
+    assert set(steps.tolist()) <= {1.0, 2.0} and not tensors2["buffer/terminated"][cut].any()
+    rewards = tensors2["buffer/rewards"][cut].numpy()  # CartPole pays 1 a step
+    np.testing.assert_allclose(rewards, (1 - cfg.gamma**steps) / (1 - cfg.gamma), rtol=1e-5)
+    last_obs = tensors["window/last_obs"].numpy()  # each bootstraps from its env's last observation
+    assert all(any(np.array_equal(row, obs) for obs in last_obs) for row in tensors2["buffer/next_obs"][cut].numpy())
+
+    third = resume(out, progress=False)
+    assert not third.interrupted and third.env_steps >= 4000
     with (out / "train_log.csv").open() as f:
-        steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
-    assert steps == sorted(steps) and steps[0] <= first.env_steps < steps[-1]
+        log_steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
+    assert log_steps == sorted(log_steps) and log_steps[0] <= first.env_steps < log_steps[-1]
 
 
 def test_a_replay_memory_larger_than_the_machine_is_refused_before_allocation(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ Details, done the careful way:
   the final exploration epsilon: what the trained agent sampled from at the end of training (see `train`).
 
 All training state lives in a few named objects (q network, target network, optimizer, replay buffer,
-counters, rng) so that a checkpoint can hold it.
+n-step window, counters, rng) so that a checkpoint can hold it.
 """
 
 from __future__ import annotations
@@ -272,7 +272,8 @@ class NStepWindow:
     the Q-values towards 1 / (1 - gamma) on CartPole. n = 1 stores exactly the one-step transitions.
 
     Each step of all envs completes at most one transition per env, or, where an episode ended, all of that
-    episode's pending ones: so `push` adds, for k = 0..n-1, the transitions that started k steps ago.
+    episode's pending ones: so `push` adds, for k = 0..n-1, the transitions that started k steps ago. Up to n-1
+    transitions per env are pending at any time; a checkpoint holds them and a resumed run `flush`es them.
     """
 
     def __init__(
@@ -284,6 +285,7 @@ class NStepWindow:
         self.rewards = np.zeros((n, num_envs), dtype=np.float32)
         self.valid = np.zeros((n, num_envs), dtype=bool)  # False: an autoreset step (or before the first step)
         self.done = np.zeros((n, num_envs), dtype=bool)  # the episode ended at that step
+        self.last_obs = np.zeros((num_envs, *obs_shape), dtype=obs_dtype)  # the observation after the latest step
         self.t = 0
 
     def push(
@@ -305,7 +307,7 @@ class NStepWindow:
         self.t += 1
         done = (terminated | truncated) & valid
         self.obs[now], self.actions[now], self.rewards[now] = obs, actions, rewards
-        self.valid[now], self.done[now] = valid, done
+        self.valid[now], self.done[now], self.last_obs[...] = valid, done, next_obs
         # where no episode ended at this step, only the transitions that started n-1 steps ago are complete
         first_k = 0 if done.any() else self.n - 1
         returns = np.zeros(len(rewards), dtype=np.float32)
@@ -322,6 +324,50 @@ class NStepWindow:
                 complete &= done
             if complete.any():
                 buffer.add(self.obs[start], self.actions[start], returns, next_obs, terminated, complete, steps=k + 1)
+
+    def flush(self, buffer: ReplayBuffer) -> int:
+        """Add to `buffer` every pending transition, cut where the window stands as a time limit cuts an episode
+        (not terminated: it bootstraps from the latest observation with gamma^k after its k < n steps), and empty
+        the window. Returns how many were added.
+
+        A resumed run calls it: the envs cannot be saved, so a resume resets them and the episodes in progress at
+        the checkpoint end there for the learner. Their states were not terminal, so the k-step return
+        r_t + ... + gamma^(k-1) r_(t+k-1) + gamma^k Q(s_(t+k), a') is as valid a target for Q(s_t, a_t) as the
+        n-step one (the target already used at a truncation); dropping them would lose up to (n-1) x num_envs
+        transitions a resume, and leaving them open would let the next episode's rewards complete them. Nothing
+        is flushed when a checkpoint is written: the run goes on, completes them to n steps, and is unchanged."""
+        if self.n == 1 or self.t == 0:
+            return 0
+        latest = (self.t - 1) % self.n
+        num_envs = self.valid.shape[1]
+        returns = np.zeros(num_envs, dtype=np.float32)
+        open_episode = np.ones(num_envs, dtype=bool)  # no episode ended from k steps ago to the latest step
+        terminated = np.zeros(num_envs, dtype=bool)  # never: a cut episode keeps its bootstrap
+        added = 0
+        for k in range(self.n - 1):  # a transition that started n-1 steps ago was completed by the latest push
+            start = (latest - k) % self.n
+            open_episode &= ~self.done[start]  # an episode that ended added all its transitions then
+            returns = self.rewards[start] + self.gamma * returns
+            pending = self.valid[start] & open_episode
+            added += int(pending.sum())
+            buffer.add(self.obs[start], self.actions[start], returns, self.last_obs, terminated, pending, steps=k + 1)
+        self.valid[:] = False
+        self.done[:] = False
+        return added
+
+    _ARRAYS = ("obs", "actions", "rewards", "valid", "done", "last_obs")
+
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """The window (its pending transitions and the latest observation) as tensors, for the run's checkpoint."""
+        return {name: torch.from_numpy(getattr(self, name)) for name in self._ARRAYS}, {"t": self.t}
+
+    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        for name in self._ARRAYS:
+            saved, own = tensors[name].numpy(), getattr(self, name)
+            if saved.shape != own.shape:
+                raise ValueError(f"the checkpoint's n-step window holds {name} of {saved.shape}; this run {own.shape}")
+            own[...] = saved
+        self.t = int(meta["t"])
 
 
 def td_targets(
@@ -404,7 +450,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     obs_shape = policy.spec.obs_shape if image else (int(np.prod(policy.spec.obs_shape)),)
     obs_dtype = np.uint8 if image else np.float32
     buffer = ReplayBuffer(cfg.buffer_size, obs_shape, obs_dtype)
-    window = NStepWindow(cfg.n_steps, N, obs_shape, cfg.gamma, obs_dtype)  # not checkpointed: a resume resets the envs
+    window = NStepWindow(cfg.n_steps, N, obs_shape, cfg.gamma, obs_dtype)
     counters = run.start(
         ["epsilon", "learning_rate", "loss", "q_mean", "gradient_steps"],
         N,
@@ -412,7 +458,11 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         target_net=target_net,
         optimizer=optimizer,
         buffer=buffer,
+        window=window,
     )
+    # a resume resets the envs (below): the transitions pending at the checkpoint are cut there (see `flush` for
+    # why that is the right target); a fresh run's window is empty
+    window.flush(buffer)
     n_gradient_steps = counters.get("gradient_steps", 0)
     # the env-step counts at which the next learning round and target update run
     next_train_at = counters.get("next_train_at", cfg.learning_starts + cfg.train_freq)
