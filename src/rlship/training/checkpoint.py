@@ -8,9 +8,10 @@ A checkpoint lives in `RUN_DIR/checkpoint/` and holds everything a run needs to 
   tensors-NNNNNN.safetensors  network weights, optimizer state tensors, torch RNG states, replay memories
 No pickle anywhere: tensors go to safetensors under flat names ("optimizer/state/3/exp_avg"), the rest to JSON.
 
-Writes are atomic: the tensor file is written under a new name (temp file, fsync, rename), then state.json is
-replaced the same way; state.json is the single commit point, so a crash at any moment leaves the previous
-checkpoint or the new one, never a mix. Older tensor files are removed after the commit.
+Writes are atomic: the tensor file is written under a new name (temp file, fsync, rename), straight from the
+tensors' own memory (a replay memory of 1 GB is not copied), then state.json is replaced the same way;
+state.json is the single commit point, so a crash at any moment leaves the previous checkpoint or the new one,
+never a mix. Older tensor files are removed after the commit.
 
 When to write one (periodically, on Ctrl-C) is the run's business (training/run.py), not this module's.
 Vector envs cannot be saved: a resumed run resets them with a seed derived from the checkpoint's env steps
