@@ -327,6 +327,26 @@ def test_replay_memory_survives_a_checkpoint() -> None:
         dqn.ReplayBuffer(16, 2).load_checkpoint_state(tensors, meta)
 
 
+def test_a_checkpoint_without_the_n_step_window_resumes_and_other_gaps_are_refused(tmp_path: Path) -> None:
+    """A dqn checkpoint from before the window was saved resumes with an empty window (nothing to flush); any
+    other object missing from a checkpoint is still an error naming both sets."""
+    from rlship.training.checkpoint import Checkpointer, CheckpointError
+
+    out = tmp_path / "run"
+    buffer = dqn.ReplayBuffer(8, 2)
+    buffer.add(np.ones((2, 2)), np.array([0, 1]), np.ones(2), np.ones((2, 2)), np.zeros(2), np.ones(2, dtype=bool))
+    old = Checkpointer(out, "dqn", "CartPole-v1", 0, {})
+    old.track(buffer=buffer)
+    old.save(env_steps=2)
+    restored, window = dqn.ReplayBuffer(8, 2), dqn.NStepWindow(3, 2, (2,), 0.99)
+    assert Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=restored, window=window) == {
+        "env_steps": 2
+    }
+    assert restored.size == 2 and window.flush(restored) == 0
+    with pytest.raises(CheckpointError, match=r"holds \['buffer'\]; this version of the algorithm saves"):
+        Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=restored, other=dqn.ReplayBuffer(8, 2))
+
+
 def checkpoint_of(out: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A run's checkpoint: state.json and its tensors."""
     from safetensors.torch import load_file

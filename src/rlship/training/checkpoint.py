@@ -224,7 +224,9 @@ class Checkpointer:
         """Register what a checkpoint holds, by name: torch modules and optimizers, NumPy Generators, torch
         Generators, and any object with `checkpoint_state()` -> (tensors, json) and
         `load_checkpoint_state(tensors, json)` (a replay memory, the run's episode stats, stop rule and log). When
-        resuming, loads each from the checkpoint and returns the counters saved with it; on a fresh run {}."""
+        resuming, loads each from the checkpoint and returns the counters saved with it; on a fresh run {}. The
+        checkpoint must hold the same names, but for objects with `checkpoint_optional = True`, which an older
+        checkpoint may lack (they stay as they are)."""
         for name, obj in objects.items():
             if "/" in name:
                 raise ValueError(f"checkpoint object names cannot hold '/'; got {name!r}")
@@ -234,13 +236,18 @@ class Checkpointer:
             return {}
         state, tensors = self._loaded
         names = set(state["objects"])
-        if names != set(objects):
+        # an object that says it may be absent (`checkpoint_optional`: added to an algorithm's checkpoint later) is
+        # left as it was made when an older checkpoint lacks it
+        absent = {name for name, obj in objects.items() if getattr(obj, "checkpoint_optional", False)} - names
+        if names != set(objects) - absent:
             raise CheckpointError(
                 f"{self.dir / STATE_FILE}: the checkpoint holds {sorted(names)}; this version of the algorithm "
                 f"saves {sorted(objects)}. It was written by another rlship version; start a new run"
             )
         torch.set_rng_state(tensors["rng/torch"])
         for name, obj in objects.items():
+            if name in absent:
+                continue
             prefix = f"{name}/"
             own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:

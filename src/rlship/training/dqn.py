@@ -356,6 +356,8 @@ class NStepWindow:
         return added
 
     _ARRAYS = ("obs", "actions", "rewards", "valid", "done", "last_obs")
+    # a checkpoint written before the window was saved resumes without it (its pending transitions lost, as then)
+    checkpoint_optional = True
 
     def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
         """The window (its pending transitions and the latest observation) as tensors, for the run's checkpoint."""
