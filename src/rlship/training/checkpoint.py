@@ -123,7 +123,7 @@ def _atomic_write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
 
     safetensors writes the file straight from the tensors' memory (`save_file`; `save` would first build the
     whole file in memory), and the checksum is taken by reading the file back in chunks: a replay memory of 1 GB
-    costs no copy of itself, where building bytes, copying and cloning it cost 3.7 GB of extra memory and 15 s of
+    costs no copy of itself, where building bytes, copying and cloning it cost 3.7 GiB of extra memory and 15 s of
     CPU a checkpoint (benchmarks/checkpoint_memory.py)."""
     tmp = path.with_name(f".{path.name}.tmp")
     save_safetensors_file(tensors, tmp, metadata={"format": "pt"})
