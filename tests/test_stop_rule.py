@@ -144,3 +144,20 @@ def test_confirm_from_looks_at_the_greedy_policy_before_the_training_returns_rea
     assert early.solved(stats, policy) and len(early.confirmations) == 1  # 300 >= 250: the confirmation decides
     later = StopRule(475.0, episodes=20, std_errors=2.0, confirm_from=350.0)
     assert not later.solved(stats, policy) and later.confirmations == []
+
+
+def test_stop_on_solve_off_trains_the_whole_budget_however_good_the_policy(tmp_path: Path) -> None:
+    algo = ALGORITHMS["ppo"]
+    policy = load_policy("default")  # 500 on every episode: the rule would confirm it at once
+    on = Run(algo, "CartPole-v1", algo.make_config("CartPole-v1"), 0, tmp_path / "on", False, None, None, False)
+    assert on.stop.solved(full_window(), policy)
+    config = algo.make_config("CartPole-v1", stop_on_solve=False)
+    off = Run(algo, "CartPole-v1", config, 0, tmp_path / "off", False, None, None, False)
+    assert not off.stop.solved(full_window(), policy) and off.stop.confirmations == []  # no confirmation is paid for
+    assert off.threshold == 475.0  # results.json still judges the final evaluation against the env's threshold
+    # a whole (tiny) run: it plays its budget through and reports the env's threshold
+    small = algo.make_config("CartPole-v1", stop_on_solve=False, total_steps=2_048, eval_episodes=5)
+    algo.train("CartPole-v1", small, seed=0, out=tmp_path / "whole", progress=False)
+    results = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert results["training"]["env_steps"] >= 2_048 and results["training"]["confirming_evaluations"] == []
+    assert results["reward_threshold"] == 475.0

@@ -174,7 +174,7 @@ class Run:
         self.policy: Policy | None = None
         self.stats: EpisodeStats | None = None
         self.stop = StopRule(
-            self.threshold,
+            self.threshold if self._setting("stop_on_solve") else None,  # None: never confirms, never stops
             self._setting("confirm_episodes"),
             self._setting("confirm_std_errors"),
             self._setting("confirm_from"),

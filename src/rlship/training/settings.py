@@ -140,6 +140,10 @@ class RunSettings(Settings):
     solve_window: int = hp(
         20, "training episodes whose mean return must reach the threshold before a confirming eval", ge=1
     )
+    # Off where the policy that matters is the one trained to the end of its budget (rl-zoo's way), not the first
+    # that passes: LunarLanderContinuous-v3's sampled returns still rise at 1e6 steps, and a run stopped at its
+    # first confirmed 200 publishes a weaker lander than the budget would give (docs/algorithms.md).
+    stop_on_solve: bool = hp(True, "end training at the stop rule's first confirmed solve; off: train the whole budget")
     # The greedy policy often solves well before the sampled one's training returns show it (PPO on CartPole:
     # 22-48k env steps against 40-65k, seeds 0-2): where a confirmation is cheap (an env with a native vector
     # implementation, evaluation.py), a preset can start confirming below the threshold.
