@@ -17,22 +17,22 @@ on a shared 2-core machine, so SB3 runs on fewer seeds (--sb3-seeds) than rlship
     python benchmarks/control.py --envs LunarLander-v3 --seeds 100 101 102 103 104 --sb3-seeds 100
     python benchmarks/control.py --envs MountainCarContinuous-v0 --seeds 100-104 --sb3-seeds 100 101
     python benchmarks/control.py --envs LunarLanderContinuous-v3 --sb3-seeds   # rlship only
+    python benchmarks/control.py --envs LunarLanderContinuous-v3 --sb3-seeds 100 --side-by-side  # SB3 on a 2nd core
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from _common import run_sb3
+from _process import timed_process
 from zoo import SB3_PPO_ZOO as SB3_ZOO
 
 WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule (its defaults), as the SB3 watch applies it
@@ -84,17 +84,10 @@ def sb3_child(env_id: str, seed: int, out: Path) -> None:
     print(json.dumps(result), flush=True)
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
     rlship = Path(sys.executable).with_name("rlship")
     cmd = [str(rlship), "train", "ppo", env_id, "--seed", str(seed), "--out", str(out), "--no-progress"]
-    start, cpu = time.perf_counter(), children_cpu()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
+    wall, cpu, _ = timed_process(cmd)
     results = json.loads((out / "results.json").read_text())
     training = results["training"]
     return dict(
@@ -109,11 +102,8 @@ def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
 
 def run_sb3_process(env_id: str, seed: int, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True)
-    cmd = [sys.executable, __file__, "--sb3-child", env_id, str(seed), str(out)]
-    start, cpu = time.perf_counter(), children_cpu()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    wall, cpu, stdout = timed_process([sys.executable, __file__, "--sb3-child", env_id, str(seed), str(out)])
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     # the stop-rule watch is ours, not the SB3 user's (it runs on one core, so its wall seconds are its CPU seconds)
     result["wall"] = wall - result["rule_seconds"]
     result["cpu"] = cpu - result["rule_seconds"]
@@ -125,6 +115,11 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(SB3_ZOO), choices=list(SB3_ZOO))
     parser.add_argument("--seeds", nargs="*", default=["100-104"], help="rlship seeds (default: held-out 100-104)")
     parser.add_argument("--sb3-seeds", nargs="*", default=["100"], help="SB3 seeds (default: 100; none: skip SB3)")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run the SB3 seeds on a second thread while rlship's run (one process per core on a 2-core machine)",
+    )
     parser.add_argument("--json", type=Path, help="also append every run's figures to this JSON-lines file")
     parser.add_argument("--sb3-child", nargs=3, metavar=("ENV", "SEED", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,22 +143,28 @@ def main() -> None:
             with args.json.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    def play(trainer: str, run_one: Any, env_id: str, seed_list: list[int], out: list[dict[str, Any]]) -> None:
+        for seed in seed_list:
+            run = run_one(env_id, seed, tmp / f"{trainer.split()[0]}-{env_id}-{seed}")
+            row = dict(trainer=trainer, env=env_id, seed=seed, **run)
+            out.append(row)
+            record(row)
+
     import gymnasium as gym
 
     for env_id in args.envs:
         threshold = gym.spec(env_id).reward_threshold
         print(f"\n{env_id} (solved: eval mean >= {threshold:g}); rlship seeds {seeds}, SB3 seeds {sb3_seeds}")
         rows: dict[str, list[dict[str, Any]]] = {"rlship ppo": [], "sb3 ppo (rl-zoo)": []}
-        for seed in seeds:
-            run = run_rlship(env_id, seed, tmp / f"r-{env_id}-{seed}")
-            row = dict(trainer="rlship ppo", env=env_id, seed=seed, **run)
-            rows["rlship ppo"].append(row)
-            record(row)
-        for seed in sb3_seeds:
-            run = run_sb3_process(env_id, seed, tmp / f"s-{env_id}-{seed}")
-            row = dict(trainer="sb3 ppo (rl-zoo)", env=env_id, seed=seed, **run)
-            rows["sb3 ppo (rl-zoo)"].append(row)
-            record(row)
+
+        # SB3 first in the pool: its run is the long one
+        trainers = [("sb3 ppo (rl-zoo)", run_sb3_process, sb3_seeds), ("rlship ppo", run_rlship, seeds)]
+        with ThreadPoolExecutor(2 if args.side_by_side else 1) as pool:
+            jobs = [
+                pool.submit(play, name, run_one, env_id, seed_list, rows[name]) for name, run_one, seed_list in trainers
+            ]
+            for job in jobs:
+                job.result()
 
         print(
             "\n| trainer | seeds | solved | median process wall s | median process CPU s | median env steps "
@@ -191,6 +192,10 @@ def main() -> None:
                 "mean eval score "
                 f"rlship {score_ours:.1f}, SB3 {score_theirs:.1f}"
             )
+            mine = {r["seed"]: r["mean"] for r in ours}
+            for r in theirs:  # the same training seed: the fairest score comparison a single SB3 seed allows
+                if r["seed"] in mine:
+                    print(f"seed {r['seed']}: eval rlship {mine[r['seed']]:.1f}, SB3 {r['mean']:.1f}")
 
 
 if __name__ == "__main__":

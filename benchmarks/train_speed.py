@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from _common import ENV, THRESHOLD
+from _process import timed_process
 from zoo import SB3_ZOO
 
 HERE = Path(__file__).resolve().parent
@@ -51,16 +49,10 @@ class Process:
     train_seconds: float | None = None  # rlship's own: first env step to the stop decision
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one process, start to exit."""
-    start, cpu = time.perf_counter(), children_cpu()
-    subprocess.run(command, cwd=cwd, env=CHILD_ENV, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start, children_cpu() - cpu
+    wall, cpu, _ = timed_process(command, cwd, CHILD_ENV)
+    return wall, cpu
 
 
 def rlship_process(algo: str, seed: int, out: Path) -> Process:
