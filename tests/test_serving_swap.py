@@ -20,7 +20,8 @@ import pytest
 from rlship.policy import load_policy
 from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for, parse_entries
 from tests.conftest import make_untrained
-from tests.test_serving import RLSHIP, free_port, kill_server, wait_ready
+from tests.serve_load import RLSHIP, free_port, wait_ready
+from tests.test_serving import kill_server
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
 OBS = [0.1, 0.5, -0.05, -0.4]
@@ -49,7 +50,7 @@ def server(folders: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(proc, url)  # type: ignore[arg-type]
+        wait_ready(proc, url, log)
         yield url, log
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, log.read_text()
