@@ -294,6 +294,17 @@ class PolicyService:
         return protocol.PoliciesResponse.model_validate_json(routes.policies.listing())
 
 
+# What the policies named at start need, until this worker has loaded them (PolicyService.__init__)
+START_BODY_CAP = max(max_body_bytes(p, routes.max_batch) for _, p in POLICIES)
+
+
+def _body_cap() -> int:
+    """The server-wide body bound: the largest body a policy this worker serves now may take. A hot swap changes
+    it (an image policy in place of a vector one needs megabytes, the vector one a few kB); each route still checks
+    its own policy's bound."""
+    return routes.policies.max_body or START_BODY_CAP
+
+
 def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch: bool) -> Any:
     slot = routes.policies.default
     assert slot is not None  # BentoML sends requests only once __is_ready__ said so
@@ -316,8 +327,7 @@ def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch
 PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
 PolicyService.add_asgi_middleware(
     limits.BodyLimit,
-    # the largest body any served policy's largest batch needs (a policy swapped in later keeps this bound)
-    max_bytes=LIMITS.max_body or max(max_body_bytes(p, routes.max_batch) for _, p in POLICIES),
+    max_bytes=LIMITS.max_body or _body_cap,  # --max-body-bytes fixes the bound; by default it follows the policies
     timeout=LIMITS.body_timeout,
 )
 if not PLAIN_API:
