@@ -231,7 +231,8 @@ class BodyLimit:
     def _too_large(what: str, limit: int) -> str:
         return (
             f"{what} is over this server's limit of {limit} bytes; split it into smaller batches "
-            f"(the limit is `rlship serve --max-body-bytes` / {MAX_BODY_ENV}, by default what the served policies need at --max-batch)"
+            f"(the limit is `rlship serve --max-body-bytes` / {MAX_BODY_ENV}, by default what the served policies "
+            "need at --max-batch)"
         )
 
     @staticmethod
