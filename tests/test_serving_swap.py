@@ -21,23 +21,17 @@ import httpx
 import numpy as np
 import pytest
 
-from rlship.frames import FramePreprocessing
 from rlship.policy import load_policy
 from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for, parse_entries
 from tests.conftest import make_untrained
 from tests.serve_load import RLSHIP, free_port, wait_ready
 from tests.test_serving import kill_server
-from tests.test_serving_pixels import pixel_policy
+from tests.test_serving_pixels import SMALL, pixel_policy
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
 OBS = [0.1, 0.5, -0.05, -0.4]
 MAX_BATCH = 8
 VECTOR_BODY_CAP = 4096 + MAX_BATCH * 4 * 32  # what a CartPole-v1 policy's batch of 8 may take (protocol.py)
-# a small image policy's frames (60x40 RGB, grey 30x20, a stack of 2): its bound is the JSON one, 1 MiB and more
-SMALL_FRAMES = FramePreprocessing(
-    frame_height=40, frame_width=60, frame_channels=3, top=0, bottom=40, left=0, right=60, height=20, width=30,
-    grayscale=True, frame_stack=2,
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -219,12 +213,12 @@ def test_the_body_bound_follows_a_swap_to_a_larger_and_back_to_a_smaller_policy(
     vector one is answered (its requests are kilobytes to megabytes, the vector policies' bound 5,120 bytes), a
     body over its bound still gets 413 before it is read, and swapping back lowers the bound again."""
     url, _ = server
-    image = str(pixel_policy(tmp_path / "image", SMALL_FRAMES, seed=5))
+    image = str(pixel_policy(tmp_path / "image", SMALL, seed=5))
     assert admin.put("/policies/side", json={"source": image}).status_code == 200
     cap = every_worker_serves(url, "side", image)["image_input"]["max_body_bytes"]
     assert cap > 100 * VECTOR_BODY_CAP
 
-    obs = np.random.default_rng(0).integers(0, 256, (1, *SMALL_FRAMES.observation_shape), dtype=np.uint8)
+    obs = np.random.default_rng(0).integers(0, 256, (1, *SMALL.observation_shape), dtype=np.uint8)
     body = json.dumps({"observation": obs[0].tolist()}).encode()
     assert len(body) > VECTOR_BODY_CAP  # about 8 kB: refused by the start-up bound before this fix
     expected = load_policy(image).act(obs).q_values
