@@ -21,7 +21,7 @@ import torch
 from rlship.networks import NetworkSpec
 from rlship.policy import Policy, load_policy, new_policy
 from tests.test_serving import served
-from tests.test_serving_pixels import SMALL, b64, pixel_policy, png
+from tests.test_serving_pixels import SMALL, b64, npy, pixel_policy, png
 
 BOX_ENV = "Pendulum-v1"
 PLAIN = {"RLSHIP_PLAIN_API": "1"}
@@ -150,6 +150,15 @@ def test_plain_path_refuses_a_bad_image_request_as_the_lean_route_does(
     image: Documented, body: dict[str, Any], status: int, says: str
 ) -> None:
     assert says in str(image.post("/act", body, status=status))
+
+
+def test_plain_path_refuses_binary_bodies_and_named_routes_saying_what_to_do(image: Documented) -> None:
+    for content_type, body in (("image/png", png(frame(0))), ("application/x-npy", npy(frame(0)))):
+        answer = image.client.post("/act?session=a&reset=true", content=body, headers={"content-type": content_type})
+        assert answer.status_code == 415, answer.text
+        assert "JSON bodies only" in answer.json()["error"] and '{"image": "<base64 PNG>"' in answer.json()["error"]
+    named = image.client.post("/policies/image/act", json={"observation": []})
+    assert named.status_code == 404 and "default policy only" in named.json()["error"]
 
 
 def test_plain_path_answers_a_box_policy_with_mean_and_std(box: Documented, artifacts: dict[str, Path]) -> None:

@@ -186,6 +186,33 @@ class PolicyRoutesMiddleware:
         return await self.app(scope, receive, send)
 
 
+class PlainApiBounds:
+    """With RLSHIP_PLAIN_API, what BentoML's own path cannot take is refused with a message that says what to do:
+    an image/png or application/x-npy body (its @bentoml.api methods parse JSON only; BentoML alone would answer
+    "Invalid JSON"), and the named policies' routes (it serves the default policy only)."""
+
+    BINARY = (b"image/png", b"application/x-npy")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in ("/act", "/act_batch"):
+            content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if content_type in self.BINARY:
+                message = (
+                    f"this server runs with {PLAIN_API_ENV}=1 (BentoML's own path), which takes JSON bodies only: "
+                    'send {"image": "<base64 PNG>", "session": "ID", "reset": true} or {"observation": [...]}, or '
+                    f"serve without {PLAIN_API_ENV} for {content_type.decode()} bodies"
+                )
+                return await JSONResponse({"error": message}, status_code=415)(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(NAMED_PREFIX):
+            message = f"this server runs with {PLAIN_API_ENV}=1, which serves the default policy only, at /act and "
+            message += f"/act_batch; serve without {PLAIN_API_ENV} for /policies/{{name}}/..."
+            return await JSONResponse({"error": message}, status_code=404)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 _cancel_timeout_timers()
 drain.install()  # SIGTERM with RLSHIP_DRAIN_SECONDS: /readyz 503, serve on, then stop (drain.py)
 # One torch thread per worker process: workers, not threads, scale the server; threads would oversubscribe the cores.
@@ -366,12 +393,11 @@ def _plain_answer(body: protocol.ActBody | protocol.ActBatchBody) -> Any:
 
 
 # Outermost first: the drain after SIGTERM, then the body bounds (every route, the lean ones included), then the
-# lean policy routes.
+# lean policy routes (or, with RLSHIP_PLAIN_API, what BentoML's own path cannot take, refused).
 PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
 PolicyService.add_asgi_middleware(
     limits.BodyLimit,
     max_bytes=LIMITS.max_body or _body_cap,  # --max-body-bytes fixes the bound; by default it follows the policies
     timeout=LIMITS.body_timeout,
 )
-if not PLAIN_API:
-    PolicyService.add_asgi_middleware(PolicyRoutesMiddleware)
+PolicyService.add_asgi_middleware(PlainApiBounds if PLAIN_API else PolicyRoutesMiddleware)
