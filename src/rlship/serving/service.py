@@ -374,9 +374,9 @@ def _plain_answer(body: protocol.ActBody | protocol.ActBatchBody) -> Any:
     batch = isinstance(body, protocol.ActBatchBody)
     try:
         if slot.pixels is not None:
-            fields = {name: getattr(body, name) for name in type(body).model_fields}
+            given = {name: getattr(body, name) for name in type(body).model_fields}
             observations, deterministic, seed = slot.pixels.parse(
-                to_json({k: v for k, v in fields.items() if v is not None}), "application/json", {}, batch
+                to_json({k: v for k, v in given.items() if v is not None}), "application/json", {}, batch
             )
         else:
             request = protocol.vector_request(body, slot.policy)
