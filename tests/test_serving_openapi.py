@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bentoml
 import gymnasium as gym
 import httpx
 import jsonschema
@@ -176,3 +177,13 @@ def test_plain_path_answers_a_box_policy_with_mean_and_std(box: Documented, arti
     refused = box.post("/act", {"observation": obs[0].tolist(), "image": b64(png(frame(0)))}, status=422)
     assert "image is for image policies" in str(refused) and "with 3 numbers" in str(refused)
     assert "shape (3,)" in str(box.post("/act", {"observation": [0.0, 1.0]}, status=422))
+
+
+def test_bentoml_client_sends_an_image_policy_a_frame(image: Documented, artifacts: dict[str, Path]) -> None:
+    """BentoML's client builds its calls from /schema.json: with the image fields documented, it can send them."""
+    policy = load_policy(artifacts["image"])
+    first = frame(12)
+    with bentoml.SyncHTTPClient(str(image.client.base_url)) as client:
+        answer = client.act(image=b64(png(first)), session="client", reset=True)
+    wanted = policy.act(stacked(policy, first)[None]).q_values
+    np.testing.assert_allclose(answer["q_values"], wanted[0], rtol=1e-5, atol=1e-5)  # type: ignore[index]
