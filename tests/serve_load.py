@@ -1,4 +1,5 @@
-"""Helpers for the tests that run real `rlship serve` processes under load and stop them (not a test module).
+"""Helpers for the tests that run real `rlship serve` processes, wait for them to be ready, put them under load
+and stop them (not a test module).
 
 `Load` is a closed-loop client: N threads, each on its own keep-alive connection, posting one request after the
 other and recording every outcome. It can follow a balancer's health check (`stop_when`): once that says the
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -45,18 +47,30 @@ def start_serve(port: int, log: Path, source: str = "default", drain_seconds: fl
         )
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 180.0) -> None:
+def wait_ready(proc: subprocess.Popen[Any], url: str, log: Path | None = None, timeout: float = 180.0) -> None:
+    """Return once the `rlship serve` process `proc` answers GET `url`/readyz with 200 (every policy loaded and
+    warmed up); fail the test if it exits first or is not ready within `timeout` seconds, showing the end of its
+    output: `log`, where it writes, or else its stdout pipe (read only once it has exited: a live one would block)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"rlship serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"rlship serve exited with {proc.returncode}:\n{_output(proc, log)}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"rlship serve on port {port} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(f"rlship serve at {url} not ready after {timeout:.0f} s:\n{_output(proc, log)}")
+
+
+def _output(proc: subprocess.Popen[Any], log: Path | None) -> str:
+    if log is not None:
+        return log.read_text(errors="replace")[-3000:]
+    if proc.stdout is not None and proc.poll() is not None:
+        text = proc.stdout.read()
+        return (text.decode(errors="replace") if isinstance(text, bytes) else text)[-3000:]
+    return "(its output goes to a pipe the test reads)"
 
 
 def stop_serve(proc: subprocess.Popen[bytes]) -> None:

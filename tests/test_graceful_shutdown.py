@@ -28,7 +28,7 @@ def test_sigterm_under_load_drains_and_fails_no_request(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     proc = start_serve(port, log, drain_seconds=DRAIN_SECONDS)
     try:
-        wait_ready(port, proc, log)
+        wait_ready(proc, f"http://127.0.0.1:{port}", log)
         out_of_rotation = threading.Event()
 
         def health_check() -> None:  # what HAProxy's `option httpchk GET /readyz` does, every 100 ms

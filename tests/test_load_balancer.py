@@ -108,7 +108,7 @@ def test_rolling_update_behind_haproxy_fails_no_request(tmp_path: Path) -> None:
     replaced: list[subprocess.Popen[bytes]] = []
     try:
         for name, proc in servers.items():
-            wait_ready(ports[name], proc, logs / f"{name}.log")
+            wait_ready(proc, f"http://127.0.0.1:{ports[name]}", logs / f"{name}.log")
         for name in servers:
             _wait_state(stats, name, "UP")
         with Load(f"http://127.0.0.1:{port}/act", OBSERVATION, connections=8) as load:
@@ -121,7 +121,7 @@ def test_rolling_update_behind_haproxy_fails_no_request(tmp_path: Path) -> None:
                 log = logs / f"{name}-new.log"
                 servers[name] = start_serve(ports[name], log, source=str(new_policy), drain_seconds=DRAIN_SECONDS)
                 replaced.append(servers[name])
-                wait_ready(ports[name], servers[name], log)
+                wait_ready(servers[name], f"http://127.0.0.1:{ports[name]}", log)
                 _wait_state(stats, name, "UP")
                 answered = len(load.outcomes)
                 load.wait_for(answered + 200)

@@ -7,10 +7,7 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,15 +22,9 @@ from rlship.networks import NetworkSpec
 from rlship.policy import load_policy, new_policy
 from rlship.serving.routes import PolicyRoutes
 from rlship.serving.simulate import simulate
+from tests.serve_load import RLSHIP, free_port, wait_ready
 
-RLSHIP = str(Path(sys.executable).parent / "rlship")
 MAX_BATCH = 64  # small, so the oversized-batch case is cheap to send
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -73,20 +64,6 @@ def served(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
         assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
     finally:
         kill_server(proc)
-
-
-def wait_ready(proc: subprocess.Popen[str], url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url}/readyz not ready after {timeout} s")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ from rlship.policy import Policy, new_policy
 from rlship.serving.limits import ServerLimits, shorten
 from rlship.serving.routes import PolicyRoutes
 from tests.conftest import make_untrained
-from tests.test_serving import RLSHIP, kill_server, start_server, wait_ready
+from tests.serve_load import wait_ready
+from tests.test_serving import RLSHIP, kill_server, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import bentoml
 import httpx
+import jsonschema
 import numpy as np
 import pytest
 
@@ -51,8 +52,9 @@ def test_openapi_document_lists_the_policy_routes_with_schemas_and_examples(clie
     # (request fields, response fields always there); probabilities (Discrete) and mean/std (Box) are documented
     # but optional, since which of them an answer holds depends on the policy's action space
     expected_fields = {
-        "/act": ({"observation", "deterministic", "seed"}, {"action"}),
-        "/act_batch": ({"observations", "deterministic", "seed"}, {"actions"}),
+        # the image policies' fields too (test_serving_openapi.py sends them to an image policy)
+        "/act": ({"observation", "image", "session", "reset", "deterministic", "seed"}, {"action"}),
+        "/act_batch": ({"observations", "images", "sessions", "reset", "deterministic", "seed"}, {"actions"}),
         "/policy": (set(), {"env_id", "algorithm", "observation_space", "action_space", "random_actions"}),
         "/policies": (set(), {"default", "policies"}),
     }
@@ -68,8 +70,10 @@ def test_openapi_document_lists_the_policy_routes_with_schemas_and_examples(clie
         assert post["description"], route
         if route in ("/act", "/act_batch"):
             # the documented example is a real request, and its documented answer is what the server says
+            jsonschema.validate(request_schema["example"], request_schema)
             answer = client.post(route, json=request_schema["example"])
             assert answer.status_code == 200, answer.text
+            jsonschema.validate(answer.json(), response_schema)
             example = response_schema["example"]
             for field, value in example.items():
                 np.testing.assert_allclose(

@@ -46,6 +46,11 @@ PIX = FramePreprocessing(
     frame_stack=2,
 )
 RGB = FramePreprocessing(**{**PIX.__dict__, "grayscale": False, "frame_stack": 1})
+# a small image policy's frames (60x40 RGB, grey 30x20, a stack of 2), for tests that need no CartPole rendering
+SMALL = FramePreprocessing(
+    frame_height=40, frame_width=60, frame_channels=3, top=0, bottom=40, left=0, right=60, height=20, width=30,
+    grayscale=True, frame_stack=2,
+)  # fmt: skip
 IDLE_SECONDS = 3
 MAX_SESSIONS = 8
 

@@ -4,14 +4,18 @@ load through swaps; and the policy set itself (name rules, the state file the wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -20,10 +24,14 @@ import pytest
 from rlship.policy import load_policy
 from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for, parse_entries
 from tests.conftest import make_untrained
-from tests.test_serving import RLSHIP, free_port, kill_server, wait_ready
+from tests.serve_load import RLSHIP, free_port, wait_ready
+from tests.test_serving import kill_server
+from tests.test_serving_pixels import SMALL, pixel_policy
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
 OBS = [0.1, 0.5, -0.05, -0.4]
+MAX_BATCH = 8
+VECTOR_BODY_CAP = 4096 + MAX_BATCH * 4 * 32  # what a CartPole-v1 policy's batch of 8 may take (protocol.py)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +46,10 @@ def server(folders: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     log = tmp_path_factory.mktemp("log") / "server.log"
     port = free_port()
     policies = [f"main={folders['one']}", f"side={folders['two']}"]
+    flags = ["--port", str(port), "--access-log"]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [RLSHIP, "serve", *policies, "--workers", "2", "--port", str(port), "--access-log"],
+            [RLSHIP, "serve", *policies, "--workers", "2", "--max-batch", str(MAX_BATCH), *flags],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -49,7 +58,7 @@ def server(folders: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(proc, url)  # type: ignore[arg-type]
+        wait_ready(proc, url, log)
         yield url, log
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, log.read_text()
@@ -146,12 +155,19 @@ def test_swaps_under_load_never_fail_and_reach_every_worker(
     assert sum(any(np.allclose(p, e, rtol=1e-5) for e in expected.values()) for _, p in answers) == len(answers)
 
     # Each worker follows the swaps (the state file): fresh connections land on both workers; all agree at the end.
+    assert every_worker_serves(url, "main", folders["one"])["generation"] == swaps
+
+
+def every_worker_serves(url: str, name: str, source: str) -> dict[str, Any]:
+    """/policy of `name` once 20 fresh connections in a row (which land on either worker) say it serves `source`."""
     deadline = time.monotonic() + 60
     agreeing = 0
+    info: dict[str, Any] = {}
     while agreeing < 20 and time.monotonic() < deadline:
-        info = httpx.get(f"{url}/policies/main/policy").json()
-        agreeing = agreeing + 1 if info["generation"] == swaps and info["source"] == folders["one"] else 0
-    assert agreeing == 20
+        info = httpx.get(f"{url}/policies/{name}/policy").json()
+        agreeing = agreeing + 1 if info.get("source") == source else 0
+    assert agreeing == 20, info
+    return info
 
 
 def test_a_swap_can_add_a_policy(admin: httpx.Client) -> None:
@@ -167,6 +183,62 @@ def test_the_token_never_reaches_the_log(server: tuple[str, Path], admin: httpx.
     log = server[1].read_text()
     assert "/policies/side" in log  # the access log is on: requests are logged ...
     assert TOKEN not in log  # ... but never the token
+
+
+def refused(url: str, path: str, length: int, chunked: bool) -> tuple[int, str]:
+    """Status and error of a POST whose body is `length` bytes: announced by its Content-Length and never sent, or
+    sent in chunks (no Content-Length: the server counts it as it reads)."""
+    host, port = url.removeprefix("http://").split(":")
+    framing = "transfer-encoding: chunked" if chunked else f"content-length: {length}"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{framing}\r\n\r\n".encode())
+        sent = 0
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the server answered and closed
+            while chunked and sent < length:
+                n = min(65536, length - sent)
+                sock.sendall(b"%x\r\n%s\r\n" % (n, b" " * n))
+                sent += n
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def test_the_body_bound_follows_a_swap_to_a_larger_and_back_to_a_smaller_policy(
+    server: tuple[str, Path], admin: httpx.Client, folders: dict[str, str], tmp_path: Path
+) -> None:
+    """The server-wide body bound is what the policies served *now* need: an image policy swapped in place of a
+    vector one is answered (its requests are kilobytes to megabytes, the vector policies' bound 5,120 bytes), a
+    body over its bound still gets 413 before it is read, and swapping back lowers the bound again."""
+    url, _ = server
+    image = str(pixel_policy(tmp_path / "image", SMALL, seed=5))
+    assert admin.put("/policies/side", json={"source": image}).status_code == 200
+    cap = every_worker_serves(url, "side", image)["image_input"]["max_body_bytes"]
+    assert cap > 100 * VECTOR_BODY_CAP
+
+    obs = np.random.default_rng(0).integers(0, 256, (1, *SMALL.observation_shape), dtype=np.uint8)
+    body = json.dumps({"observation": obs[0].tolist()}).encode()
+    assert len(body) > VECTOR_BODY_CAP  # about 8 kB: refused by the start-up bound before this fix
+    expected = load_policy(image).act(obs).q_values
+    for _ in range(6):  # fresh connections: both workers
+        answer = httpx.post(
+            f"{url}/policies/side/act", content=body, headers={"content-type": "application/json"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        np.testing.assert_allclose(answer.json()["q_values"], expected[0], rtol=1e-5, atol=1e-5)
+    for chunked in (False, True, False, True):
+        status, error = refused(url, "/policies/side/act", cap + 1, chunked)
+        assert status == 413, error
+        assert f"over this server's limit of {cap} bytes" in error and "--max-body-bytes" in error
+
+    assert admin.put("/policies/side", json={"source": folders["two"]}).status_code == 200
+    every_worker_serves(url, "side", folders["two"])
+    for chunked in (False, True, False, True):
+        status, error = refused(url, "/act", VECTOR_BODY_CAP + 1, chunked)
+        assert status == 413, error
+        assert f"over this server's limit of {VECTOR_BODY_CAP} bytes" in error and "--max-body-bytes" in error
 
 
 # --- the policy set in this process ----------------------------------------------------------------------------

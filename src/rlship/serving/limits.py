@@ -173,19 +173,23 @@ class BodyLimit:
     of the request head, whatever the framing (Content-Length or chunked). Over the size: 413 as soon as the
     limit is passed (a Content-Length over it: at once, unread); too slow (a client that stops sending, or a
     Content-Length longer than the body): 408. Both close the connection, so the rest of the body is never read.
-    The route then receives the body as one message, as it would from uvicorn."""
+    The route then receives the body as one message, as it would from uvicorn.
 
-    def __init__(self, app: Any, max_bytes: int, timeout: float) -> None:
+    `max_bytes` is a number, or a function asked at the start of each request, before any of its body is read:
+    the server's bound follows the policies it serves now, which a hot swap changes (`PolicySet.max_body`)."""
+
+    def __init__(self, app: Any, max_bytes: int | Callable[[], int], timeout: float) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_bytes: Callable[[], int] = max_bytes if callable(max_bytes) else (lambda: max_bytes)
         self.timeout = timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.max_bytes()
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await self._refuse(send, 413, self._too_large(f"body of {int(value)} bytes"))
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return await self._refuse(send, 413, self._too_large(f"body of {int(value)} bytes", limit))
         chunks: list[bytes] = []
         size = 0
         try:
@@ -196,8 +200,10 @@ class BodyLimit:
                         return None
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_bytes:
-                        return await self._refuse(send, 413, self._too_large(f"body of more than {size - 1} bytes"))
+                    if size > limit:
+                        return await self._refuse(
+                            send, 413, self._too_large(f"body of more than {size - 1} bytes", limit)
+                        )
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
@@ -221,10 +227,12 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self, what: str) -> str:
+    @staticmethod
+    def _too_large(what: str, limit: int) -> str:
         return (
-            f"{what} is over this server's limit of {self.max_bytes} bytes; split it into smaller batches "
-            f"(the limit is `rlship serve --max-body-bytes` / {MAX_BODY_ENV}, by default what --max-batch needs)"
+            f"{what} is over this server's limit of {limit} bytes; split it into smaller batches "
+            f"(the limit is `rlship serve --max-body-bytes` / {MAX_BODY_ENV}, by default what the served policies "
+            "need at --max-batch)"
         )
 
     @staticmethod

@@ -6,11 +6,11 @@ Kept free of BentoML so the benchmark's bare Starlette endpoint runs the very sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from rlship.errors import ObservationError
 from rlship.policy import ActResult, Policy
@@ -29,7 +29,8 @@ class _Request(BaseModel):
 
 # The examples are the embedded CartPole-v1 policy's real answers; they show in BentoML's /docs page.
 class ActRequest(_Request):
-    """One observation in, one action out."""
+    """A vector policy's /act body as the lean route parses it (one observation in, one action out). What every
+    kind of policy may be sent, as the OpenAPI document shows it: `ActBody`."""
 
     model_config = ConfigDict(json_schema_extra={"example": {"observation": [0.01, 0.0, 0.02, 0.0]}})
     observation: list[float] = Field(description="one observation, shaped like the policy's observation space")
@@ -38,7 +39,8 @@ class ActRequest(_Request):
 
 
 class ActBatchRequest(_Request):
-    """Many observations in, one action per row out."""
+    """A vector policy's /act_batch body as the lean route parses it (many observations in, one action per row
+    out); for every kind of policy: `ActBatchBody`."""
 
     model_config = ConfigDict(
         json_schema_extra={"example": {"observations": [[0.01, 0.0, 0.02, 0.0], [0.1, 0.5, -0.05, -0.4]]}}
@@ -48,16 +50,88 @@ class ActBatchRequest(_Request):
     seed: int | None = Field(None, ge=0, description="seed for the samples when deterministic is false")
 
 
+def _alternatives(schema: dict[str, Any]) -> None:
+    """A union field's schema as `oneOf` its alternatives. BentoML's OpenAPI document and /schema.json keep only the
+    first branch of pydantic's `anyOf` (BentoML 1.4's `_flatten_field`), so `int | list[float]` read as an integer;
+    `oneOf` they keep whole. The `null` branch is left out (OpenAPI 3.0 has no null type; the default says it)."""
+    schema["oneOf"] = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+
+
+# An image policy's whole observation as JSON: nested lists (frame_stack, height, width, channels) of pixels
+Pixel = Annotated[int, Field(ge=0, le=255)]
+ImageObservation = list[list[list[list[Pixel]]]]
+
+
+class ActBody(_Request):
+    """POST /act as JSON, for every kind of policy: what BentoML's OpenAPI document shows, what its client sends and
+    what the RLSHIP_PLAIN_API path validates. The lean routes parse the same bodies with the narrower model of the
+    policy they serve (`ActRequest`; `pixels.ImageActRequest`), which say what is wrong in the policy's terms."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"observation": [0.01, 0.0, 0.02, 0.0]}})
+    observation: list[float] | ImageObservation | None = Field(
+        None,
+        description="one observation: a list of numbers shaped like the policy's observation space (vector "
+        "policies), or an image policy's whole observation as nested lists (frame_stack, height, width, channels) "
+        "of integers 0..255, oldest frame first",
+        json_schema_extra=_alternatives,
+    )
+    image: str | None = Field(
+        None, description="image policies, instead of observation: one raw frame as rendered, a base64 PNG"
+    )
+    session: str | None = Field(
+        None, description="image policies, with image: the id of the episode whose frame stack the server keeps"
+    )
+    reset: bool = Field(False, description="image policies, with image: true on an episode's first frame")
+    deterministic: bool = Field(True, description="greedy action (true) or a sample from the probabilities")
+    seed: int | None = Field(None, ge=0, description="seed for the sample when deterministic is false")
+
+
+class ActBatchBody(_Request):
+    """POST /act_batch as JSON, for every kind of policy (as `ActBody`, one row per observation or frame)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"observations": [[0.01, 0.0, 0.02, 0.0], [0.1, 0.5, -0.05, -0.4]]}}
+    )
+    observations: list[list[float]] | list[ImageObservation] | None = Field(
+        None,
+        description="a batch of observations, one per row: lists of numbers (vector policies) or image policies' "
+        "whole observations as nested lists (frame_stack, height, width, channels) of integers 0..255",
+        json_schema_extra=_alternatives,
+    )
+    images: list[str] | None = Field(
+        None, description="image policies, instead of observations: raw frames as rendered, base64 PNGs"
+    )
+    sessions: list[str] | None = Field(None, description="image policies, with images: one session id per frame")
+    reset: bool | list[bool] = Field(
+        False,
+        description="image policies, with images: true on an episode's first frame; one value, or one per frame",
+        json_schema_extra=_alternatives,
+    )
+    deterministic: bool = Field(True, description="greedy actions (true) or samples from the probabilities")
+    seed: int | None = Field(None, ge=0, description="seed for the samples when deterministic is false")
+
+
 class InfoRequest(_Request):
     """GET /policy, or POST /policy with an empty body or {} (BentoML's client posts)."""
 
 
-class ActResponse(BaseModel):
+class _Answer(BaseModel):
+    # no return annotation on purpose: pydantic would take it for the JSON schema of the answer (OpenAPI)
+    @model_serializer(mode="wrap")
+    def _fields_it_has(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """The fields this policy's answer has, as the lean routes send them: a field it lacks (probabilities of a
+        Box policy, value of a DQN one) is left out, not null, in the answers of the RLSHIP_PLAIN_API path too."""
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class ActResponse(_Answer):
     model_config = ConfigDict(
         json_schema_extra={"example": {"action": 1, "probabilities": [0.3992, 0.6008], "value": 48.9588}}
     )
     action: int | list[float] = Field(
-        description="the action: an integer (Discrete actions) or a list shaped like the Box action space"
+        description="the action: an integer (Discrete actions) or a list of numbers, the Box action space's shape "
+        "flattened, within its bounds",
+        json_schema_extra=_alternatives,
     )
     probabilities: list[float] | None = Field(None, description="the action distribution (Discrete actions only)")
     mean: list[float] | None = Field(None, description="the Gaussian's mean, before bounding (Box actions only)")
@@ -66,7 +140,7 @@ class ActResponse(BaseModel):
     q_values: list[float] | None = Field(None, description="action values (value-based policies only)")
 
 
-class ActBatchResponse(BaseModel):
+class ActBatchResponse(_Answer):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -76,7 +150,10 @@ class ActBatchResponse(BaseModel):
             }
         }
     )
-    actions: list[int] | list[list[float]]
+    actions: list[int] | list[list[float]] = Field(
+        description="one action per row: integers (Discrete actions) or lists of numbers (Box actions)",
+        json_schema_extra=_alternatives,
+    )
     probabilities: list[list[float]] | None = Field(None, description="action distributions (Discrete actions)")
     mean: list[list[float]] | None = Field(None, description="the Gaussians' means (Box actions only)")
     std: list[list[float]] | None = Field(None, description="the Gaussians' standard deviations (Box actions only)")
@@ -186,6 +263,29 @@ def expected_body(policy: Policy, batch: bool) -> str:
     if batch:
         return f'{{"observations": [[{numbers}], ...], "deterministic": true}} with rows of {dim} numbers'
     return f'{{"observation": [{numbers}], "deterministic": true}} with {dim} numbers'
+
+
+def vector_request(body: ActBody | ActBatchBody, policy: Policy) -> ActRequest | ActBatchRequest:
+    """A vector policy's request from a body validated by the documented model (`ActBody`, which also admits image
+    policies' fields), or RequestError (422) naming what this policy takes instead."""
+    batch = isinstance(body, ActBatchBody)
+    image_fields = ("images", "sessions") if batch else ("image", "session")
+    given = [name for name in image_fields if getattr(body, name) is not None] + (["reset"] if body.reset else [])
+    if given:
+        raise RequestError(
+            422,
+            f"{given[0]} is for image policies; this {policy.spec.env_id} policy takes vector observations. "
+            f"Expected {expected_body(policy, batch)}.",
+        )
+    if isinstance(body, ActBatchBody):
+        if body.observations is None:
+            raise RequestError(422, f"observations is missing. Expected {expected_body(policy, batch)}.")
+        return ActBatchRequest.model_construct(
+            observations=body.observations, deterministic=body.deterministic, seed=body.seed
+        )
+    if body.observation is None:
+        raise RequestError(422, f"observation is missing. Expected {expected_body(policy, batch)}.")
+    return ActRequest.model_construct(observation=body.observation, deterministic=body.deterministic, seed=body.seed)
 
 
 def max_body_bytes(policy: Policy, max_batch: int) -> int:

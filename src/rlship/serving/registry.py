@@ -140,6 +140,9 @@ class PolicySet:
         self.session_limits = session_limits or SessionLimits()
         self.slots: dict[str, Slot] = {}
         self.default: Slot | None = None
+        # the largest body any policy served now may take (0 before the first is loaded): the server-wide body
+        # bound (limits.BodyLimit) reads it per request, so it follows every swap, larger or smaller
+        self.max_body = 0
         self.rng = np.random.default_rng()
         self.state_file = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self._lock: asyncio.Lock | None = None
@@ -169,6 +172,7 @@ class PolicySet:
         if slot.name not in self.slots and len(self.slots) >= MAX_POLICIES:
             raise SwapError(409, f"this server already serves {MAX_POLICIES} policies, its limit; replace one")
         self.slots[slot.name] = slot
+        self.max_body = max(s.max_body for s in self.slots.values())
         if self.default is None or self.default.name == slot.name:
             self.default = slot  # assigned last: the default routes answer only once the first policy is warm
 

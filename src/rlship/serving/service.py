@@ -9,8 +9,10 @@ Configuration comes from the environment, read when each worker imports this mod
   RLSHIP_ACCESS_LOG   "1" to log every request (off by default: it costs about a tenth of /act's throughput)
   RLSHIP_ADMIN_TOKEN  a secret (16+ characters) that turns on hot swap: PUT /policies/{name} with
                       `Authorization: Bearer <token>`; unset, hot swap is off. Never logged.
-  RLSHIP_PLAIN_API    "1": answer the policy routes through BentoML's own @bentoml.api path instead of the lean one
-                      (for benchmarks/serve_load.py's comparison only; errors then take BentoML's format)
+  RLSHIP_PLAIN_API    "1": answer /act and /act_batch through BentoML's own @bentoml.api path instead of the lean
+                      one (for benchmarks/serve_load.py's comparison): the default policy only, JSON bodies only
+                      (every kind of policy: vector, Box, image as nested lists or base64 frames with sessions),
+                      the same answers and statuses; errors take BentoML's format
   RLSHIP_MAX_BODY, RLSHIP_BODY_TIMEOUT, RLSHIP_HEADER_TIMEOUT, RLSHIP_MAX_CONNECTIONS, RLSHIP_MAX_SESSIONS,
   RLSHIP_SESSION_IDLE: the server's bounds (`rlship.serving.limits`; sessions: pixel policies' frame stacks);
                       RLSHIP_DRAIN_SECONDS: the drain after SIGTERM (drain.py)
@@ -36,6 +38,7 @@ import os
 import shutil
 import sys
 import tempfile
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +186,33 @@ class PolicyRoutesMiddleware:
         return await self.app(scope, receive, send)
 
 
+class PlainApiBounds:
+    """With RLSHIP_PLAIN_API, what BentoML's own path cannot take is refused with a message that says what to do:
+    an image/png or application/x-npy body (its @bentoml.api methods parse JSON only; BentoML alone would answer
+    "Invalid JSON"), and the named policies' routes (it serves the default policy only)."""
+
+    BINARY = (b"image/png", b"application/x-npy")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in ("/act", "/act_batch"):
+            content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+            if content_type in self.BINARY:
+                message = (
+                    f"this server runs with {PLAIN_API_ENV}=1 (BentoML's own path), which takes JSON bodies only: "
+                    'send {"image": "<base64 PNG>", "session": "ID", "reset": true} or {"observation": [...]}, or '
+                    f"serve without {PLAIN_API_ENV} for {content_type.decode()} bodies"
+                )
+                return await JSONResponse({"error": message}, status_code=415)(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(NAMED_PREFIX):
+            message = f"this server runs with {PLAIN_API_ENV}=1, which serves the default policy only, at /act and "
+            message += f"/act_batch; serve without {PLAIN_API_ENV} for /policies/{{name}}/..."
+            return await JSONResponse({"error": message}, status_code=404)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 _cancel_timeout_timers()
 drain.install()  # SIGTERM with RLSHIP_DRAIN_SECONDS: /readyz 503, serve on, then stop (drain.py)
 # One torch thread per worker process: workers, not threads, scale the server; threads would oversubscribe the cores.
@@ -256,29 +286,58 @@ class PolicyService:
         """/readyz: 200 only once the policies are loaded and warmed up, and not while draining after SIGTERM."""
         return routes.ready and not drain.draining()
 
-    # The policy routes as BentoML sees them: their schemas and examples for /docs.json and BentoML's client.
-    # Over HTTP their requests go to the lean handlers (PolicyRoutesMiddleware); these bodies answer the same
-    # way for a caller that reaches them (RLSHIP_PLAIN_API=1, or the service used in-process).
+    # The policy routes as BentoML sees them: their schemas and examples for /docs.json and BentoML's client
+    # (`protocol.ActBody`: every JSON form any kind of policy takes, unions shown as oneOf). Over HTTP their
+    # requests go to the lean handlers (PolicyRoutesMiddleware); these bodies answer the same way for a caller
+    # that reaches them (RLSHIP_PLAIN_API=1, or the service used in-process).
 
-    @bentoml.api(route="/act", input_spec=protocol.ActRequest, output_spec=protocol.ActResponse)
-    async def act(self, observation: list[float], deterministic: bool = True, seed: int | None = None) -> Any:
-        """The default policy's action for one observation, with the action probabilities (plus the state value
-        for actor-critic policies, the action values for value-based ones). Bad input answers 422 (400 for a body
-        that is not JSON, 413 for one too large) with {"error": "..."} naming the body the policy expects.
-        /policies/{name}/act answers the same with the policy of that name."""
-        request = protocol.ActRequest.model_construct(observation=observation, deterministic=deterministic, seed=seed)
-        return _plain_answer(request, batch=False)
+    @bentoml.api(route="/act", input_spec=protocol.ActBody, output_spec=protocol.ActResponse)
+    async def act(
+        self,
+        observation: Any = None,
+        image: str | None = None,
+        session: str | None = None,
+        reset: bool = False,
+        deterministic: bool = True,
+        seed: int | None = None,
+    ) -> Any:
+        """The default policy's action for one observation: Discrete actions with the action probabilities, Box
+        actions (a list) with the Gaussian's mean and std; plus the state value for actor-critic policies, the
+        action values for value-based ones. Vector policies take `observation`, a list of numbers. Image policies
+        (GET /policy has image_input) take the whole observation as nested lists (frame_stack, height, width,
+        channels) of integers 0..255, or one raw frame in `image` (a base64 PNG) with a `session` whose frame stack
+        the server keeps (`reset` true on an episode's first frame), or an image/png or application/x-npy body with
+        the options in the query string (?session=ID&reset=true). Bad input answers 422 (400 for a body that is not
+        JSON, 413 for one too large, 415 for another content type) with {"error": "..."} naming the body the policy
+        expects. /policies/{name}/act answers the same with the policy of that name."""
+        body = protocol.ActBody.model_construct(
+            observation=observation, image=image, session=session, reset=reset, deterministic=deterministic, seed=seed
+        )
+        return _plain_answer(body)
 
-    @bentoml.api(route="/act_batch", input_spec=protocol.ActBatchRequest, output_spec=protocol.ActBatchResponse)
+    @bentoml.api(route="/act_batch", input_spec=protocol.ActBatchBody, output_spec=protocol.ActBatchResponse)
     async def act_batch(
-        self, observations: list[list[float]], deterministic: bool = True, seed: int | None = None
+        self,
+        observations: Any = None,
+        images: list[str] | None = None,
+        sessions: list[str] | None = None,
+        reset: bool | list[bool] = False,
+        deterministic: bool = True,
+        seed: int | None = None,
     ) -> Any:
         """The default policy's actions for a batch of observations, one row each (at most the server's max_batch,
-        else 413). Errors as for /act. /policies/{name}/act_batch answers with the policy of that name."""
-        request = protocol.ActBatchRequest.model_construct(
-            observations=observations, deterministic=deterministic, seed=seed
+        else 413), in the forms /act takes: `observations`, or for image policies `images` with one session each
+        (and `reset`, one value or one per frame), or an application/x-npy body with a leading batch axis.
+        Errors as for /act. /policies/{name}/act_batch answers with the policy of that name."""
+        body = protocol.ActBatchBody.model_construct(
+            observations=observations,
+            images=images,
+            sessions=sessions,
+            reset=reset,
+            deterministic=deterministic,
+            seed=seed,
         )
-        return _plain_answer(request, batch=True)
+        return _plain_answer(body)
 
     @bentoml.api(route="/policy", input_spec=protocol.InfoRequest, output_spec=protocol.PolicyInfo)
     async def policy(self) -> Any:
@@ -294,31 +353,51 @@ class PolicyService:
         return protocol.PoliciesResponse.model_validate_json(routes.policies.listing())
 
 
-def _plain_answer(request: protocol.ActRequest | protocol.ActBatchRequest, batch: bool) -> Any:
+# What the policies named at start need, until this worker has loaded them (PolicyService.__init__)
+START_BODY_CAP = max(max_body_bytes(p, routes.max_batch) for _, p in POLICIES)
+
+
+def _body_cap() -> int:
+    """The server-wide body bound: the largest body a policy this worker serves now may take. A hot swap changes
+    it (an image policy in place of a vector one needs megabytes, the vector one a few kB); each route still checks
+    its own policy's bound."""
+    return routes.policies.max_body or START_BODY_CAP
+
+
+def _plain_answer(body: protocol.ActBody | protocol.ActBatchBody) -> Any:
+    """The RLSHIP_PLAIN_API path's answer, from a body BentoML validated with the documented model: the same
+    parsing, answers and statuses as the lean routes' JSON forms (BentoML's error format; 5xx messages go to the
+    log). A vector policy's request goes through the vector checks, an image policy's through its own
+    (`pixels.PixelRequests`: nested lists or base64 frames with sessions), which take the body as JSON again."""
     slot = routes.policies.default
     assert slot is not None  # BentoML sends requests only once __is_ready__ said so
-    if slot.pixels is not None:
-        raise bentoml.exceptions.InvalidArgument("RLSHIP_PLAIN_API serves vector policies only; unset it")
+    batch = isinstance(body, protocol.ActBatchBody)
     try:
-        observations = protocol.check_request(request, slot.policy, routes.max_batch)
-        fields = protocol.answer(
-            slot.policy, observations, request.deterministic, request.seed, batch, routes.policies.rng
-        )
+        if slot.pixels is not None:
+            given = {name: getattr(body, name) for name in type(body).model_fields}
+            observations, deterministic, seed = slot.pixels.parse(
+                to_json({k: v for k, v in given.items() if v is not None}), "application/json", {}, batch
+            )
+        else:
+            request = protocol.vector_request(body, slot.policy)
+            observations = protocol.check_request(request, slot.policy, routes.max_batch)
+            deterministic, seed = body.deterministic, body.seed
+        fields = protocol.answer(slot.policy, observations, deterministic, seed, batch, routes.policies.rng)
     except protocol.RequestError as exc:
         if exc.status >= 500:  # limits.non_finite: the policy's outputs are not numbers, the request was fine
             raise bentoml.exceptions.InternalServerError(limits.shorten(exc.message)) from None
-        raise bentoml.exceptions.InvalidArgument(limits.shorten(exc.message)) from None
+        raise bentoml.exceptions.InvalidArgument(
+            limits.shorten(exc.message), error_code=HTTPStatus(exc.status)
+        ) from None
     return (protocol.ActBatchResponse if batch else protocol.ActResponse)(**fields)
 
 
 # Outermost first: the drain after SIGTERM, then the body bounds (every route, the lean ones included), then the
-# lean policy routes.
+# lean policy routes (or, with RLSHIP_PLAIN_API, what BentoML's own path cannot take, refused).
 PolicyService.add_asgi_middleware(drain.ConnectionCloseWhileDraining)
 PolicyService.add_asgi_middleware(
     limits.BodyLimit,
-    # the largest body any served policy's largest batch needs (a policy swapped in later keeps this bound)
-    max_bytes=LIMITS.max_body or max(max_body_bytes(p, routes.max_batch) for _, p in POLICIES),
+    max_bytes=LIMITS.max_body or _body_cap,  # --max-body-bytes fixes the bound; by default it follows the policies
     timeout=LIMITS.body_timeout,
 )
-if not PLAIN_API:
-    PolicyService.add_asgi_middleware(PolicyRoutesMiddleware)
+PolicyService.add_asgi_middleware(PlainApiBounds if PLAIN_API else PolicyRoutesMiddleware)
