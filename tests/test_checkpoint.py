@@ -299,3 +299,11 @@ def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:
     second = resume(out, progress=False)
     assert not second.interrupted and second.env_steps >= 6000
     assert json.loads((out / "results.json").read_text())["training"]["resumed_at_env_steps"] == [first.env_steps]
+
+
+def test_a_checkpoint_from_before_a_shared_setting_existed_resumes_at_its_default(saved_run: Path) -> None:
+    # saved_run's checkpoint holds HP only: as if written before stop_on_solve, keep_best and confirm_every existed
+    now = {**HP, "stop_on_solve": True, "keep_best": False, "confirm_every": 0}
+    make_run(saved_run, resume=True, hp=now)["log"].close()  # the defaults: the same run
+    with pytest.raises(CheckpointError, match=r"keep_best: checkpoint False, now True"):
+        make_run(saved_run, resume=True, hp={**now, "keep_best": True})

@@ -161,3 +161,43 @@ def test_stop_on_solve_off_trains_the_whole_budget_however_good_the_policy(tmp_p
     results = json.loads((tmp_path / "whole" / "results.json").read_text())
     assert results["training"]["env_steps"] >= 2_048 and results["training"]["confirming_evaluations"] == []
     assert results["reward_threshold"] == 475.0
+
+
+def window_at(env_steps: int) -> EpisodeStats:
+    stats = full_window()
+    stats.env_steps = env_steps
+    return stats
+
+
+def test_without_stopping_keep_best_confirms_at_most_every_confirm_every_env_steps() -> None:
+    policy = load_policy("default")
+    rule = StopRule(475.0, episodes=20, std_errors=2.0, keep_best=True, stops=False, every=1_000)
+    assert not rule.solved(window_at(5_000), policy)  # it passes, and the run goes on
+    assert len(rule.confirmations) == 1 and rule.best is not None and rule.best.mean_reward == 500.0
+    assert not rule.solved(window_at(5_999), policy) and len(rule.confirmations) == 1  # too soon after the last
+    assert not rule.solved(window_at(6_000), policy) and len(rule.confirmations) == 2
+    tensors, meta = rule.checkpoint_state()  # a resumed run keeps the spacing
+    restored = StopRule(475.0, episodes=20, keep_best=True, stops=False, every=1_000)
+    restored.load_checkpoint_state(tensors, json.loads(json.dumps(meta)))
+    assert restored.last_confirmed_at == 6_000 and not restored.solved(window_at(6_500), policy)
+    assert len(restored.confirmations) == 2
+
+
+def test_keep_best_puts_back_the_observation_statistics_with_the_weights(tmp_path: Path) -> None:
+    algo = ALGORITHMS["ppo"]
+    small = dict(normalize_obs=True, num_envs=2, n_steps=64, total_steps=128, eval_episodes=1, keep_best=True)
+    trained = algo.train("Pendulum-v1", algo.make_config("Pendulum-v1", **small), seed=0, out=tmp_path / "t")
+    good, last = load_policy(trained.out), load_policy(trained.out)
+    assert good.obs_norm is not None and last.obs_norm is not None
+    with torch.no_grad():  # the last policy: other weights, and statistics of other observations
+        for weight in last.network.parameters():
+            weight.add_(1.0)
+    last.obs_norm.mean = last.obs_norm.mean + 5.0
+    config = algo.make_config("Pendulum-v1", **small, confirm_episodes=3)
+    run = Run(algo, "Pendulum-v1", config, 0, tmp_path / "run", False, None, None, False)
+    run.stop.remember(result([0.0, 0.0, 0.0]), good)  # better than any Pendulum episode: the best by far
+    kept = run._keep_best(last)
+    assert kept is not None and kept["kept"] == "best"
+    np.testing.assert_array_equal(last.obs_norm.mean, good.obs_norm.mean)
+    for name, value in last.network.state_dict().items():
+        assert torch.equal(value, good.network.state_dict()[name])

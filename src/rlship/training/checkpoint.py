@@ -38,7 +38,7 @@ from safetensors.torch import save_file as save_safetensors_file
 from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import EVAL_SEED_OFFSET
 from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
-from rlship.training.settings import DEFAULT_EVERY_SECONDS
+from rlship.training.settings import DEFAULT_EVERY_SECONDS, RUN_SETTING_DEFAULTS
 
 CHECKPOINT_FORMAT = 2  # 2: the run's own objects (episode stats, stop rule, log) are saved as tracked objects
 # Training env seeds stay below the evaluation seeds (EVAL_SEED_OFFSET) so that a resumed run never trains on an
@@ -192,7 +192,10 @@ class Checkpointer:
                     f"{path}: the checkpoint is of a run with {key}={state.get(key)!r}, not {self.identity[key]!r}; "
                     f"resume it with the {key} it was started with"
                 )
-        saved_hp, hp = state["hyperparameters"], self.identity["hyperparameters"]
+        hp = self.identity["hyperparameters"]
+        # a shared setting added since the checkpoint was written (stop_on_solve, keep_best, ...) ran at its default
+        added = {k: v for k, v in _jsonable(RUN_SETTING_DEFAULTS).items() if k in hp}
+        saved_hp = {**added, **state["hyperparameters"]}
         if saved_hp != hp:
             diff = sorted(k for k in set(saved_hp) | set(hp) if saved_hp.get(k) != hp.get(k))
             details = ", ".join(f"{k}: checkpoint {saved_hp.get(k)!r}, now {hp.get(k)!r}" for k in diff)

@@ -81,10 +81,6 @@ class DQNConfig(RunSettings):
     max_grad_norm: float = hp(10.0, "global gradient-norm clip", gt=0)
     hidden_sizes: tuple[int, ...] = hp((64, 64), "hidden layer sizes of the Q-network", ge=1, le=MAX_HIDDEN_SIZE)
     activation: str = hp("relu", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))
-    keep_best: bool = hp(
-        False,
-        "a run that ends unsolved keeps the policy of the stop rule's best confirming evaluation if it beats the last",
-    )
 
     def check(self) -> None:
         if self.batch_size > self.buffer_size:

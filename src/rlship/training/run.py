@@ -39,6 +39,7 @@ from rlship.envs import env_spec, has_vector_twin, make_vec_env, require_discret
 from rlship.errors import ArtifactError, UsageError
 from rlship.evaluation import EvalResult, evaluate
 from rlship.networks import NetworkSpec
+from rlship.normalization import PREFIX as OBS_NORM_PREFIX
 from rlship.policy import FORMAT_VERSION, Policy, new_policy
 from rlship.run_folder import (
     CHECKPOINT_DIR,
@@ -174,11 +175,13 @@ class Run:
         self.policy: Policy | None = None
         self.stats: EpisodeStats | None = None
         self.stop = StopRule(
-            self.threshold if self._setting("stop_on_solve") else None,  # None: never confirms, never stops
+            self.threshold,
             self._setting("confirm_episodes"),
             self._setting("confirm_std_errors"),
             self._setting("confirm_from"),
-            keep_best=bool(getattr(cfg, "keep_best", False)),  # an algorithm's setting (dqn's), off by default
+            keep_best=self._setting("keep_best"),
+            stops=self._setting("stop_on_solve"),
+            every=self._setting("confirm_every"),
         )
         self.stopped_solved = False  # the stop rule ended training
         self.log: TrainLog | None = None
@@ -360,7 +363,11 @@ class Run:
         last = evaluate(policy, episodes=stop.episodes, seed=seed, vector_twin=True)
         keep = stop.best.mean_reward > last.mean_reward
         if keep:
-            policy.network.load_state_dict(stop.best_weights)
+            weights = dict(stop.best_weights)
+            if policy.obs_norm is not None:
+                statistics = {k: weights.pop(k) for k in list(weights) if k.startswith(OBS_NORM_PREFIX)}
+                policy.obs_norm.load_tensors(statistics, "the best confirmed policy")
+            policy.network.load_state_dict(weights)
         return {
             "kept": "best" if keep else "last",
             "best_confirmation": stop.confirmations.index(stop.best) if stop.best in stop.confirmations else None,

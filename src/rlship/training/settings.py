@@ -144,6 +144,16 @@ class RunSettings(Settings):
     # that passes: LunarLanderContinuous-v3's sampled returns still rise at 1e6 steps, and a run stopped at its
     # first confirmed 200 publishes a weaker lander than the budget would give (docs/algorithms.md).
     stop_on_solve: bool = hp(True, "end training at the stop rule's first confirmed solve; off: train the whole budget")
+    # A policy can get worse with more training (DQN's greedy policy on pixels; a lander between two rollouts): the
+    # stop rule's confirmations then double as checkpoints of the best policy seen, for a run that ends unsolved or
+    # trains its whole budget (stop_on_solve off) to fall back on.
+    keep_best: bool = hp(
+        False,
+        "a run that ends unsolved keeps the policy of the stop rule's best confirming evaluation if it beats the last",
+    )
+    confirm_every: int = hp(
+        0, "env steps between two confirming evaluations, at least (0: at any update past confirm_from)", ge=0
+    )
     # The greedy policy often solves well before the sampled one's training returns show it (PPO on CartPole:
     # 22-48k env steps against 40-65k, seeds 0-2): where a confirmation is cheap (an env with a native vector
     # implementation, evaluation.py), a preset can start confirming below the threshold.
@@ -168,6 +178,8 @@ class RunSettings(Settings):
 
 
 RUN_SETTINGS = tuple(f.name for f in fields(RunSettings))
+# What each shared setting is when a run does not say: a checkpoint written before a setting existed ran with it
+RUN_SETTING_DEFAULTS: dict[str, Any] = {f.name: field_default(f) for f in fields(RunSettings)}
 
 
 def config_with_preset(

@@ -93,11 +93,18 @@ class StopRule:
     # keep the weights of the policy the best confirmation played (`best`), for a run to fall back on when it ends
     # unsolved (Run.finish): DQN's greedy policy can get worse with more training (docs/algorithms.md)
     keep_best: bool = False
+    # False: a passing confirmation does not end the run (it trains its whole budget); confirmations are then played
+    # only to keep the best policy (`keep_best`), else not at all
+    stops: bool = True
+    # env steps between two confirmations, at least: where each costs seconds (LunarLander's real envs) and they
+    # serve `keep_best` rather than stopping, one per update would cost more than the training
+    every: int = 0
 
     def __post_init__(self) -> None:
         self.confirmations: list[EvalResult] = []
         self.best: EvalResult | None = None
         self.best_weights: dict[str, Any] = {}
+        self.last_confirmed_at: int | None = None  # env steps at the last confirmation
 
     def passes(self, result: EvalResult) -> bool:
         """Whether one confirming evaluation clears the threshold with the margin."""
@@ -110,6 +117,11 @@ class StopRule:
             return False
         if stats.mean() < (self.threshold if self.confirm_from is None else self.confirm_from):
             return False
+        if not (self.stops or self.keep_best):
+            return False  # nothing would come of a confirmation
+        if self.last_confirmed_at is not None and stats.env_steps - self.last_confirmed_at < self.every:
+            return False
+        self.last_confirmed_at = stats.env_steps
         seed = CONFIRM_EVAL_SEED + len(self.confirmations)
         # the env's native vector implementation where it has one (CartPole's: 50,000 steps in about 0.1 s
         # rather than 1.5 s); the final evaluation plays the real envs (evaluation.py)
@@ -121,24 +133,28 @@ class StopRule:
             result = joined(result, rest)
         self.confirmations.append(result)
         self.remember(result, policy)
-        return result.n_eval_episodes == self.episodes and self.passes(result)
+        return self.stops and result.n_eval_episodes == self.episodes and self.passes(result)
 
     def remember(self, result: EvalResult, policy: Policy) -> None:
         """With `keep_best`: the policy's weights when `result` (its evaluation) beats the best mean so far."""
         if self.keep_best and (self.best is None or result.mean_reward > self.best.mean_reward):
             self.best = result
             self.best_weights = {k: v.detach().clone() for k, v in policy.network.state_dict().items()}
+            if policy.obs_norm is not None:  # the weights act on observations normalised by these statistics
+                self.best_weights.update(policy.obs_norm.tensors())
 
     # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume, and the best weights.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         best = self.best.to_dict() if self.best is not None else None
-        return dict(self.best_weights), {"confirmations": [c.to_dict() for c in self.confirmations], "best": best}
+        meta = {"confirmations": [c.to_dict() for c in self.confirmations], "best": best}
+        return dict(self.best_weights), {**meta, "last_confirmed_at": self.last_confirmed_at}
 
     def load_checkpoint_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
         self.confirmations = [EvalResult.from_dict(c) for c in meta["confirmations"]]
         best = meta.get("best")  # absent in checkpoints from before keep_best
         self.best = EvalResult.from_dict(best) if best is not None else None
         self.best_weights = dict(tensors)
+        self.last_confirmed_at = meta.get("last_confirmed_at")  # absent in checkpoints from before confirm_every
 
 
 def joined(first: EvalResult, rest: EvalResult) -> EvalResult:
