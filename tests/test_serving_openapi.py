@@ -67,20 +67,21 @@ class Documented:
         return answer.json()
 
 
-@pytest.fixture(scope="module")
-def image(artifacts: dict[str, Path]) -> Iterator[Documented]:
-    with served(str(artifacts["image"]), "--max-batch", "8", env=PLAIN) as url:
+def documented_server(artifact: Path) -> Iterator[Documented]:
+    with served(str(artifact), "--max-batch", "8", env=PLAIN) as url:
         documented = Documented(url)
         yield documented
         documented.client.close()
+
+
+@pytest.fixture(scope="module")
+def image(artifacts: dict[str, Path]) -> Iterator[Documented]:
+    yield from documented_server(artifacts["image"])
 
 
 @pytest.fixture(scope="module")
 def box(artifacts: dict[str, Path]) -> Iterator[Documented]:
-    with served(str(artifacts["box"]), "--max-batch", "8", env=PLAIN) as url:
-        documented = Documented(url)
-        yield documented
-        documented.client.close()
+    yield from documented_server(artifacts["box"])
 
 
 def frame(shift: int) -> np.ndarray:
