@@ -149,7 +149,8 @@ class RunSettings(Settings):
     # trains its whole budget (stop_on_solve off) to fall back on.
     keep_best: bool = hp(
         False,
-        "a run that ends unsolved keeps the policy of the stop rule's best confirming evaluation if it beats the last",
+        "a run that does not stop solved (it ends unsolved, or stop_on_solve is off) keeps the policy of the stop "
+        "rule's best confirming evaluation if it beats the last",
     )
     confirm_every: int = hp(
         0, "env steps between two confirming evaluations, at least (0: at any update past confirm_from)", ge=0

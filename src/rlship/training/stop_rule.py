@@ -146,8 +146,9 @@ class StopRule:
     # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume, and the best weights.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         best = self.best.to_dict() if self.best is not None else None
-        meta = {"confirmations": [c.to_dict() for c in self.confirmations], "best": best}
-        return dict(self.best_weights), {**meta, "last_confirmed_at": self.last_confirmed_at}
+        confirmations = [c.to_dict() for c in self.confirmations]
+        meta = {"confirmations": confirmations, "best": best, "last_confirmed_at": self.last_confirmed_at}
+        return dict(self.best_weights), meta
 
     def load_checkpoint_state(self, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
         self.confirmations = [EvalResult.from_dict(c) for c in meta["confirmations"]]
