@@ -271,6 +271,21 @@ class Policy:
         probs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
         return probs, probs.argmax(axis=1)
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What model.safetensors holds: the network's weights and the observation normaliser's statistics
+        (`obs_norm.*`), which the weights were trained to act on."""
+        state = {k: v.detach() for k, v in self.network.state_dict().items()}
+        if self.obs_norm is not None:
+            state.update(self.obs_norm.tensors())
+        return state
+
+    def load_state_tensors(self, state: dict[str, torch.Tensor], where: str) -> None:
+        """Put back what `state_tensors` returned (`where` names it in an error)."""
+        state = dict(state)
+        if self.obs_norm is not None:
+            self.obs_norm.load_tensors({name: state.pop(name) for name in self.obs_norm.tensor_shapes()}, where)
+        self.network.load_state_dict(state)
+
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into `folder` (created if needed)."""
         from safetensors.torch import save_file
@@ -279,9 +294,7 @@ class Policy:
             raise TypeError("a policy loaded with backend='numpy' acts only; load it with torch to save it")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        if self.obs_norm is not None:
-            state.update(self.obs_norm.tensors())
+        state = {k: v.contiguous() for k, v in self.state_tensors().items()}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
         (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
         return folder

@@ -39,7 +39,6 @@ from rlship.envs import env_spec, has_vector_twin, make_vec_env, require_discret
 from rlship.errors import ArtifactError, UsageError
 from rlship.evaluation import EvalResult, evaluate
 from rlship.networks import NetworkSpec
-from rlship.normalization import PREFIX as OBS_NORM_PREFIX
 from rlship.policy import FORMAT_VERSION, Policy, new_policy
 from rlship.run_folder import (
     CHECKPOINT_DIR,
@@ -363,11 +362,7 @@ class Run:
         last = evaluate(policy, episodes=stop.episodes, seed=seed, vector_twin=True)
         keep = stop.best.mean_reward > last.mean_reward
         if keep:
-            weights = dict(stop.best_weights)
-            if policy.obs_norm is not None:
-                statistics = {k: weights.pop(k) for k in list(weights) if k.startswith(OBS_NORM_PREFIX)}
-                policy.obs_norm.load_tensors(statistics, "the best confirmed policy")
-            policy.network.load_state_dict(weights)
+            policy.load_state_tensors(stop.best_weights, "the best confirmed policy")
         return {
             "kept": "best" if keep else "last",
             "best_confirmation": stop.confirmations.index(stop.best) if stop.best in stop.confirmations else None,

@@ -139,9 +139,7 @@ class StopRule:
         """With `keep_best`: the policy's weights when `result` (its evaluation) beats the best mean so far."""
         if self.keep_best and (self.best is None or result.mean_reward > self.best.mean_reward):
             self.best = result
-            self.best_weights = {k: v.detach().clone() for k, v in policy.network.state_dict().items()}
-            if policy.obs_norm is not None:  # the weights act on observations normalised by these statistics
-                self.best_weights.update(policy.obs_norm.tensors())
+            self.best_weights = {k: v.clone() for k, v in policy.state_tensors().items()}
 
     # A checkpoint holds the confirming evaluations, so that their seeds go on after a resume, and the best weights.
     def checkpoint_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
