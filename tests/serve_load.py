@@ -12,7 +12,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from typing import Any
 import httpx
 import psutil
 
-RLSHIP = str(Path(sys.executable).with_name("rlship"))
+from tests.cli_run import RLSHIP
+
 BATCH = {"observations": [[0.01, -0.02, 0.03, 0.04]] * 500}  # a few ms of work: requests are in flight often
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,8 @@ from rlship.training.checkpoint import Checkpointer, CheckpointOptions, read_che
 from rlship.training.episodes import play_episodes
 from rlship.training.run import TrainResult
 from rlship.training.stop_rule import EpisodeStats
+from tests.cli_run import RLSHIP
 
-RLSHIP = shutil.which("rlship") or str(Path(sys.executable).parent / "rlship")
 RANDOM_FLOOR = 22  # mean return of the uniform random policy on CartPole-v1
 
 # Short runs (a few seconds each): far from solved, clearly better than random.

@@ -24,7 +24,7 @@ from rlship import ArtifactError, cli, load_policy
 from rlship.envs import require_discrete_actions
 from rlship.errors import UnsupportedEnvError
 from rlship.sources import default_policy_dir
-from tests.test_cli import RLSHIP
+from tests.cli_run import RLSHIP
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-RLSHIP = shutil.which("rlship") or str(Path(sys.executable).parent / "rlship")
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([RLSHIP, *args], capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+from tests.cli_run import RLSHIP, run
 
 
 def test_evaluate_prints_results_json() -> None:

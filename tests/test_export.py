@@ -21,7 +21,7 @@ from rlship.errors import RlshipError
 from rlship.export import MAX_DIFFERENCE, export_policy
 from rlship.networks import NetworkSpec
 from rlship.policy import Policy, new_policy
-from tests.test_cli import RLSHIP
+from tests.cli_run import RLSHIP
 
 N_OBSERVATIONS = 1_000
 

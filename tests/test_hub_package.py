@@ -22,7 +22,7 @@ from rlship.networks import NetworkSpec
 from rlship.policy import new_policy
 from rlship.run_folder import Results, write_results
 from rlship.training.run import TrainResult
-from tests.test_cli import RLSHIP
+from tests.cli_run import RLSHIP
 
 EPISODES = 10
 

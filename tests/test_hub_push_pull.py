@@ -18,8 +18,8 @@ from rlship.errors import ArtifactError
 from rlship.hub.errors import HubError
 from rlship.hub.package import Package, package_policy
 from rlship.hub.push import push_policy, upload_package
+from tests.cli_run import RLSHIP
 from tests.hub_server import FakeHub
-from tests.test_cli import RLSHIP
 
 # Recognisable fake tokens: they must never show up in output, files or error messages.
 TOKEN = "hf_rlshipSECRETwriteTOKEN0123456789"

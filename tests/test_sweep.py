@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import pytest
 
 from rlship.cli import main
 from rlship.sweep import SweepError, parse_overrides, parse_seeds
+from tests.cli_run import RLSHIP
 
-RLSHIP = str(Path(sys.executable).with_name("rlship"))
 # cem on CartPole-v1 with a tiny budget: a few seconds a seed, and it has checkpoints (an interrupted seed resumes)
 CHEAP_CEM = ["--set", "total_steps=3000", "--set", "eval_episodes=10"]
 
