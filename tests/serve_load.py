@@ -1,6 +1,10 @@
 """Helpers for the tests that run real `rlship serve` processes, wait for them to be ready, put them under load
 and stop them (not a test module).
 
+Two ways to start one: `start_serve` writes its output to a log file and sets its drain time (for the shutdown and
+load-balancer tests), `start_server` reads its output through a pipe and `kill_server` ends its whole session;
+`served` is the pair as a context manager that stops the server with Ctrl+C and checks it exits 0.
+
 `Load` is a closed-loop client: N threads, each on its own keep-alive connection, posting one request after the
 other and recording every outcome. It can follow a balancer's health check (`stop_when`): once that says the
 server is out of rotation, no new request is sent, as a load balancer would send none.
@@ -10,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +92,45 @@ def stop_serve(proc: subprocess.Popen[bytes]) -> None:
             member.kill()
     psutil.wait_procs(family, timeout=30)
     proc.wait(30)
+
+
+def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [RLSHIP, "serve", *args, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: a failed test never leaves workers behind
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def kill_server(proc: subprocess.Popen[str]) -> None:
+    """Kill whatever is left of a server `start_server` started: every process of its session (the arbiter and its
+    workers; BentoML puts each worker in a process group of its own, so a signal to the arbiter's group would
+    orphan them, and an orphan outlives the test run)."""
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(process.pid) == proc.pid:
+                process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def served(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`rlship serve ARGS` on a free loopback port, ready; yields its URL, then stops it with Ctrl+C (BentoML stops
+    its workers and exits 0) and leaves no process behind whatever happened."""
+    proc, url = start_server(*args, env=env)
+    try:
+        wait_ready(proc, url)
+        yield url
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
+    finally:
+        kill_server(proc)
 
 
 @dataclass

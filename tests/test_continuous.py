@@ -27,7 +27,8 @@ from rlship.serving.simulate import simulate
 from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
 from rlship.training.run import Run, TrainResult
-from tests.test_serving import RLSHIP, served
+from tests.cli_run import RLSHIP
+from tests.serve_load import served
 
 ENV = "Pendulum-v1"
 BOX_ALGORITHMS = ("ppo", "a2c", "reinforce")

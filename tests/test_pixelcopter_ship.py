@@ -17,8 +17,8 @@ import rlship
 from rlship.hub.package import Package, package_policy
 from rlship.training import ALGORITHMS
 from rlship.training.run import TrainResult
-from tests.serve_load import wait_ready
-from tests.test_serving import RLSHIP, kill_server, start_server
+from tests.cli_run import RLSHIP
+from tests.serve_load import kill_server, start_server, wait_ready
 
 ENV_ID = "rlship/Pixelcopter-v0"
 EPISODES = 5

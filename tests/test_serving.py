@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +11,6 @@ from pathlib import Path
 import gymnasium as gym
 import httpx
 import numpy as np
-import psutil
 import pytest
 import torch
 
@@ -22,48 +18,10 @@ from rlship.networks import NetworkSpec
 from rlship.policy import load_policy, new_policy
 from rlship.serving.routes import PolicyRoutes
 from rlship.serving.simulate import simulate
-from tests.serve_load import RLSHIP, free_port, wait_ready
+from tests.cli_run import RLSHIP
+from tests.serve_load import free_port, kill_server, served, start_server
 
 MAX_BATCH = 64  # small, so the oversized-batch case is cheap to send
-
-
-def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [RLSHIP, "serve", *args, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,  # its own process group: a failed test never leaves workers behind
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def kill_server(proc: subprocess.Popen[str]) -> None:
-    """Kill whatever is left of a server `start_server` started: every process of its session (the arbiter and its
-    workers; BentoML puts each worker in a process group of its own, so a signal to the arbiter's group would
-    orphan them, and an orphan outlives the test run)."""
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if os.getsid(process.pid) == proc.pid:
-                process.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def served(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`rlship serve ARGS` on a free loopback port, ready; yields its URL, then stops it with Ctrl+C (BentoML stops
-    its workers and exits 0) and leaves no process behind whatever happened."""
-    proc, url = start_server(*args, env=env)
-    try:
-        wait_ready(proc, url)
-        yield url
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
-    finally:
-        kill_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,9 @@ from rlship.networks import NetworkSpec
 from rlship.policy import Policy, new_policy
 from rlship.serving.limits import ServerLimits, shorten
 from rlship.serving.routes import PolicyRoutes
+from tests.cli_run import RLSHIP
 from tests.conftest import make_untrained
-from tests.serve_load import wait_ready
-from tests.test_serving import RLSHIP, kill_server, start_server
+from tests.serve_load import kill_server, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import pytest
 
 from rlship.policy import load_policy
 from rlship.training import ALGORITHMS
-from tests.test_serving import served
+from tests.serve_load import served
 
 OBS = [0.01, 0.0, 0.02, 0.0]
 ORIGIN = "http://simulator.example"

@@ -21,7 +21,7 @@ import torch
 
 from rlship.networks import NetworkSpec
 from rlship.policy import Policy, load_policy, new_policy
-from tests.test_serving import served
+from tests.serve_load import served
 from tests.test_serving_pixels import SMALL, b64, npy, pixel_policy, png
 
 BOX_ENV = "Pendulum-v1"

@@ -28,7 +28,8 @@ from rlship.games.cartpole_pixels import PREPROCESSING as CARTPOLE_PIXELS
 from rlship.networks import CNNSpec, ConvLayer
 from rlship.policy import load_policy, new_policy
 from rlship.serving.simulate import simulate
-from tests.test_serving import RLSHIP, served
+from tests.cli_run import RLSHIP
+from tests.serve_load import served
 
 ENV_ID = "rlship_test/CartPoleFrames-v0"
 # CartPole's 400x600 rendered frame: the strip the cart moves in, at an eighth of the size, grey, two frames

@@ -23,9 +23,9 @@ import pytest
 
 from rlship.policy import load_policy
 from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for, parse_entries
+from tests.cli_run import RLSHIP
 from tests.conftest import make_untrained
-from tests.serve_load import RLSHIP, free_port, wait_ready
-from tests.test_serving import kill_server
+from tests.serve_load import free_port, kill_server, wait_ready
 from tests.test_serving_pixels import SMALL, pixel_policy
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
