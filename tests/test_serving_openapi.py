@@ -21,8 +21,8 @@ import torch
 
 from rlship.networks import NetworkSpec
 from rlship.policy import Policy, load_policy, new_policy
+from tests.pixel_policies import SMALL, b64, npy, pixel_policy, png
 from tests.serve_load import served
-from tests.test_serving_pixels import SMALL, b64, npy, pixel_policy, png
 
 BOX_ENV = "Pendulum-v1"
 PLAIN = {"RLSHIP_PLAIN_API": "1"}
