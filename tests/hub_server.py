@@ -23,6 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# Recognisable fake tokens: they must never show up in output, files or error messages.
+TOKEN = "hf_rlshipSECRETwriteTOKEN0123456789"
+READ_TOKEN = "hf_rlshipSECRETreadTOKEN0123456789"
+BAD_TOKEN = "hf_rlshipSECRETunknownTOKEN01234567"
+
 
 @dataclass
 class Commit:

@@ -19,12 +19,8 @@ from rlship.hub.errors import HubError
 from rlship.hub.package import Package, package_policy
 from rlship.hub.push import push_policy, upload_package
 from tests.cli_run import RLSHIP
-from tests.hub_server import FakeHub
+from tests.hub_server import BAD_TOKEN, READ_TOKEN, TOKEN, FakeHub
 
-# Recognisable fake tokens: they must never show up in output, files or error messages.
-TOKEN = "hf_rlshipSECRETwriteTOKEN0123456789"
-READ_TOKEN = "hf_rlshipSECRETreadTOKEN0123456789"
-BAD_TOKEN = "hf_rlshipSECRETunknownTOKEN01234567"
 OBS = np.random.default_rng(0).uniform(-0.2, 0.2, size=(64, 4)).astype(np.float32)
 
 

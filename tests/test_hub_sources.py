@@ -18,8 +18,7 @@ from rlship.errors import UsageError
 from rlship.hub.errors import HubError
 from rlship.sources import default_policy_dir
 from tests.cli_run import RLSHIP
-from tests.hub_server import FakeHub
-from tests.test_hub_push_pull import TOKEN
+from tests.hub_server import TOKEN, FakeHub
 
 POLICY_FILES = ("config.json", "model.safetensors", "results.json")
 
