@@ -5,7 +5,7 @@ checks, `hidden_sizes: [8192, 8192]` cost 30 s and 1.6 GB, `[10**9]` tried to al
 
 Side by side, in the same process: loading the valid policy the malformed ones are made from (the embedded
 CartPole-v1 default). Each case is written into a fresh copy of it (the catalogue is the test suite's,
-tests/test_artifact_hardening.py), then loaded; the figures are the wall milliseconds to the ArtifactError and the
+tests/malformed_artifacts.py), then loaded; the figures are the wall milliseconds to the ArtifactError and the
 growth of the process's peak RSS (ru_maxrss) over a warmed-up valid load.
 
     python benchmarks/hostile_artifacts.py              # run from the repository root
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package holds the catalogue
 
-from tests.test_artifact_hardening import MALFORMED, write_malformed
+from tests.malformed_artifacts import MALFORMED, write_malformed
 
 from rlship import ArtifactError, load_policy
 from rlship.sources import default_policy_dir
