@@ -33,7 +33,7 @@ from rlship.training.stop_rule import EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
 from tests.cli_run import RLSHIP, run
 from tests.conftest import make_untrained
-from tests.test_tensorboard import read_scalars
+from tests.training_helpers import read_scalars
 
 HP = {"learning_rate": 0.01, "hidden_sizes": (16, 16)}
 

@@ -23,7 +23,7 @@ from rlship import load_policy
 from rlship.training import ALGORITHMS, dqn
 from rlship.training.run import TrainResult
 from tests.cli_run import RLSHIP
-from tests.test_gradient_step import twin_mlps
+from tests.training_helpers import twin_mlps
 
 RANDOM_FLOOR = 22.0  # a uniform-random CartPole-v1 policy scores about 22 on the evaluation protocol
 

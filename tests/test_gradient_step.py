@@ -6,17 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlship.network_spec import NetworkSpec
-from rlship.networks import HeadsNetwork
 from rlship.training.gradient_step import AdamStep, GradientStep, clip_grad_norm
-
-
-def twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    torch.manual_seed(0)
-    net = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
-    twin = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
-    twin.load_state_dict(net.state_dict())
-    return net, twin
+from tests.training_helpers import twin_mlps
 
 
 @pytest.mark.parametrize("max_norm", [1e-3, 1e3])  # clipped, and left alone

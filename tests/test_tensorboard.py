@@ -11,14 +11,7 @@ import pytest
 from rlship.training import ppo, train_log
 from rlship.training.stop_rule import EpisodeStats
 from rlship.training.train_log import TrainLog
-
-
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+from tests.training_helpers import read_scalars
 
 
 def test_training_writes_the_log_rows_as_tensorboard_scalars(tmp_path: Path) -> None:
