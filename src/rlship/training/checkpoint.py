@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import time
@@ -226,24 +227,27 @@ class _TensorFile:
             if dtype is None:
                 raise ValueError(f"tensor {name!r} has no dtype a checkpoint holds ({info!r})")
             shape, (begin, end) = tuple(int(n) for n in info["shape"]), info["data_offsets"]
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if not 0 <= begin <= end <= size - 8 - length or end - begin != nbytes:
+            nbytes = math.prod(shape) * dtype.itemsize
+            if min(shape, default=0) < 0 or not 0 <= begin <= end <= size - 8 - length or end - begin != nbytes:
                 raise ValueError(f"tensor {name!r} of {shape} {info['dtype']} lies outside the file")
             entries[name] = _Entry(dtype, shape, 8 + length + begin, 8 + length + end)
         return entries
 
     def _read(self, offset: int, n: int) -> bytes:
-        data = os.pread(self._file.fileno(), n, offset)
+        self._file.seek(offset)
+        data = self._file.read(n)
         if len(data) != n:
             raise ValueError("it ends early")
         return data
 
-    def _read_into(self, entry: _Entry, out: memoryview) -> None:
-        """The entry's bytes into `out`, in place (a long read comes back in parts: read until all are in)."""
-        offset, done = entry.begin, 0
-        while done < len(out):
-            n = os.preadv(self._file.fileno(), [out[done:]], offset + done)
-            if n == 0:
+    def _read_into(self, entry: _Entry, out: np.ndarray) -> None:
+        """The entry's bytes into `out`'s memory (C-contiguous, entry.end - entry.begin bytes), in place: the file
+        is unbuffered, so each read goes from the page cache into `out` (a long one comes back in parts)."""
+        view, done = memoryview(out.reshape(-1).view(np.uint8)), 0
+        self._file.seek(entry.begin)
+        while done < len(view):
+            n = self._file.readinto(view[done:])
+            if not n:
                 raise CheckpointError(f"{self.path}: it ends inside tensor data; the checkpoint is corrupt")
             done += n
 
@@ -251,7 +255,7 @@ class _TensorFile:
         """Tensor `name`, in memory of its own."""
         entry = self._entries[name]
         tensor = torch.empty(entry.shape, dtype=entry.dtype)
-        self._read_into(entry, memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+        self._read_into(entry, tensor.reshape(-1).view(torch.uint8).numpy())
         return tensor
 
     def read_into(self, name: str, out: np.ndarray) -> None:
@@ -259,12 +263,15 @@ class _TensorFile:
         it on the way); otherwise (an older checkpoint's dtype) copied, NumPy casting or refusing as any assignment."""
         entry = self._entries[name]
         if out.flags.c_contiguous and out.flags.writeable and out.shape == entry.shape and out.dtype == _numpy(entry):
-            self._read_into(entry, memoryview(out).cast("B"))
+            self._read_into(entry, out)
         else:
             out[...] = self.tensor(name).numpy()
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+    def holds(self, name: str) -> bool:
+        return name in self._entries
 
     def close(self) -> None:
         self._file.close()
@@ -302,7 +309,7 @@ class CheckpointTensors(Mapping[str, torch.Tensor]):
         return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._prefix + name in self._file.names()
+        return isinstance(name, str) and self._file.holds(self._prefix + name)
 
 
 class Checkpointer:
