@@ -249,6 +249,27 @@ def test_a_resume_reads_the_replay_memory_straight_into_its_arrays(tmp_path: Pat
         np.testing.assert_array_equal(getattr(restored, name), getattr(saved, name))
 
 
+def test_a_replay_memory_of_another_dtype_or_shape_is_cast_or_refused_on_resume(tmp_path: Path) -> None:
+    """Where the saved array is not of the memory's dtype (float64 observations restored into float32 ones) it is
+    copied and cast, as before; another shape is refused with a clear error, not read into the memory."""
+    from rlship.training.dqn import ReplayBuffer
+
+    saved = ReplayBuffer(8, 2, np.float64)
+    obs = np.random.default_rng(0).normal(size=(5, 2))
+    saved.add(obs, np.arange(5), np.ones(5), obs + 1, np.zeros(5), np.ones(5, dtype=bool))
+    out = tmp_path / "run"
+    ckpt = Checkpointer(out, "dqn", "CartPole-v1", 0, {})
+    ckpt.track(buffer=saved)
+    ckpt.save(env_steps=5)
+    restored = ReplayBuffer(8, 2)
+    Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=restored)
+    assert restored.obs.dtype == np.float32 and restored.size == 5
+    np.testing.assert_array_equal(restored.obs[:5], obs.astype(np.float32))
+    np.testing.assert_array_equal(restored.next_obs[:5], (obs + 1).astype(np.float32))
+    with pytest.raises(CheckpointError, match=r"cannot restore 'buffer'.*could not broadcast"):
+        Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=ReplayBuffer(8, 3))
+
+
 def test_tensors_that_share_memory_are_saved_and_restored(tmp_path: Path) -> None:
     """Tensors are written from their own memory, uncopied; safetensors refuses two names for one memory, so a
     module tracked twice (or tied weights) is copied once, and both come back equal."""

@@ -171,6 +171,9 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit (a checkpoint's header is a few KB an object)
+
+
 @dataclass(frozen=True)
 class _Entry:
     dtype: torch.dtype
@@ -199,7 +202,7 @@ class _TensorFile:
                 with safe_open(self._same_file(), framework="pt"):  # the library's check of the format
                     pass
                 self._entries = self._read_header()
-            except (SafetensorError, ValueError, KeyError, TypeError) as exc:
+            except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
         except BaseException:
             self.close()
@@ -214,8 +217,8 @@ class _TensorFile:
         JSON), each checked to lie in the file and to be as long as its dtype and shape say."""
         size = os.fstat(self._file.fileno()).st_size
         (length,) = struct.unpack("<Q", self._read(0, 8))
-        if length > size - 8:
-            raise ValueError(f"its header says {length:,} bytes, more than the file's {size:,}")
+        if length > min(size - 8, _MAX_HEADER_BYTES):
+            raise ValueError(f"its header says {length:,} bytes, in a file of {size:,}")
         header = json.loads(self._read(8, length))
         if not isinstance(header, dict):
             raise ValueError("its header is not a JSON object")
