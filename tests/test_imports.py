@@ -29,6 +29,7 @@ CORE = {
     "normalization",
     "registration",
     "run_folder",
+    "safetensors_header",
     "schema",
     "sources",
 }
