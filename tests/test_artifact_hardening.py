@@ -107,6 +107,40 @@ def test_weights_files_are_checked_by_size_and_header_before_their_data(
     assert str(info.value).startswith(f"{path}: ") and expected in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("last tensor past the end", "lies outside the file: its data ends at byte"),
+        ("largest tensor given 4 bytes", "bytes; its data_offsets span 4"),
+    ],
+)
+def test_a_weights_header_pointing_outside_its_data_is_refused_before_the_data_is_read(
+    saved_policy: Path, case: str, expected: str, backend: str
+) -> None:
+    """Names, shapes and dtypes match the network; only the data_offsets are wrong. The header reader refuses them
+    (rlship.safetensors_header), in its words, before safetensors' load_file follows them."""
+    path = saved_policy / "model.safetensors"
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    tensors = {n: info for n, info in header.items() if n != "__metadata__"}
+    if case == "last tensor past the end":
+        name = max(tensors, key=lambda n: tensors[n]["data_offsets"][1])
+        begin, end = tensors[name]["data_offsets"]
+        tensors[name]["data_offsets"] = [begin + 4, end + 4]
+    else:
+        name = max(tensors, key=lambda n: tensors[n]["data_offsets"][1] - tensors[n]["data_offsets"][0])
+        begin, _ = tensors[name]["data_offsets"]
+        tensors[name]["data_offsets"] = [begin, begin + 4]
+    _raw_safetensors(path, header, data[8 + length :])
+    with pytest.raises(ArtifactError) as info:
+        load_policy(saved_policy, backend=backend)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a readable safetensors file (tensor {name!r}"), message
+    assert expected in message, message
+
+
 _MEMORY_PROBE = """
 import json, resource, shutil, sys, tempfile
 from pathlib import Path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -30,6 +31,7 @@ from rlship.numpy_forward import NumpyNetwork
 from rlship.numpy_forward import state_shapes as numpy_state_shapes
 from rlship.numpy_forward import supports as numpy_supports
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
+from rlship.safetensors_header import HeaderError, check_data_offsets, read_header
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
@@ -489,7 +491,8 @@ def load_policy(source: str | Path = DEFAULT_POLICY, backend: str = "torch") -> 
 
     Everything is checked before anything is allocated from it: config.json field by field, the network's size
     from its description, results.json, then the weights file's size and header (names, dtypes, shapes) against
-    the network, and only then the weights themselves (finite). Any failure is an ArtifactError naming the file."""
+    the network and its data offsets against the file, and only then the weights themselves (finite). Any failure
+    is an ArtifactError naming the file."""
     folder, revision = locate_source(source)
     if not _is_dir(folder):
         shown = str(folder) if str(folder).isprintable() and len(str(folder)) <= 300 else schema.brief(str(folder), 300)
@@ -565,8 +568,9 @@ def read_weights(
     as_numpy: bool = False,
 ) -> dict[str, Any]:
     """Weights from safetensors for `network` (its parameters may be on the meta device: only names and shapes
-    are used; or the names and shapes themselves). The file's size and header are checked against the network
-    before any tensor is read, and every tensor is checked finite after: a wrong or hostile file is an
+    are used; or the names and shapes themselves). The file's size and header (rlship.safetensors_header: names,
+    shapes, dtype F32, each tensor's bytes within the file and as many as its shape needs) are checked before any
+    tensor is read, and every tensor is checked finite after: a wrong or hostile file is an
     ArtifactError naming it (and the tensor). torch tensors, or NumPy arrays `as_numpy` (torch is not imported)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found; a policy folder needs {WEIGHTS_FILE} (written by `rlship train`)")
@@ -576,14 +580,21 @@ def read_weights(
     else:
         expected = {k: tuple(v.shape) for k, v in network.state_dict().items()} | (extra or {})
     limit = 4 * sum(math.prod(shape) for shape in expected.values()) + MAX_WEIGHTS_HEADER_BYTES
-    size = path.stat().st_size
-    if size > limit:
-        raise ArtifactError(
-            f"{path}: {size:,} bytes, more than the float32 weights of the network in {CONFIG_FILE} need "
-            f"({limit:,} at most); the two files come from different runs, or the file is not rlship's"
-        )
-    header = _safetensors_header(path)
-    found = {name: tuple(info["shape"]) for name, info in header.items()}
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise ArtifactError(
+                    f"{path}: {size:,} bytes, more than the float32 weights of the network in {CONFIG_FILE} need "
+                    f"({limit:,} at most); the two files come from different runs, or the file is not rlship's"
+                )
+            # the data offsets are checked after the names and shapes: a header of another network is told as such
+            header = read_header(f, MAX_WEIGHTS_HEADER_BYTES, check_offsets=False)
+    except HeaderError as exc:
+        raise _unreadable(path, exc) from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot be read ({exc.strerror or exc}); check the file's permissions") from None
+    found = {name: entry.shape for name, entry in header.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
@@ -593,11 +604,15 @@ def read_weights(
             f"(missing {_names(missing)}, unexpected {_names(extra)}, wrong shape {_names(wrong)}); "
             "the two files come from different runs"
         )
-    for name, info in header.items():
-        if info["dtype"] != "F32":
+    for name, entry in header.items():
+        if entry.dtype != "F32":
             raise ArtifactError(
-                f"{path}: tensor {name!r} has dtype {schema.brief(info['dtype'])}; rlship weights are float32 (F32)"
+                f"{path}: tensor {name!r} has dtype {schema.brief(entry.dtype)}; rlship weights are float32 (F32)"
             )
+    try:
+        check_data_offsets(header, size)  # before load_file: a header pointing outside the file is not followed
+    except HeaderError as exc:
+        raise _unreadable(path, exc) from None
     if as_numpy:
         from safetensors.numpy import load_file
     else:
@@ -617,34 +632,10 @@ def read_weights(
     return state
 
 
-def _safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
-    """{tensor name: {"dtype", "shape", ...}} from a safetensors file's header, read without its data: an 8-byte
-    little-endian length, then that many bytes of JSON (the format's own layout; the data is never touched)."""
-    with path.open("rb") as f:
-        prefix = f.read(8)
-        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-        if not 2 <= length <= MAX_WEIGHTS_HEADER_BYTES:
-            raise ArtifactError(
-                f"{path}: not a readable safetensors file (header length {length:,}); the file is corrupt or not "
-                "safetensors, re-create it"
-            )
-        raw = f.read(length)
-    try:
-        header = json.loads(raw)
-        if not isinstance(header, dict):
-            raise ValueError("the header is not a JSON object")
-        tensors = {name: info for name, info in header.items() if name != "__metadata__"}
-        for name, info in tensors.items():
-            if not isinstance(info, dict) or not isinstance(info.get("dtype"), str):
-                raise ValueError(f"tensor {schema.brief(name)} has no dtype")
-            shape = info.get("shape")
-            if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-                raise ValueError(f"tensor {schema.brief(name)} has no valid shape")
-    except (ValueError, RecursionError) as exc:  # json's errors are ValueErrors
-        raise ArtifactError(
-            f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
-        ) from None
-    return tensors
+def _unreadable(path: Path, exc: HeaderError) -> ArtifactError:
+    return ArtifactError(
+        f"{path}: not a readable safetensors file ({exc}); the file is corrupt or not safetensors, re-create it"
+    )
 
 
 def _names(names: list[str]) -> str:
