@@ -191,6 +191,25 @@ def test_a_tensor_file_that_matches_its_checksum_but_not_the_format_is_refused(s
         make_run(saved_run, resume=True)
 
 
+def with_u16_tensor(data: bytes) -> bytes:
+    """The tensor file with one more tensor, of a dtype safetensors knows and a checkpoint never holds (U16)."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    end = len(data) - 8 - length
+    header["extra/x"] = {"dtype": "U16", "shape": [2], "data_offsets": [end, end + 4]}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
+    return len(raw).to_bytes(8, "little") + raw + data[8 + length :] + b"\0" * 4
+
+
+def test_a_tensor_file_safetensors_reads_but_rlship_does_not_is_refused_by_the_header_reader(saved_run: Path) -> None:
+    """safetensors' own check passes (a U16 tensor is valid safetensors); rlship.safetensors_header refuses it,
+    and the message is the checkpoint's around the reader's."""
+    rewrite_tensor_file(saved_run / "checkpoint", with_u16_tensor)
+    with pytest.raises(CheckpointError, match=r"not a readable safetensors file \(tensor 'extra/x' has dtype 'U16';"):
+        make_run(saved_run, resume=True)
+
+
 def test_a_tensor_file_replaced_after_its_check_is_not_read(saved_run: Path, tmp_path: Path) -> None:
     """The tensor file is hashed and then read through one open descriptor: a file put in its place after the
     check (here a valid checkpoint of other weights) is not what the resume restores."""

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import struct
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from safetensors.torch import save_file as save_safetensors_file
 from rlship.errors import RlshipError, UsageError
 from rlship.evaluation import EVAL_SEED_OFFSET
 from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
+from rlship.safetensors_header import DTYPES, HeaderError, TensorEntry, read_header
 from rlship.training.settings import DEFAULT_EVERY_SECONDS, RUN_SETTING_DEFAULTS
 
 CHECKPOINT_FORMAT = 2  # 2: the run's own objects (episode stats, stop rule, log) are saved as tracked objects
@@ -156,30 +155,10 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-# safetensors' dtype names (the format's spec) and the torch dtypes a checkpoint's tensors come back as
-_DTYPES: dict[str, torch.dtype] = {
-    "BOOL": torch.bool,
-    "U8": torch.uint8,
-    "I8": torch.int8,
-    "I16": torch.int16,
-    "I32": torch.int32,
-    "I64": torch.int64,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F32": torch.float32,
-    "F64": torch.float64,
-}
-
+# safetensors' dtype names -> the torch dtypes a checkpoint's tensors come back as
+_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, torch_name) for name, (_, torch_name) in DTYPES.items()}
 
 _MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit (a checkpoint's header is a few KB an object)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    begin: int  # offset in the file
-    end: int
 
 
 class _TensorFile:
@@ -201,8 +180,9 @@ class _TensorFile:
             try:
                 with safe_open(self._same_file(), framework="pt"):  # the library's check of the format
                     pass
-                self._entries = self._read_header()
-            except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as exc:
+                # each tensor checked to lie in the file and to be as long as its dtype and shape say
+                self._entries = read_header(self._file, _MAX_HEADER_BYTES)
+            except (SafetensorError, HeaderError) as exc:
                 raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
         except BaseException:
             self.close()
@@ -212,38 +192,7 @@ class _TensorFile:
         own = f"/proc/self/fd/{self._file.fileno()}"
         return own if os.path.exists(own) else str(self.path)
 
-    def _read_header(self) -> dict[str, _Entry]:
-        """Name -> dtype, shape and place of each tensor, from the header (an 8-byte little-endian length, then
-        JSON), each checked to lie in the file and to be as long as its dtype and shape say."""
-        size = os.fstat(self._file.fileno()).st_size
-        (length,) = struct.unpack("<Q", self._read(0, 8))
-        if length > min(size - 8, _MAX_HEADER_BYTES):
-            raise ValueError(f"its header says {length:,} bytes, in a file of {size:,}")
-        header = json.loads(self._read(8, length))
-        if not isinstance(header, dict):
-            raise ValueError("its header is not a JSON object")
-        entries = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            dtype = _DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
-            if dtype is None:
-                raise ValueError(f"tensor {name!r} has no dtype a checkpoint holds ({info!r})")
-            shape, (begin, end) = tuple(int(n) for n in info["shape"]), info["data_offsets"]
-            nbytes = math.prod(shape) * dtype.itemsize
-            if min(shape, default=0) < 0 or not 0 <= begin <= end <= size - 8 - length or end - begin != nbytes:
-                raise ValueError(f"tensor {name!r} of {shape} {info['dtype']} lies outside the file")
-            entries[name] = _Entry(dtype, shape, 8 + length + begin, 8 + length + end)
-        return entries
-
-    def _read(self, offset: int, n: int) -> bytes:
-        self._file.seek(offset)
-        data = self._file.read(n)
-        if len(data) != n:
-            raise ValueError("it ends early")
-        return data
-
-    def _read_into(self, entry: _Entry, out: np.ndarray) -> None:
+    def _read_into(self, entry: TensorEntry, out: np.ndarray) -> None:
         """The entry's bytes into `out`'s memory (C-contiguous, entry.end - entry.begin bytes), in place: the file
         is unbuffered, so each read goes from the page cache into `out` (a long one comes back in parts)."""
         view, done = memoryview(out.reshape(-1).view(np.uint8)), 0
@@ -257,7 +206,7 @@ class _TensorFile:
     def tensor(self, name: str) -> torch.Tensor:
         """Tensor `name`, in memory of its own."""
         entry = self._entries[name]
-        tensor = torch.empty(entry.shape, dtype=entry.dtype)
+        tensor = torch.empty(entry.shape, dtype=_DTYPES[entry.dtype])
         self._read_into(entry, tensor.reshape(-1).view(torch.uint8).numpy())
         return tensor
 
@@ -280,9 +229,9 @@ class _TensorFile:
         self._file.close()
 
 
-def _numpy(entry: _Entry) -> np.dtype | None:
+def _numpy(entry: TensorEntry) -> np.dtype | None:
     try:
-        return torch.empty(0, dtype=entry.dtype).numpy().dtype
+        return torch.empty(0, dtype=_DTYPES[entry.dtype]).numpy().dtype
     except TypeError:  # bfloat16: NumPy has none
         return None
 
