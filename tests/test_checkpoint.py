@@ -167,6 +167,109 @@ def test_a_damaged_checkpoint_is_refused_with_a_clear_error(saved_run: Path, dam
         make_run(saved_run, resume=True)
 
 
+def rewrite_tensor_file(checkpoint: Path, damage: Any) -> None:
+    """Damage the tensor file with `damage(bytes) -> bytes`, and give state.json the new file's checksum."""
+    import hashlib
+
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    path = checkpoint / state["tensors_file"]
+    path.write_bytes(data := damage(path.read_bytes()))
+    state["tensors_sha256"] = hashlib.sha256(data).hexdigest()
+    (checkpoint / STATE_FILE).write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-100],  # cut short
+        lambda data: (len(data) * 2).to_bytes(8, "little") + data[8:],  # a header longer than the file
+    ],
+)
+def test_a_tensor_file_that_matches_its_checksum_but_not_the_format_is_refused(saved_run: Path, damage: Any) -> None:
+    rewrite_tensor_file(saved_run / "checkpoint", damage)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        make_run(saved_run, resume=True)
+
+
+def test_a_tensor_file_replaced_after_its_check_is_not_read(saved_run: Path, tmp_path: Path) -> None:
+    """The tensor file is hashed and then read through one open descriptor: a file put in its place after the
+    check (here a valid checkpoint of other weights) is not what the resume restores."""
+    from safetensors.torch import load_file
+
+    path = saved_run / "checkpoint" / read_checkpoint_state(saved_run)["tensors_file"]
+    checked = {k.removeprefix("network/"): v for k, v in load_file(path).items() if k.startswith("network/")}
+    r = make_run(saved_run, resume=True)  # checked: its tensor file is open
+    other = make_run(tmp_path / "other", seed=1)
+    other["ckpt"].track(**tracked(other))
+    advance(other)
+    other["ckpt"].save(env_steps=64, updates=1)
+    other["log"].close()
+    os.replace(next((tmp_path / "other" / "checkpoint").glob("tensors-*")), path)
+    r["ckpt"].track(**tracked(r))
+    r["log"].close()
+    restored = r["network"].state_dict()
+    assert checked.keys() == restored.keys() and all(torch.equal(checked[k], restored[k]) for k in checked)
+    assert not all(torch.equal(other["network"].state_dict()[k], restored[k]) for k in checked)
+
+
+PIXEL_OBS = (2, 25, 100, 1)  # the pixel preset's frame stack: 10 kB a transition (observation and next)
+
+
+def test_a_resume_reads_the_replay_memory_straight_into_its_arrays(tmp_path: Path) -> None:
+    """A resume reads the tensor file tensor by tensor, the replay memory straight from the file into its own
+    arrays: the Python heap (bytes and NumPy arrays, what tracemalloc sees) grows by a small fraction of the file.
+    Reading the whole file into one bytes object (as resumes did), or the memory through a NumPy copy, would add
+    at least the memory's size."""
+    import tracemalloc
+
+    from rlship.training.dqn import ReplayBuffer
+
+    n = 3000  # 30 MB
+    rng = np.random.default_rng(0)
+    saved = ReplayBuffer(n, PIXEL_OBS, np.uint8)
+    obs = rng.integers(0, 256, (n, *PIXEL_OBS), dtype=np.uint8)
+    saved.add(obs, rng.integers(0, 2, n), rng.random(n), obs[::-1], rng.random(n) < 0.1, np.ones(n, dtype=bool))
+    out = tmp_path / "run"
+    ckpt = Checkpointer(out, "dqn", "rlship/CartPolePixels-v1", 0, {})
+    ckpt.track(buffer=saved)
+    ckpt.save(env_steps=n)
+    file_size = next((out / "checkpoint").glob("tensors-*")).stat().st_size
+    assert file_size >= saved.nbytes > 30e6
+
+    restored = ReplayBuffer(n, PIXEL_OBS, np.uint8)  # made before the checkpoint is read, as a run makes it
+    tracemalloc.start()
+    try:
+        Checkpointer(out, "dqn", "rlship/CartPolePixels-v1", 0, {}, resume=True).track(buffer=restored)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < file_size / 20, f"a resume of a {file_size:,}-byte checkpoint took {peak:,} bytes of heap"
+    assert (restored.pos, restored.size) == (saved.pos, saved.size) == (0, n)
+    for name in ReplayBuffer._ARRAYS:
+        np.testing.assert_array_equal(getattr(restored, name), getattr(saved, name))
+
+
+def test_a_replay_memory_of_another_dtype_or_shape_is_cast_or_refused_on_resume(tmp_path: Path) -> None:
+    """Where the saved array is not of the memory's dtype (float64 observations restored into float32 ones) it is
+    copied and cast, as before; another shape is refused with a clear error, not read into the memory."""
+    from rlship.training.dqn import ReplayBuffer
+
+    saved = ReplayBuffer(8, 2, np.float64)
+    obs = np.random.default_rng(0).normal(size=(5, 2))
+    saved.add(obs, np.arange(5), np.ones(5), obs + 1, np.zeros(5), np.ones(5, dtype=bool))
+    out = tmp_path / "run"
+    ckpt = Checkpointer(out, "dqn", "CartPole-v1", 0, {})
+    ckpt.track(buffer=saved)
+    ckpt.save(env_steps=5)
+    restored = ReplayBuffer(8, 2)
+    Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=restored)
+    assert restored.obs.dtype == np.float32 and restored.size == 5
+    np.testing.assert_array_equal(restored.obs[:5], obs.astype(np.float32))
+    np.testing.assert_array_equal(restored.next_obs[:5], (obs + 1).astype(np.float32))
+    with pytest.raises(CheckpointError, match=r"cannot restore 'buffer'.*could not broadcast"):
+        Checkpointer(out, "dqn", "CartPole-v1", 0, {}, resume=True).track(buffer=ReplayBuffer(8, 3))
+
+
 def test_tensors_that_share_memory_are_saved_and_restored(tmp_path: Path) -> None:
     """Tensors are written from their own memory, uncopied; safetensors refuses two names for one memory, so a
     module tracked twice (or tied weights) is copied once, and both come back equal."""

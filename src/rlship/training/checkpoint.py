@@ -8,6 +8,10 @@ A checkpoint lives in `RUN_DIR/checkpoint/` and holds everything a run needs to 
   tensors-NNNNNN.safetensors  network weights, optimizer state tensors, torch RNG states, replay memories
 No pickle anywhere: tensors go to safetensors under flat names ("optimizer/state/3/exp_avg"), the rest to JSON.
 
+Resuming reads the tensor file once to check its SHA-256 (in chunks), then tensor by tensor as each object is restored:
+a replay memory is read straight into its own arrays (`CheckpointTensors.read_into`), so resuming a run with a
+1 GB memory costs that memory and no copy of it (reading the file into bytes, then tensors, cost 2 GB more).
+
 Writes are atomic: the tensor file is written under a new name (temp file, fsync, rename), straight from the
 tensors' own memory (a replay memory of 1 GB is not copied), then state.json is replaced the same way;
 state.json is the single commit point, so a crash at any moment leaves the previous checkpoint or the new one,
@@ -23,16 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import struct
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file as save_safetensors_file
 
 from rlship.errors import RlshipError, UsageError
@@ -150,6 +156,165 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# safetensors' dtype names (the format's spec) and the torch dtypes a checkpoint's tensors come back as
+_DTYPES: dict[str, torch.dtype] = {
+    "BOOL": torch.bool,
+    "U8": torch.uint8,
+    "I8": torch.int8,
+    "I16": torch.int16,
+    "I32": torch.int32,
+    "I64": torch.int64,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+}
+
+
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit (a checkpoint's header is a few KB an object)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    begin: int  # offset in the file
+    end: int
+
+
+class _TensorFile:
+    """A checkpoint's tensor file, open on one file descriptor: its SHA-256 is checked first, reading the file in
+    chunks, before any tensor is built; safetensors then checks the format; tensors are read one by one when asked.
+
+    Everything goes through the one descriptor that was hashed, so a file put in its place meanwhile is not read
+    (safetensors opens it as /proc/self/fd/N, the very file open on it, where /proc exists: Linux). Elsewhere
+    safetensors reopens the path: acceptable, because the checksum guards against a damaged file, not against the
+    run folder's owner (who could rewrite the checksum in state.json as well), and every read below is checked
+    against the header read from the hashed descriptor."""
+
+    def __init__(self, path: Path, sha256: Any) -> None:
+        self.path = path
+        self._file = path.open("rb", buffering=0)  # unbuffered: `readinto` reads straight into a tensor's memory
+        try:
+            if hashlib.file_digest(self._file, "sha256").hexdigest() != sha256:
+                raise CheckpointError(f"{path}: contents do not match the checksum in {STATE_FILE}; it is corrupt")
+            try:
+                with safe_open(self._same_file(), framework="pt"):  # the library's check of the format
+                    pass
+                self._entries = self._read_header()
+            except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _same_file(self) -> str:
+        own = f"/proc/self/fd/{self._file.fileno()}"
+        return own if os.path.exists(own) else str(self.path)
+
+    def _read_header(self) -> dict[str, _Entry]:
+        """Name -> dtype, shape and place of each tensor, from the header (an 8-byte little-endian length, then
+        JSON), each checked to lie in the file and to be as long as its dtype and shape say."""
+        size = os.fstat(self._file.fileno()).st_size
+        (length,) = struct.unpack("<Q", self._read(0, 8))
+        if length > min(size - 8, _MAX_HEADER_BYTES):
+            raise ValueError(f"its header says {length:,} bytes, in a file of {size:,}")
+        header = json.loads(self._read(8, length))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
+        entries = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = _DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
+            if dtype is None:
+                raise ValueError(f"tensor {name!r} has no dtype a checkpoint holds ({info!r})")
+            shape, (begin, end) = tuple(int(n) for n in info["shape"]), info["data_offsets"]
+            nbytes = math.prod(shape) * dtype.itemsize
+            if min(shape, default=0) < 0 or not 0 <= begin <= end <= size - 8 - length or end - begin != nbytes:
+                raise ValueError(f"tensor {name!r} of {shape} {info['dtype']} lies outside the file")
+            entries[name] = _Entry(dtype, shape, 8 + length + begin, 8 + length + end)
+        return entries
+
+    def _read(self, offset: int, n: int) -> bytes:
+        self._file.seek(offset)
+        data = self._file.read(n)
+        if len(data) != n:
+            raise ValueError("it ends early")
+        return data
+
+    def _read_into(self, entry: _Entry, out: np.ndarray) -> None:
+        """The entry's bytes into `out`'s memory (C-contiguous, entry.end - entry.begin bytes), in place: the file
+        is unbuffered, so each read goes from the page cache into `out` (a long one comes back in parts)."""
+        view, done = memoryview(out.reshape(-1).view(np.uint8)), 0
+        self._file.seek(entry.begin)
+        while done < len(view):
+            n = self._file.readinto(view[done:])
+            if not n:
+                raise CheckpointError(f"{self.path}: it ends inside tensor data; the checkpoint is corrupt")
+            done += n
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """Tensor `name`, in memory of its own."""
+        entry = self._entries[name]
+        tensor = torch.empty(entry.shape, dtype=entry.dtype)
+        self._read_into(entry, tensor.reshape(-1).view(torch.uint8).numpy())
+        return tensor
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Tensor `name` straight into `out` when `out` is a contiguous array of its dtype and shape (no copy of
+        it on the way); otherwise (an older checkpoint's dtype) copied, NumPy casting or refusing as any assignment."""
+        entry = self._entries[name]
+        if out.flags.c_contiguous and out.flags.writeable and out.shape == entry.shape and out.dtype == _numpy(entry):
+            self._read_into(entry, out)
+        else:
+            out[...] = self.tensor(name).numpy()
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def holds(self, name: str) -> bool:
+        return name in self._entries
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _numpy(entry: _Entry) -> np.dtype | None:
+    try:
+        return torch.empty(0, dtype=entry.dtype).numpy().dtype
+    except TypeError:  # bfloat16: NumPy has none
+        return None
+
+
+class CheckpointTensors(Mapping[str, torch.Tensor]):
+    """The tensors a checkpoint holds for one object (names under `prefix`, without it), read from its file when
+    asked: `tensors[name]` reads one into memory of its own; `read_into(name, array)` reads one straight into the
+    array that will hold it, which a large object (dqn's replay memory) uses to avoid a copy of itself."""
+
+    def __init__(self, file: _TensorFile, prefix: str = "") -> None:
+        self._file, self._prefix = file, prefix
+        self._names = [n[len(prefix) :] for n in file.names() if n.startswith(prefix)]
+
+    def under(self, prefix: str) -> CheckpointTensors:
+        return CheckpointTensors(self._file, self._prefix + prefix)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._file.tensor(self._prefix + name)
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        self._file.read_into(self._prefix + name, out)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._file.holds(self._prefix + name)
+
+
 class Checkpointer:
     """Periodic checkpoints, resume and Ctrl-C handling for one training run (see the module docstring)."""
 
@@ -176,14 +341,14 @@ class Checkpointer:
         self._saves = 0
         self.last_save = time.monotonic()
         self.resumed_at: list[int] = []  # env steps at which this run was resumed, oldest first
-        self._loaded: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
+        self._loaded: tuple[dict[str, Any], _TensorFile] | None = None
         if resume:
             # Everything is read and checked before the algorithm writes anything into the run folder.
             self._loaded = self._load()
 
     # --- resuming
 
-    def _load(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    def _load(self) -> tuple[dict[str, Any], _TensorFile]:
         state = read_checkpoint_state(self.out)
         path = self.dir / STATE_FILE
         for key in ("algorithm", "env_id", "env_kwargs", "seed"):
@@ -205,14 +370,8 @@ class Checkpointer:
         tensor_path = self.dir / str(state.get("tensors_file", ""))
         if not tensor_path.is_file():
             raise CheckpointError(f"{tensor_path}: checkpoint tensor file missing; the checkpoint is incomplete")
-        data = tensor_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != state.get("tensors_sha256"):
-            raise CheckpointError(f"{tensor_path}: contents do not match the checksum in {STATE_FILE}; it is corrupt")
-        try:
-            tensors = load_safetensors(data)
-        except (SafetensorError, ValueError) as exc:
-            raise CheckpointError(f"{tensor_path}: not a readable safetensors file ({exc})") from exc
-        return state, tensors
+        # checked against its SHA-256 now, read tensor by tensor by `track` (which closes it)
+        return state, _TensorFile(tensor_path, state.get("tensors_sha256"))
 
     @property
     def env_seed(self) -> int:
@@ -229,7 +388,8 @@ class Checkpointer:
         `load_checkpoint_state(tensors, json)` (a replay memory, the run's episode stats, stop rule and log). When
         resuming, loads each from the checkpoint and returns the counters saved with it; on a fresh run {}. The
         checkpoint must hold the same names, but for objects with `checkpoint_optional = True`, which an older
-        checkpoint may lack (they stay as they are)."""
+        checkpoint may lack (they stay as they are). `load_checkpoint_state` gets its tensors as a
+        `CheckpointTensors` mapping, read from the file as it asks; `read_into` avoids a copy of a large one."""
         for name, obj in objects.items():
             if "/" in name:
                 raise ValueError(f"checkpoint object names cannot hold '/'; got {name!r}")
@@ -237,7 +397,16 @@ class Checkpointer:
         self._objects = objects
         if self._loaded is None:
             return {}
-        state, tensors = self._loaded
+        state, file = self._loaded
+        try:
+            self._restore(objects, state, CheckpointTensors(file))
+        finally:
+            file.close()  # every tensor is read: nothing keeps the file open
+        self._saves = int(state.get("saves", 0))
+        self.resumed_at = [*state.get("resumed_at", []), int(state["counters"].get("env_steps", 0))]
+        return dict(state["counters"])
+
+    def _restore(self, objects: dict[str, Any], state: dict[str, Any], tensors: CheckpointTensors) -> None:
         names = set(state["objects"])
         # an object that says it may be absent (`checkpoint_optional`: added to an algorithm's checkpoint later) is
         # left as it was made when an older checkpoint lacks it
@@ -251,17 +420,13 @@ class Checkpointer:
         for name, obj in objects.items():
             if name in absent:
                 continue
-            prefix = f"{name}/"
-            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            own = tensors.under(f"{name}/")  # read as the object asks: a replay memory straight into its arrays
             try:
                 _codec(obj).load(obj, own, state["objects"][name])
             except (KeyError, RuntimeError, ValueError, TypeError) as exc:
                 raise CheckpointError(
                     f"{self.dir}: cannot restore {name!r} from the checkpoint ({exc}); it does not match this run"
                 ) from exc
-        self._saves = int(state.get("saves", 0))
-        self.resumed_at = [*state.get("resumed_at", []), int(state["counters"].get("env_steps", 0))]
-        return dict(state["counters"])
 
     # --- saving
 
@@ -306,7 +471,7 @@ class _Codec:
     def dump(self, obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
         raise NotImplementedError
 
-    def load(self, obj: Any, tensors: dict[str, torch.Tensor], meta: Any) -> None:
+    def load(self, obj: Any, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
         raise NotImplementedError
 
 
@@ -314,8 +479,8 @@ class _ModuleCodec(_Codec):
     def dump(self, obj: torch.nn.Module) -> tuple[dict[str, torch.Tensor], Any]:
         return dict(obj.state_dict()), {"kind": "module"}
 
-    def load(self, obj: torch.nn.Module, tensors: dict[str, torch.Tensor], meta: Any) -> None:
-        obj.load_state_dict(tensors, strict=True)
+    def load(self, obj: torch.nn.Module, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
+        obj.load_state_dict(dict(tensors), strict=True)
 
 
 class _OptimizerCodec(_Codec):
@@ -333,7 +498,7 @@ class _OptimizerCodec(_Codec):
                     scalars.setdefault(str(pid), {})[key] = value
         return tensors, {"kind": "optimizer", "param_groups": sd["param_groups"], "scalars": scalars}
 
-    def load(self, obj: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: Any) -> None:
+    def load(self, obj: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
         state: dict[int, dict[str, Any]] = {}
         for name, value in tensors.items():
             _, pid, key = name.split("/", 2)
@@ -347,7 +512,7 @@ class _NumpyRngCodec(_Codec):
     def dump(self, obj: np.random.Generator) -> tuple[dict[str, torch.Tensor], Any]:
         return {}, {"kind": "numpy_generator", "state": obj.bit_generator.state}
 
-    def load(self, obj: np.random.Generator, tensors: dict[str, torch.Tensor], meta: Any) -> None:
+    def load(self, obj: np.random.Generator, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
         obj.bit_generator.state = meta["state"]
 
 
@@ -355,7 +520,7 @@ class _TorchRngCodec(_Codec):
     def dump(self, obj: torch.Generator) -> tuple[dict[str, torch.Tensor], Any]:
         return {"state": obj.get_state()}, {"kind": "torch_generator"}
 
-    def load(self, obj: torch.Generator, tensors: dict[str, torch.Tensor], meta: Any) -> None:
+    def load(self, obj: torch.Generator, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
         obj.set_state(tensors["state"])
 
 
@@ -364,7 +529,7 @@ class _ProtocolCodec(_Codec):
         tensors, meta = obj.checkpoint_state()
         return tensors, {"kind": "custom", "state": meta}
 
-    def load(self, obj: Any, tensors: dict[str, torch.Tensor], meta: Any) -> None:
+    def load(self, obj: Any, tensors: Mapping[str, torch.Tensor], meta: Any) -> None:
         obj.load_checkpoint_state(tensors, meta["state"])
 
 

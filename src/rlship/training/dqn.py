@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -243,13 +243,19 @@ class ReplayBuffer:
         tensors = {name: torch.from_numpy(getattr(self, name)[: self.size]) for name in self._ARRAYS}
         return tensors, {"pos": self.pos, "size": self.size, "capacity": self.capacity}
 
-    def load_checkpoint_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+    def load_checkpoint_state(self, tensors: Mapping[str, torch.Tensor], meta: dict[str, int]) -> None:
         if meta["capacity"] != self.capacity:
             raise ValueError(f"the checkpoint's replay memory holds {meta['capacity']}; this run's {self.capacity}")
         self.pos, self.size = int(meta["pos"]), int(meta["size"])
+        # a resume's tensors (CheckpointTensors) read each array from the file straight into this memory: a pixel
+        # memory of 1 GB costs no copy of itself on the way
+        read_into = getattr(tensors, "read_into", None)
         for name in self._ARRAYS:
             if name in tensors:  # a checkpoint from before n-step returns has no `steps`: all were one step
-                getattr(self, name)[: self.size] = tensors[name].numpy()
+                if read_into is not None:
+                    read_into(name, getattr(self, name)[: self.size])
+                else:
+                    getattr(self, name)[: self.size] = tensors[name].numpy()
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement, as SB3 and CleanRL draw): obs, actions, rewards, next_obs,
