@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from rlship import load_policy
-from rlship.evaluation import EVAL_SEED_OFFSET, evaluate, evaluate_fn, run_episodes, run_vector_twin_episodes
+from rlship.envs import make_vec_env
+from rlship.evaluation import (
+    EVAL_SEED_OFFSET,
+    evaluate,
+    evaluate_fn,
+    max_episode_return,
+    run_episodes,
+    run_vector_twin_episodes,
+)
 from tests.conftest import make_untrained
 
 
@@ -94,3 +102,38 @@ def test_vector_twin_episodes_count_each_copy_until_its_end() -> None:
     assert twin.n_eval_episodes == 30 and twin.mean_reward > 475 and max(twin.episode_lengths) == 500
     # an env without a native vector implementation plays gymnasium.make copies, as the protocol does
     assert evaluate(policy, episodes=3, seed=0, env_id="CartPole-v0", vector_twin=True).mean_reward == 200.0
+
+
+def test_a_vector_twin_evaluation_gives_up_once_its_mean_cannot_reach_the_bar() -> None:
+    calls: list[int] = []
+
+    def always_left(obs: np.ndarray) -> np.ndarray:
+        calls.append(len(obs))
+        return np.zeros(len(obs), dtype=np.int64)
+
+    full_returns, _ = run_vector_twin_episodes(always_left, "CartPole-v1", episodes=30, seed=0)
+    full_calls, calls[:] = len(calls), []
+    returns, lengths = run_vector_twin_episodes(always_left, "CartPole-v1", episodes=30, seed=0, give_up_below=475.0)
+    # CartPole pays at most 1 a step up to 500: once two episodes of ~10 steps ended, 30 cannot average 475
+    assert 0 < len(returns) < 30 and len(calls) < full_calls
+    assert all(r in full_returns for r in returns) and np.mean(returns) < 475
+    assert returns == [float(n) for n in lengths]  # whole episodes, not the parts played of running ones
+    # a policy that clears the bar plays every episode, as without giving up
+    policy = load_policy("default")
+    played = evaluate(policy, episodes=30, seed=1, vector_twin=True)
+    assert evaluate(policy, episodes=30, seed=1, vector_twin=True, give_up_below=475.0).episode_returns == (
+        played.episode_returns
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*CartPole-v0 is out of date")
+def test_the_best_return_is_known_for_cartpoles_vector_env_only() -> None:
+    import rlship  # noqa: F401  (registers rlship/CartPolePixels-v1)
+
+    for env_id, best in (("CartPole-v1", 500.0), ("CartPole-v0", 200.0), ("rlship/CartPolePixels-v1", 500.0)):
+        envs = make_vec_env(env_id, 2)
+        assert max_episode_return(envs) == best
+        envs.close()
+    envs = make_vec_env("Acrobot-v1", 2)  # a SyncVectorEnv of gymnasium.make copies: nothing is known
+    assert max_episode_return(envs) is None
+    envs.close()

@@ -83,7 +83,7 @@ def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_t
     with torch.no_grad():  # a policy that drops the pole early: it fails the screen
         for weight in shaky.network.parameters():
             weight.add_(0.3 * torch.randn_like(weight))
-    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    rule = StopRule(475.0, episodes=100, std_errors=2.0, keep_best=True)  # keep_best: every screen played out
     assert not rule.solved(full_window(), shaky)
     [screened] = rule.confirmations
     assert screened.n_eval_episodes == SCREEN_EPISODES and screened.mean_reward < 475
@@ -92,6 +92,13 @@ def test_a_confirmation_plays_all_its_episodes_only_after_the_first_ones_reach_t
         screened.episode_returns
         == evaluate(shaky, SCREEN_EPISODES, CONFIRM_EVAL_SEED, vector_twin=True).episode_returns
     )
+    # ... and, without keep_best, give up once the screen's mean cannot reach 475: the same decision, fewer steps
+    rule = StopRule(475.0, episodes=100, std_errors=2.0)
+    assert not rule.solved(full_window(), shaky)
+    [given_up] = rule.confirmations
+    assert 0 < given_up.n_eval_episodes < SCREEN_EPISODES and given_up.mean_reward < 475
+    assert sum(given_up.episode_lengths) < sum(screened.episode_lengths)
+    assert all(r in screened.episode_returns for r in given_up.episode_returns)  # episodes that ended, whole
     # ... and for real envs, the screen and the rest together are exactly one evaluation of all the episodes
     screen = evaluate(shaky, episodes=SCREEN_EPISODES, seed=CONFIRM_EVAL_SEED)
     whole = evaluate(shaky, episodes=100, seed=CONFIRM_EVAL_SEED)
@@ -201,3 +208,28 @@ def test_keep_best_puts_back_the_observation_statistics_with_the_weights(tmp_pat
     np.testing.assert_array_equal(last.obs_norm.mean, good.obs_norm.mean)
     for name, value in last.network.state_dict().items():
         assert torch.equal(value, good.network.state_dict()[name])
+
+
+def test_giving_up_on_confirmations_changes_no_decision(tmp_path: Path) -> None:
+    """A run whose failing confirmations give up (the default) stops where one playing them out (keep_best, which
+    compares failed confirmations too) stops, with the same weights: giving up saves steps, not decisions."""
+    algo = ALGORITHMS["ppo"]
+    runs = {}
+    for keep_best in (False, True):
+        # confirming from a training mean of 50 every 2 updates: several confirmations fail before one passes
+        config = algo.make_config(
+            "CartPole-v1", confirm_from=50.0, confirm_every=2048, eval_episodes=5, keep_best=keep_best
+        )
+        out = tmp_path / f"keep_best-{keep_best}"
+        algo.train("CartPole-v1", config, seed=3, out=out, progress=False)
+        runs[keep_best] = (
+            json.loads((out / "results.json").read_text())["training"],
+            (out / "model.safetensors").read_bytes(),
+        )
+    (gave_up, weights), (played_out, same_weights) = runs[False], runs[True]
+    assert gave_up["env_steps"] == played_out["env_steps"] and weights == same_weights
+    failed = [c for c in played_out["confirming_evaluations"] if c["episodes"] < 100]
+    assert len(failed) >= 2  # so that there was something to give up on
+    episodes = [c["episodes"] for c in gave_up["confirming_evaluations"]]
+    assert len(episodes) == len(played_out["confirming_evaluations"])
+    assert sum(episodes) < sum(c["episodes"] for c in played_out["confirming_evaluations"])

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
 from rlship.envs import has_vector_twin, make_env, make_vec_env
@@ -107,16 +108,22 @@ def run_vector_twin_episodes(
     episodes: int,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
+    give_up_below: float | None = None,
 ) -> tuple[list[float], list[int]]:
     """One episode in each copy of the env's native vector implementation; returns (returns, lengths).
 
     The copies whose episode has ended go on stepping (autoreset, in the same NumPy call, their rewards ignored)
     until the last episode ends: the vector env takes an action for every copy.
+
+    `give_up_below`: stop as soon as the mean return of all the episodes cannot reach it any more, where the most
+    an episode can still earn is known (`max_episode_return`); only the episodes that ended are returned then.
+    The stop rule's confirmations use it: a check that must fail is decided without playing the rest.
     """
     if episodes < 1:
         raise UsageError(f"episodes must be >= 1; got {episodes}")
     envs = make_vec_env(env_id, episodes, env_kwargs)
     try:
+        best = max_episode_return(envs) if give_up_below is not None else None
         obs, _ = envs.reset(seed=EVAL_SEED_OFFSET + seed)
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, dtype=np.int64)
@@ -126,9 +133,27 @@ def run_vector_twin_episodes(
             returns += np.where(running, rewards, 0.0)
             lengths += running
             running &= ~(np.asarray(terminated) | np.asarray(truncated))
+            if best is not None and give_up_below is not None:
+                # a running episode earns at most 1 per step (CartPole's reward) until the time limit
+                reachable = np.where(running, returns + (best - lengths), returns)
+                if reachable.mean() < give_up_below and not running.all():
+                    ended = ~running
+                    return returns[ended].tolist(), lengths[ended].tolist()
     finally:
         envs.close()
     return returns.tolist(), lengths.tolist()
+
+
+def max_episode_return(envs: gym.vector.VectorEnv) -> float | None:
+    """The most one episode of `envs` can return, where rlship knows it, else None: CartPole's vector env (and the
+    pixel CartPole's, which derives from it) pays at most 1 per step (0 or -1 with `sutton_barto_reward`) up to
+    its time limit, so an episode at step t can still earn at most limit - t."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    unwrapped = envs.unwrapped
+    if isinstance(unwrapped, CartPoleVectorEnv):
+        return float(unwrapped.max_episode_steps)
+    return None
 
 
 def evaluate(
@@ -138,10 +163,13 @@ def evaluate(
     deterministic: bool = True,
     env_id: str | None = None,
     vector_twin: bool = False,
+    give_up_below: float | None = None,
 ) -> EvalResult:
     """Evaluate a policy by the protocol above (on its own env unless `env_id` is given).
 
-    `vector_twin=True` (training's checks only) plays the env's native vector implementation when it has one."""
+    `vector_twin=True` (training's checks only) plays the env's native vector implementation when it has one;
+    with `give_up_below`, it may stop once the mean cannot reach that (`run_vector_twin_episodes`): the result then
+    holds fewer episodes than asked, those that ended."""
     rng = np.random.default_rng(EVAL_SEED_OFFSET + seed)  # stochastic evaluation is reproducible too
     env_id = env_id or policy.spec.env_id
     policy = policy.in_numpy()
@@ -151,7 +179,9 @@ def evaluate(
 
     if vector_twin and has_vector_twin(env_id):
         start = time.perf_counter()
-        returns, lengths = run_vector_twin_episodes(act, env_id, episodes, seed, policy.spec.env_kwargs)
+        returns, lengths = run_vector_twin_episodes(
+            act, env_id, episodes, seed, policy.spec.env_kwargs, give_up_below=give_up_below
+        )
         return episodes_result(env_id, returns, lengths, seed, deterministic, start)
     return evaluate_fn(act, env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_kwargs)
 
