@@ -1,18 +1,20 @@
 """training_curve.png: mean training return against env steps and against wall time.
 
-Importing matplotlib and drawing take about a second, as long as the final evaluation: `CurvePlot` draws in a
-child process (this file run as a script, so the child imports matplotlib and NumPy, not rlship) while the parent
-evaluates, and on a machine with two cores the curve costs no wall time. This module must keep importing nothing
-of rlship's.
+Importing matplotlib takes about a second, longer than CartPole's final evaluation: `CurvePlot` is a child process
+(this file run as a script, so the child imports matplotlib and NumPy, not rlship) started when training starts. It
+imports matplotlib while the run trains, then draws the rows it is sent while the run evaluates; on a machine with
+two cores the curve costs no wall time. This module must keep importing nothing of rlship's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,11 +58,13 @@ def plot_training_curve(
 
 
 class CurvePlot:
-    """A curve being drawn by a child process; `finish()` waits for it, and draws in this process if the child
-    could not (no interpreter to start, or it failed), so that a run's artifact always gets its curve."""
+    """The child process that draws a run's curve: started (`CurvePlot()`) when training starts, sent its job by
+    `draw` when the run evaluates, waited for by `finish()`, which draws in this process if the child could not (no
+    interpreter to start, or it failed), so that a run's artifact always gets its curve. `cancel()` ends a child
+    that will get no job (a run that failed)."""
 
-    def __init__(self, rows: Sequence[dict[str, float]], path: Path, title: str, threshold: float | None) -> None:
-        self.job = dict(rows=list(rows), path=str(path), title=title, threshold=threshold)
+    def __init__(self) -> None:
+        self.job: dict[str, Any] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         if not sys.executable:
             return
@@ -68,14 +72,24 @@ class CurvePlot:
             self.proc = subprocess.Popen(
                 [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(self.job).encode())
-            self.proc.stdin.close()
-            self.proc.stdin = None  # written and closed: communicate() only reads the child's stderr
-        except OSError:  # no child (a sandbox without fork, a broken pipe): finish() draws here
+        except OSError:  # no child (a sandbox without fork): finish() draws here
             self.proc = None
 
+    def draw(self, rows: Sequence[dict[str, float]], path: Path, title: str, threshold: float | None) -> None:
+        """Send the child its job: the curve of `rows`, to `path`."""
+        self.job = dict(rows=list(rows), path=str(path), title=title, threshold=threshold)
+        if self.proc is None or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write(json.dumps(self.job).encode())
+            self.proc.stdin.close()
+        except OSError:  # the child died (a broken pipe): finish() draws here
+            pass
+        self.proc.stdin = None  # written and closed: communicate() only reads the child's stderr
+
     def finish(self) -> Path:
+        if self.job is None:
+            raise RuntimeError("CurvePlot.finish() before draw()")
         if self.proc is not None:
             try:
                 self.proc.communicate(timeout=300)
@@ -86,7 +100,28 @@ class CurvePlot:
                 return Path(self.job["path"])
         return plot_training_curve(self.job["rows"], Path(self.job["path"]), self.job["title"], self.job["threshold"])
 
+    def cancel(self) -> None:
+        """End a child that gets no job: the end of its input tells it to exit without drawing."""
+        if self.proc is None or self.job is not None:
+            return
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.stdin = None
+        try:
+            self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
 
-if __name__ == "__main__":  # the child of CurvePlot: one job as JSON on stdin
-    job = json.loads(sys.stdin.read())
-    plot_training_curve(job["rows"], Path(job["path"]), job["title"], job["threshold"])
+
+if __name__ == "__main__":  # the child of CurvePlot: matplotlib first (while the run trains), then one job as JSON
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    data = sys.stdin.read()
+    if data:  # nothing: the run ended without a curve to draw
+        job = json.loads(data)
+        plot_training_curve(job["rows"], Path(job["path"]), job["title"], job["threshold"])

@@ -61,6 +61,7 @@ from rlship.training.train_log import TrainLog
 
 if TYPE_CHECKING:
     from rlship.training.algorithm import Algorithm
+    from rlship.training.curve import CurvePlot
 
 # An interrupted run (Ctrl-C) still writes its artifact, evaluated on this many episodes so the stop stays quick;
 # results.json says so ("interrupted": true, "solved": false): it is not the protocol's 100-episode score.
@@ -184,6 +185,7 @@ class Run:
         )
         self.stopped_solved = False  # the stop rule ended training
         self.log: TrainLog | None = None
+        self.curve: CurvePlot | None = None  # the curve's child process, started with training (Run.start)
         self.updates = 0
         self.interrupted = False
         self._stop_requested = False
@@ -235,6 +237,10 @@ class Run:
         checkpoint of `objects` (networks, optimizers, buffers, by name) together with the run's RNGs, stats, stop
         rule and log. When resuming, restores them all and returns the saved counters; on a fresh run {}."""
         self.stats = EpisodeStats(num_envs, self._setting("solve_window"))
+        if self.curve is None:  # its child imports matplotlib while the run trains (training/curve.py)
+            from rlship.training.curve import CurvePlot
+
+            self.curve = CurvePlot()
         self.log = TrainLog(
             self.out,
             int(getattr(self.cfg, "total_steps", 0)),
@@ -296,6 +302,8 @@ class Run:
                 yield self
         except BaseException:
             self._close()
+            if self.curve is not None:
+                self.curve.cancel()
             if self._created and self.out.is_dir() and not any(self.out.iterdir()):
                 self.out.rmdir()  # a run that failed at setup (bad env kwargs, a network too large) leaves nothing
             raise
@@ -377,6 +385,14 @@ class Run:
 
         A run stopped by Ctrl-C writes the same artifact, evaluated on a few episodes only and marked interrupted
         in results.json, so it can be loaded and looked at, then resumed."""
+        try:
+            return self._finish()
+        except BaseException:
+            if self.curve is not None:
+                self.curve.cancel()  # a child still waiting for its job (no-op once it has it)
+            raise
+
+    def _finish(self) -> TrainResult:
         if self.policy is None:
             raise RuntimeError(f"{self.algorithm.name}'s learn() made no policy (call run.new_policy)")
         if self.log is None:  # a run with no updates (the random baseline): an empty log, no clock
@@ -393,7 +409,12 @@ class Run:
         title = f"{policy.spec.algorithm} on {policy.spec.env_id}" + (" (interrupted)" if interrupted else "")
         curve_path = self.out / CURVE_FILE
         # drawn while the policy is evaluated (a run without log rows shows its evaluation: drawn after it)
-        plot = CurvePlot(self.log.rows, curve_path, title, self.threshold) if self.log.rows else None
+        plot = None
+        if self.log.rows:  # drawn by the child while the policy is evaluated
+            plot = self.curve if self.curve is not None else CurvePlot()
+            plot.draw(self.log.rows, curve_path, title, self.threshold)
+        elif self.curve is not None:  # no update was made: drawn here after the evaluation, showing its mean
+            self.curve.cancel()
         evaluation = evaluate(policy, episodes=episodes, seed=0)
         solved = not interrupted and self.threshold is not None and evaluation.mean_reward >= self.threshold
         training: dict[str, Any] = {
