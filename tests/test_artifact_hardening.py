@@ -25,6 +25,7 @@ from rlship.envs import require_discrete_actions
 from rlship.errors import UnsupportedEnvError
 from rlship.sources import default_policy_dir
 from tests.cli_run import RLSHIP
+from tests.conftest import make_untrained
 from tests.malformed_artifacts import MALFORMED, write_malformed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,3 +259,38 @@ def test_a_bad_train_seed_names_the_flag(capsys: pytest.CaptureFixture[str], see
         cli.main(["train", "ppo", "CartPole-v1", "--seed", seed])
     assert info.value.code == 2
     assert f"argument --seed: must be a whole number in [0, 2**32); got '{seed}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_a_weights_file_swapped_after_its_checks_is_not_read(
+    saved_policy: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """The checks and the read use one open file: a file renamed into place between them is not the one loaded,
+    and one rewritten in place (other shapes) is refused, not loaded unchecked."""
+    from rlship import policy as policy_module
+
+    path = saved_policy / "model.safetensors"
+    obs = np.array([[0.02, -0.3, 0.05, 0.4]], dtype=np.float32)
+    original = load_policy(saved_policy).act(obs).probabilities
+    other = make_untrained(seed=1).save(saved_policy.parent / "other") / "model.safetensors"
+    assert not np.allclose(load_policy(other.parent).act(obs).probabilities, original)
+    small = make_untrained(hidden=(8, 8)).save(saved_policy.parent / "small") / "model.safetensors"
+    real_check = policy_module._check_weights_header
+
+    def swap_during_check(*args: Any) -> None:
+        real_check(*args)
+        os.replace(other, path)  # a new file (another inode) under the checked name
+
+    monkeypatch.setattr(policy_module, "_check_weights_header", swap_during_check)
+    loaded = load_policy(saved_policy, backend=backend)  # the checked file's weights, not the swapped-in one's
+    np.testing.assert_allclose(loaded.act(obs).probabilities, original, rtol=1e-6)
+
+    def rewrite_during_check(*args: Any) -> None:
+        real_check(*args)
+        with path.open("r+b") as f:  # the same file rewritten in place: a network of other shapes
+            f.truncate(0)
+            f.write(small.read_bytes())
+
+    monkeypatch.setattr(policy_module, "_check_weights_header", rewrite_during_check)
+    with pytest.raises(ArtifactError, match="its tensors differ from its header"):
+        load_policy(saved_policy, backend=backend)

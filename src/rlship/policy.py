@@ -31,7 +31,7 @@ from rlship.numpy_forward import NumpyNetwork
 from rlship.numpy_forward import state_shapes as numpy_state_shapes
 from rlship.numpy_forward import supports as numpy_supports
 from rlship.run_folder import CONFIG_FILE, WEIGHTS_FILE, Results, read_config, read_results
-from rlship.safetensors_header import HeaderError, check_data_offsets, read_header
+from rlship.safetensors_header import HeaderError, TensorEntry, check_data_offsets, read_header
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
@@ -580,8 +580,10 @@ def read_weights(
     else:
         expected = {k: tuple(v.shape) for k, v in network.state_dict().items()} | (extra or {})
     limit = 4 * sum(math.prod(shape) for shape in expected.values()) + MAX_WEIGHTS_HEADER_BYTES
+    # One open file for the checks and the read: a file put in its place after the checks is never read (and,
+    # unbuffered, a file rewritten in place is read as it is now, which the shapes are checked against below).
     try:
-        with path.open("rb") as f:
+        with path.open("rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
                 raise ArtifactError(
@@ -590,10 +592,44 @@ def read_weights(
                 )
             # the data offsets are checked after the names and shapes: a header of another network is told as such
             header = read_header(f, MAX_WEIGHTS_HEADER_BYTES, check_offsets=False)
+            _check_weights_header(path, header, expected, size)
+            f.seek(0)
+            data = bytearray()  # at most the checked size, and a byte more if the file grew meanwhile
+            while len(data) <= size and (chunk := f.read(size + 1 - len(data))):
+                data += chunk
     except HeaderError as exc:
         raise _unreadable(path, exc) from None
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot be read ({exc.strerror or exc}); check the file's permissions") from None
+    if as_numpy:
+        from safetensors.numpy import load
+    else:
+        from safetensors.torch import load
+    try:
+        state = load(bytes(data))
+    except (SafetensorError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
+        ) from exc
+    if {name: tuple(tensor.shape) for name, tensor in state.items()} != expected:
+        raise ArtifactError(
+            f"{path}: its tensors differ from its header (the file was changed while it was read, or its header "
+            "is malformed); load the policy again, or re-create the file"
+        )
+    for name, tensor in state.items():
+        if not (np.isfinite(tensor).all() if as_numpy else torch.isfinite(tensor).all()):
+            raise ArtifactError(
+                f"{path}: tensor {name!r} holds NaN or infinite values; the run diverged or the file is damaged. "
+                "Retrain (or load an earlier checkpoint's weights)"
+            )
+    return state
+
+
+def _check_weights_header(
+    path: Path, header: dict[str, TensorEntry], expected: dict[str, tuple[int, ...]], size: int
+) -> None:
+    """The header's names and shapes against the network's, its dtypes (float32), then its data offsets against
+    the file: an ArtifactError naming what differs."""
     found = {name: entry.shape for name, entry in header.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
@@ -609,27 +645,7 @@ def read_weights(
             raise ArtifactError(
                 f"{path}: tensor {name!r} has dtype {schema.brief(entry.dtype)}; rlship weights are float32 (F32)"
             )
-    try:
-        check_data_offsets(header, size)  # before load_file: a header pointing outside the file is not followed
-    except HeaderError as exc:
-        raise _unreadable(path, exc) from None
-    if as_numpy:
-        from safetensors.numpy import load_file
-    else:
-        from safetensors.torch import load_file
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(
-            f"{path}: not a readable safetensors file ({str(exc)[:200]}); the file is corrupt, re-create it"
-        ) from exc
-    for name, tensor in state.items():
-        if not (np.isfinite(tensor).all() if as_numpy else torch.isfinite(tensor).all()):
-            raise ArtifactError(
-                f"{path}: tensor {name!r} holds NaN or infinite values; the run diverged or the file is damaged. "
-                "Retrain (or load an earlier checkpoint's weights)"
-            )
-    return state
+    check_data_offsets(header, size)  # before the tensors are read: a header pointing outside the file is not followed
 
 
 def _unreadable(path: Path, exc: HeaderError) -> ArtifactError:
