@@ -230,10 +230,8 @@ class _TensorFile:
 
 
 def _numpy(entry: TensorEntry) -> np.dtype | None:
-    try:
-        return torch.empty(0, dtype=_DTYPES[entry.dtype]).numpy().dtype
-    except TypeError:  # bfloat16: NumPy has none
-        return None
+    """The entry's NumPy dtype (the shared table's name), None for bfloat16, which NumPy lacks."""
+    return None if entry.dtype == "BF16" else np.dtype(DTYPES[entry.dtype][1])
 
 
 class CheckpointTensors(Mapping[str, torch.Tensor]):

@@ -77,7 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # steps from a training mean of 100, with a margin of 4 standard errors, so that a policy confirmed that
         # early still passes the final 100 episodes. Seeds 0-9: env steps to the stop 256k in all (from 360k at
         # confirm_from 300, 2 standard errors, every update), training CPU -28%, 10/10 solved, evaluations
-        # 489.5-500 (docs/algorithms.md, "ppo: confirming early")
+        # 489.5-500 (docs/algorithms.md, "ppo: confirming every 4096 env steps")
         confirm_from=100.0,
         confirm_std_errors=4.0,
         confirm_every=4096,
