@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,14 +27,9 @@ import httpx
 import psutil
 
 from tests.cli_run import RLSHIP
+from tests.ports import free_port
 
 BATCH = {"observations": [[0.01, -0.02, 0.03, 0.04]] * 500}  # a few ms of work: requests are in flight often
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_serve(port: int, log: Path, source: str = "default", drain_seconds: float = 0.0) -> subprocess.Popen[bytes]:

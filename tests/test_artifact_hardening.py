@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from rlship.sources import default_policy_dir
 from tests.cli_run import RLSHIP
 from tests.conftest import make_untrained
 from tests.malformed_artifacts import MALFORMED, write_malformed
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,9 +204,7 @@ def test_serve_with_a_bad_results_json_exits_1_at_start_and_never_restarts(tmp_p
     """A real `rlship serve` on a loopback port: it exits 1 with the message, before any worker is started (a
     worker that failed after start-up used to be restarted by BentoML forever). The timeout bounds a loop."""
     folder = _bad_results_folder(tmp_path)
-    with socket.socket() as s:  # a free loopback port, in case it got as far as listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # in case it got as far as listening
     done = subprocess.run(
         [RLSHIP, "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)],
         capture_output=True,

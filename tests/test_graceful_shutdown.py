@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from rlship.cli import main
-from tests.serve_load import BATCH, Load, free_port, start_serve, stop_serve, wait_ready
+from tests.ports import free_port
+from tests.serve_load import BATCH, Load, start_serve, stop_serve, wait_ready
 
 DRAIN_SECONDS = 3.0  # longer than the health check below takes to notice, even on a slow shared machine
 

@@ -19,6 +19,7 @@ from rlship.hub.errors import HubError
 from rlship.sources import default_policy_dir
 from tests.cli_run import RLSHIP
 from tests.hub_server import TOKEN, FakeHub
+from tests.ports import free_port
 
 POLICY_FILES = ("config.json", "model.safetensors", "results.json")
 
@@ -152,12 +153,6 @@ def test_the_scheme_matches_case_insensitively(lax_hub: FakeHub, scheme: str) ->
     assert policy.source == f"{scheme}://alice/cp"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Listener:
     """A loopback TCP port that accepts connections and counts them; it either closes each at once (`hang_up`) or
     holds it without a word (a Hub that never answers)."""
@@ -189,7 +184,7 @@ class _Listener:
 
 
 def test_an_unreachable_hub_fails_at_once_with_the_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _point_hub_client_at(f"http://127.0.0.1:{_closed_port()}", tmp_path / "hf-home", monkeypatch)
+    _point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
     with pytest.raises(HubError) as info:
         rlship.load_policy("hf://alice/cp")
     message = str(info.value)
@@ -240,7 +235,7 @@ def test_a_cached_policy_still_loads_when_the_hub_is_unreachable(
 ) -> None:
     first = rlship.load_policy("hf://alice/cp")
     lax_hub.stop()
-    _point_hub_client_at(f"http://127.0.0.1:{_closed_port()}", tmp_path / "hf-home", monkeypatch)
+    _point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
     again = rlship.load_policy("hf://alice/cp")
     assert again.revision == first.revision and again.folder == first.folder
 
@@ -248,7 +243,7 @@ def test_a_cached_policy_still_loads_when_the_hub_is_unreachable(
 def test_cli_errors_for_sources_are_one_line(tmp_path: Path) -> None:
     """A real `rlship evaluate`: a control character in the revision is escaped, and an unreachable Hub gives the
     clear error well before huggingface_hub's 24 s of retries (the subprocess timeout is the generous bound)."""
-    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HOME": str(tmp_path / "hf")}
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HOME": str(tmp_path / "hf")}
     env.pop("RLSHIP_HUB_TIMEOUT", None)
     for source, expected in [
         ("hf://alice/cp@a\nb\x1b[2J", "revision 'a\\nb\\x1b[2J' is not a branch or tag name"),

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from rlship.training import ALGORITHMS
-from tests.serve_load import Load, free_port, start_serve, stop_serve, wait_ready
+from tests.ports import free_port
+from tests.serve_load import Load, start_serve, stop_serve, wait_ready
 
 OBSERVATION = {"observation": [0.01, -0.02, 0.03, 0.04]}
 # > HAProxy's time to mark a draining replica down: inter 250 ms x fall 2, plus the checks' own duration

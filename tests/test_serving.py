@@ -19,7 +19,8 @@ from rlship.policy import load_policy, new_policy
 from rlship.serving.routes import PolicyRoutes
 from rlship.serving.simulate import simulate
 from tests.cli_run import RLSHIP
-from tests.serve_load import free_port, kill_server, served, start_server
+from tests.ports import free_port
+from tests.serve_load import kill_server, served, start_server
 
 MAX_BATCH = 64  # small, so the oversized-batch case is cheap to send
 

@@ -26,7 +26,8 @@ from rlship.serving.registry import MAX_POLICIES, PolicySet, SwapError, name_for
 from tests.cli_run import RLSHIP
 from tests.conftest import make_untrained
 from tests.pixel_policies import SMALL, pixel_policy
-from tests.serve_load import free_port, kill_server, wait_ready
+from tests.ports import free_port
+from tests.serve_load import kill_server, wait_ready
 
 TOKEN = "test-admin-token-" + "7f3a9c2e5b1d"  # recognisable, so a leak into any output is found
 OBS = [0.1, 0.5, -0.05, -0.4]
