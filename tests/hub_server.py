@@ -8,7 +8,8 @@ with create_pr; onto a branch or a pull request's refs/pr/N, as the Hub takes th
 Repos live in memory as commits (sha -> files) and refs (branch -> sha). Tokens have a user and a role ("read" or
 "write"); a user writes only to its own namespace, and whoami-v2 names the token's user (push's default repo id).
 `fail(method, path regex, status)` makes a route answer an error the way the Hub does (JSON body with "error",
-X-Error-Message). `requests` records what the client asked for.
+X-Error-Message). `requests` records what the client asked for. `point_hub_client_at` points the huggingface_hub
+client of the test's process at a Hub URL.
 """
 
 from __future__ import annotations
@@ -20,13 +21,34 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
 
 # Recognisable fake tokens: they must never show up in output, files or error messages.
 TOKEN = "hf_rlshipSECRETwriteTOKEN0123456789"
 READ_TOKEN = "hf_rlshipSECRETreadTOKEN0123456789"
 BAD_TOKEN = "hf_rlshipSECRETunknownTOKEN01234567"
+
+
+def point_hub_client_at(url: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub pointed at the Hub at `url` (a FakeHub's, or one nothing answers at), with its cache and token
+    file under `home`, TOKEN as the user's token, online, and rlship's default Hub timeout."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("RLSHIP_HUB_TIMEOUT", raising=False)
+    # huggingface_hub reads these once, at import: set them on the module too for this process.
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
 @dataclass

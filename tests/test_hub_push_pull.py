@@ -19,7 +19,7 @@ from rlship.hub.errors import HubError
 from rlship.hub.package import Package, package_policy
 from rlship.hub.push import push_policy, upload_package
 from tests.cli_run import RLSHIP
-from tests.hub_server import BAD_TOKEN, READ_TOKEN, TOKEN, FakeHub
+from tests.hub_server import BAD_TOKEN, READ_TOKEN, TOKEN, FakeHub, point_hub_client_at
 
 OBS = np.random.default_rng(0).uniform(-0.2, 0.2, size=(64, 4)).astype(np.float32)
 
@@ -27,22 +27,8 @@ OBS = np.random.default_rng(0).uniform(-0.2, 0.2, size=(64, 4)).astype(np.float3
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     """A fresh test Hub, with huggingface_hub pointed at it (endpoint, cache, token file) and alice's token set."""
-    from huggingface_hub import constants
-
     server = FakeHub({TOKEN: ("alice", "write"), READ_TOKEN: ("alice", "read")}).start()
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    # huggingface_hub reads these once, at import: set them on the module too for this process.
-    monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    point_hub_client_at(server.url, tmp_path / "hf-home", monkeypatch)
     yield server
     server.stop()
 

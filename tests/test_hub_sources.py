@@ -18,26 +18,10 @@ from rlship.errors import UsageError
 from rlship.hub.errors import HubError
 from rlship.sources import default_policy_dir
 from tests.cli_run import RLSHIP
-from tests.hub_server import TOKEN, FakeHub
+from tests.hub_server import TOKEN, FakeHub, point_hub_client_at
 from tests.ports import free_port
 
 POLICY_FILES = ("config.json", "model.safetensors", "results.json")
-
-
-def _point_hub_client_at(url: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """huggingface_hub (read its settings at import) pointed at `url`, with its cache under `home`."""
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("RLSHIP_HUB_TIMEOUT", raising=False)
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.fixture
@@ -47,7 +31,7 @@ def lax_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub
     server.any_revision = True
     folder = default_policy_dir()
     server.add_repo("alice/cp", {name: (folder / name).read_bytes() for name in POLICY_FILES})
-    _point_hub_client_at(server.url, tmp_path / "hf-home", monkeypatch)
+    point_hub_client_at(server.url, tmp_path / "hf-home", monkeypatch)
     yield server
     server.stop()
 
@@ -184,7 +168,7 @@ class _Listener:
 
 
 def test_an_unreachable_hub_fails_at_once_with_the_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
+    point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
     with pytest.raises(HubError) as info:
         rlship.load_policy("hf://alice/cp")
     message = str(info.value)
@@ -197,7 +181,7 @@ def test_a_hub_that_drops_connections_is_asked_once_not_retried(
 ) -> None:
     listener = _Listener(hang_up=True)
     try:
-        _point_hub_client_at(listener.url, tmp_path / "hf-home", monkeypatch)
+        point_hub_client_at(listener.url, tmp_path / "hf-home", monkeypatch)
         with pytest.raises(HubError, match="the Hub could not be reached"):
             rlship.load_policy("hf://alice/cp")
         assert listener.connections == 1  # huggingface_hub alone retries 6 times with back-off (about 24 s)
@@ -210,7 +194,7 @@ def test_a_silent_hub_fails_after_the_timeout_set_by_the_variable(
 ) -> None:
     listener = _Listener(hang_up=False)
     try:
-        _point_hub_client_at(listener.url, tmp_path / "hf-home", monkeypatch)
+        point_hub_client_at(listener.url, tmp_path / "hf-home", monkeypatch)
         monkeypatch.setenv("RLSHIP_HUB_TIMEOUT", "0.5")
         with pytest.raises(HubError, match=r"could not be reached within 0\.5 s \(ReadTimeout\)"):
             rlship.load_policy("hf://alice/cp")
@@ -235,7 +219,7 @@ def test_a_cached_policy_still_loads_when_the_hub_is_unreachable(
 ) -> None:
     first = rlship.load_policy("hf://alice/cp")
     lax_hub.stop()
-    _point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
+    point_hub_client_at(f"http://127.0.0.1:{free_port()}", tmp_path / "hf-home", monkeypatch)
     again = rlship.load_policy("hf://alice/cp")
     assert again.revision == first.revision and again.folder == first.folder
 
