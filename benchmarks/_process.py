@@ -1,15 +1,21 @@
-"""Timing one whole process as its user waits for it: wall seconds from start to exit, and the CPU seconds (user +
-system) of that process and its children alone, from `os.wait4`, so the figure stays right when other processes
-(a peer run side by side) start and end in the same interval, which `getrusage(RUSAGE_CHILDREN)` would mix in."""
+"""Whole processes for the benchmarks: `RLSHIP`, the console script a user runs, and timing one process as its user
+waits for it: wall seconds from start to exit, and the CPU seconds (user + system) of that process and its children
+alone, from `os.wait4`, so the figure stays right when other processes (a peer run side by side) start and end in
+the same interval, which `getrusage(RUSAGE_CHILDREN)` would mix in."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# The `rlship` script installed beside the interpreter running the benchmark (its environment's), never another
+# copy found first on PATH.
+RLSHIP = str(Path(sys.executable).with_name("rlship"))
 
 
 def timed_process(

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import run_sb3
-from _process import timed_process
+from _process import RLSHIP, timed_process
 from zoo import SB3_PPO_ZOO as SB3_ZOO
 
 WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule (its defaults), as the SB3 watch applies it
@@ -85,8 +85,7 @@ def sb3_child(env_id: str, seed: int, out: Path) -> None:
 
 
 def run_rlship(env_id: str, seed: int, out: Path) -> dict[str, Any]:
-    rlship = Path(sys.executable).with_name("rlship")
-    cmd = [str(rlship), "train", "ppo", env_id, "--seed", str(seed), "--out", str(out), "--no-progress"]
+    cmd = [RLSHIP, "train", "ppo", env_id, "--seed", str(seed), "--out", str(out), "--no-progress"]
     wall, cpu, _ = timed_process(cmd)
     results = json.loads((out / "results.json").read_text())
     training = results["training"]

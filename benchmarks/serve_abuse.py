@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _process import RLSHIP
 from serve_load import ACT_BODY, free_port, stop, tree_rss_mb, wait_ready, wrk
 
-RLSHIP = str(Path(sys.executable).parent / "rlship")
 UPLOAD_BYTES = 51_000_000
 
 

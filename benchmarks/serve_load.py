@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from _process import RLSHIP
+
 ACT_BODY = '{"observation": [0.01, -0.02, 0.03, 0.04]}'
 JSON = "application/json"
 PIXELS_ENV = "RLSHIP_BENCH_PIXELS"  # the pixel policy's folder, for the bare peer
@@ -297,7 +299,6 @@ def main() -> None:
     batch_body = json.dumps({"observations": (rng.normal(size=(args.batch_size, 4)) * 0.05).round(6).tolist()})
 
     ports = {"rlship": free_port(), "bare": free_port(), "null": free_port()}
-    rlship_exe = str(Path(sys.executable).parent / "rlship")
     max_batch = str(max(4096, args.batch_size))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RLSHIP_MAX_BATCH": max_batch}
     sources = ["default"]
@@ -308,7 +309,7 @@ def main() -> None:
     procs = {
         "rlship": start(
             [
-                rlship_exe,
+                RLSHIP,
                 "serve",
                 *sources,
                 "--port",
@@ -324,7 +325,7 @@ def main() -> None:
     }
     if args.plain_api:
         ports["plain"] = free_port()
-        command = [rlship_exe, "serve", "--port", str(ports["plain"]), "--max-batch", max_batch]
+        command = [RLSHIP, "serve", "--port", str(ports["plain"]), "--max-batch", max_batch]
         procs["plain"] = start(command, {**os.environ, "RLSHIP_PLAIN_API": "1"})
     servers = [name for name in procs if name != "null"]
     try:
@@ -569,7 +570,7 @@ def swap_benchmark(load: object, swaps: int, rss_swaps: int, max_batch: str) -> 
         env = {**os.environ, "RLSHIP_ADMIN_TOKEN": token}
         proc = start(
             [
-                str(Path(sys.executable).parent / "rlship"),
+                RLSHIP,
                 "serve",
                 f"wide={folders[0]}",
                 "--port",

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RLSHIP = str(Path(sys.executable).with_name("rlship"))
+from _process import RLSHIP
+
 COMMANDS = [
     ["--help"],
     ["train", "--help"],

@@ -20,14 +20,13 @@ import math
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import ray
 
-RLSHIP = str(Path(sys.executable).with_name("rlship"))
+from _process import RLSHIP
 
 
 def main() -> None:

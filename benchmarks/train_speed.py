@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import ENV, THRESHOLD
-from _process import timed_process
+from _process import RLSHIP, timed_process
 from zoo import SB3_ZOO
 
 HERE = Path(__file__).resolve().parent
@@ -56,8 +56,7 @@ def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
 
 
 def rlship_process(algo: str, seed: int, out: Path) -> Process:
-    rlship = Path(sys.executable).with_name("rlship")  # the console script a user runs, from this environment
-    cmd = [str(rlship), "train", algo, ENV, "--seed", str(seed), "--out", str(out), "--no-progress"]
+    cmd = [RLSHIP, "train", algo, ENV, "--seed", str(seed), "--out", str(out), "--no-progress"]
     seconds, cpu = timed(cmd)
     results = json.loads((out / "results.json").read_text())
     mean, training = results["mean_reward"], results["training"]
