@@ -45,8 +45,28 @@ def test_overrides_take_the_type_of_the_hyperparameter() -> None:
     assert overrides == {"total_steps": 3000, "eval_episodes": 10}
     with pytest.raises(SweepError, match="has no hyperparameter 'learning_rte'"):
         parse_overrides("ppo", ["learning_rte=0.1"])
-    with pytest.raises(SweepError, match="not a valid int"):
-        parse_overrides("cem", ["total_steps=many"])
+    assert parse_overrides("ppo", ["hidden_sizes=[32, 16]", "target_kl=none", "anneal_lr=false"]) == {
+        "hidden_sizes": (32, 16),
+        "target_kl": None,
+        "anneal_lr": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("hidden_sizes=256", "not a valid tuple of int; write a JSON list, such as hidden_sizes=[64,64]"),
+        ('hidden_sizes=[64,"a"]', "not a valid tuple of int; write a JSON list, such as hidden_sizes=[64,64]"),
+        ("total_steps=many", "not a valid int; write a whole number, such as total_steps=1000"),
+        ("learning_rate=fast", "not a valid float; write a number, such as learning_rate=0.01"),
+        ("target_kl=off", "not a valid float or None; write a number or none, such as target_kl=0.01"),
+        ("anneal_lr=yes", "not a valid bool; write true or false, such as anneal_lr=true"),
+    ],
+)
+def test_a_bad_value_is_named_with_its_type_and_how_to_write_one(item: str, message: str) -> None:
+    with pytest.raises(SweepError) as info:
+        parse_overrides("ppo", [item])
+    assert str(info.value) == f"--set {item}: {message}"
 
 
 def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,8 +79,12 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytes
     assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
     assert main(["sweep", "nope", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "x")]) == 1
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
-    assert main(["sweep", "cem", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "y"), "--set", "lr=1"]) == 1
+    cem = ["sweep", "cem", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "y")]
+    assert main([*cem, "--set", "lr=1"]) == 1
     assert "cem has no hyperparameter 'lr'" in capsys.readouterr().err
+    assert main([*cem, "--set", "hidden_sizes=256"]) == 1
+    err = capsys.readouterr().err
+    assert "--set hidden_sizes=256: not a valid tuple of int; write a JSON list" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

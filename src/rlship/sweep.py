@@ -97,9 +97,19 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
     return overrides
 
 
+# How a --set value of each kind is written, with an example: said when a value is not one.
+_HOW_TO_WRITE: dict[Any, tuple[str, str]] = {
+    bool: ("true or false", "true"),
+    int: ("a whole number", "1000"),
+    float: ("a number", "0.01"),
+    tuple: ("a JSON list", "[64,64]"),
+}
+
+
 def _convert(key: str, text: str, hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):  # `float | None`
+    optional = origin in (typing.Union, types.UnionType)  # `float | None`
+    if optional:
         if text.lower() in ("none", "null"):
             return None
         hint = next(a for a in args if a is not type(None))
@@ -116,7 +126,12 @@ def _convert(key: str, text: str, hint: Any) -> Any:
             return tuple(args[0](v) for v in values)
         return hint(text)
     except (ValueError, TypeError, json.JSONDecodeError):
-        raise SweepError(f"--set {key}={text}: not a valid {getattr(hint, '__name__', hint)}") from None
+        kind = f"tuple of {args[0].__name__}" if origin is tuple else getattr(hint, "__name__", str(hint))
+        how, example = _HOW_TO_WRITE.get(origin or hint, ("", ""))
+        if optional:
+            kind, how = f"{kind} or None", f"{how} or none"
+        advice = f"; write {how}, such as {key}={example}" if example else ""
+        raise SweepError(f"--set {key}={text}: not a valid {kind}{advice}") from None
 
 
 # --- one seed (runs in a pool process or a Ray worker)
