@@ -119,3 +119,72 @@ def test_evaluate_prints_a_summary_on_a_terminal_and_json_with_the_flag(saved_po
     assert out["random_actions"] is True and out["n_eval_episodes"] == 3
     code, text = _on_a_terminal("evaluate", str(saved_policy), "--episodes", "3")
     assert "(random actions: the random baseline samples even when greedy actions are asked)" in text
+
+
+# The console script's end (`cli.run`): `main`'s work, then the exit handlers and the flushed output, without the
+# interpreter's teardown. Each case runs `run` in a fresh interpreter, with a `main` that sets up what it checks.
+_RUN = """
+import atexit, os, sys, threading, time
+import rlship.cli as cli
+OUT = sys.argv[1]
+
+TORN_DOWN = os.open(os.path.join(OUT, "torn-down"), os.O_WRONLY | os.O_CREAT)
+
+class TornDown:  # a module global: finalised by the interpreter's teardown, and only there
+    def __del__(self, write=os.write, fd=TORN_DOWN):  # bound now: the teardown clears builtins and globals
+        write(fd, b"yes")
+
+torn_down = TornDown()
+
+def late_write():
+    time.sleep(0.3)
+    with open(os.path.join(OUT, "thread"), "w") as f:
+        f.write("done")
+
+def main():
+    atexit.register(lambda: open(os.path.join(OUT, "atexit"), "w").write("ran"))
+    if "thread" in sys.argv:
+        threading.Thread(target=late_write).start()  # not a daemon: a normal exit waits for it
+    sys.stdout.write("x" * 200_000)  # more than the pipe's buffer: part of it still in Python's at the end
+    return 3
+
+cli.main = main
+{ending}
+"""
+
+
+def _end_of(ending: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    script = _RUN.replace("{ending}", ending)
+    return subprocess.run([sys.executable, "-c", script, str(out), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_console_script_skips_the_teardown_but_not_the_exit_handlers_or_the_output(tmp_path: Path) -> None:
+    normal, fast = tmp_path / "normal", tmp_path / "fast"
+    normal.mkdir(), fast.mkdir()
+    proc = _end_of("import sys; sys.exit(cli.main())", normal)  # what the script did before: a normal exit
+    assert (normal / "torn-down").read_text() == "yes"  # so the check below can see a teardown
+
+    proc = _end_of("cli.run()", fast)
+    assert proc.returncode == 3 and proc.stdout == "x" * 200_000 and not proc.stderr
+    assert (fast / "atexit").read_text() == "ran"
+    assert (fast / "torn-down").read_text() == ""
+
+
+def test_the_console_script_waits_for_a_running_thread(tmp_path: Path) -> None:
+    proc = _end_of("cli.run()", tmp_path, "thread")
+    assert proc.returncode == 3 and proc.stdout == "x" * 200_000
+    assert (tmp_path / "thread").read_text() == "done"  # the thread's work is not cut off
+    assert (tmp_path / "atexit").read_text() == "ran"
+
+
+def test_output_to_a_reader_that_left_ends_quietly() -> None:
+    proc = subprocess.Popen(
+        [RLSHIP, "evaluate", "default", "--episodes", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| head` that read nothing and left before rlship printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -1,5 +1,3 @@
-import sys
+from rlship.cli import run
 
-from rlship.cli import main
-
-sys.exit(main())
+run()

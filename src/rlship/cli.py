@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import statistics
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import Field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rlship import sweep
 from rlship.errors import RlshipError, UsageError
@@ -341,5 +343,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def run() -> NoReturn:
+    """The console script `rlship` (and `python -m rlship`): `main`, then the process ends without the
+    interpreter's teardown when that is safe.
+
+    With torch loaded, tearing the interpreter down (clearing thousands of modules' namespaces, finalising their
+    objects) takes about half a second on a 2-core machine, after the command's work is on disk and its output
+    printed: a tenth of a `rlship train ppo CartPole-v1` process (BENCHMARKS.md, "the interpreter's teardown").
+    So once `main` has returned, the exit handlers run (`atexit`: logging, multiprocessing, tqdm) and the output
+    is flushed, as at a normal exit, and the process ends there. rlship closes every file it writes before its
+    command returns. A non-daemon thread still running (a library's writer) is waited for, as a normal exit
+    does, by exiting normally instead. A command that raises (argparse's usage errors and help, an unexpected
+    exception) also exits normally, so its traceback and exit status are Python's own."""
+    code = main()
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what the interpreter runs first at a normal exit
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader of the output left (`| head`): end quietly, as `main` does
+        code = code or 141
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
