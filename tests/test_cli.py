@@ -188,3 +188,11 @@ def test_output_to_a_reader_that_left_ends_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_a_command_started_with_its_output_closed_still_runs() -> None:
+    # `rlship evaluate ... >&-`: Python starts with no stdout stream at all (sys.stdout is None)
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$0" evaluate default --episodes 2 >&-', RLSHIP], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

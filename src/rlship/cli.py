@@ -221,7 +221,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if policy.spec.action_distribution == "uniform":
         report["random_actions"] = True  # the random baseline samples even when deterministic actions are asked
     # JSON for scripts and pipes (and --json); a short summary for a person at a terminal
-    if args.json or not sys.stdout.isatty():
+    if args.json or sys.stdout is None or not sys.stdout.isatty():  # None: started with stdout closed
         print(json.dumps(report, indent=2))
     else:
         print(evaluation_summary(report))
@@ -359,11 +359,15 @@ def run() -> NoReturn:
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what the interpreter runs first at a normal exit
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # the reader of the output left (`| head`): end quietly, as `main` does
-        code = code or 141
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that descriptor closed: Python has no stream for it
+            continue
+        try:
+            stream.flush()
+        except BrokenPipeError:  # the reader of the output left (`| head`): end quietly, as `main` does
+            code = code or 141
+        except (OSError, ValueError):  # a full disk, a stream a library closed: what a normal exit would drop too
+            code = code or 120  # the status a normal exit gives when its final flush fails
     os._exit(code)
 
 
