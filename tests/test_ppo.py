@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rlship import load_policy
+from rlship.errors import UsageError
 from rlship.evaluation import EVAL_SEED_OFFSET, evaluate
 from rlship.training import ppo
 from rlship.training.checkpoint import CheckpointOptions
@@ -93,6 +94,25 @@ def test_total_steps_caps_an_unsolved_run(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "short" / "results.json").read_text())
     assert results["solved"] is False and results["mean_reward"] < 475
     assert load_policy(tmp_path / "short").spec.env_id == "CartPole-v1"
+
+
+def test_anneal_to_leaves_a_floor_under_the_learning_rate(tmp_path: Path) -> None:
+    # rollouts of 512 steps (a few fewer env steps: reset steps are not counted) over a 1536-step budget
+    cfg = ppo.make_config(
+        "CartPole-v1", total_steps=1536, num_envs=4, n_steps=128, anneal_lr=True, anneal_to=0.25, eval_episodes=2
+    )
+    ppo.train("CartPole-v1", cfg, seed=0, out=tmp_path / "floor", progress=False)
+    with (tmp_path / "floor" / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    steps_before = [0] + [int(r["env_steps"]) for r in rows[:-1]]  # the rate is set before each rollout
+    lrs = [float(r["learning_rate"]) for r in rows]
+    assert len(rows) >= 3
+    for before, lr in zip(steps_before, lrs, strict=True):
+        assert lr == pytest.approx(cfg.learning_rate * (1 - 0.75 * before / cfg.total_steps))
+    # the last rollout starts past two thirds of the budget: at most half the starting rate, still above the floor
+    assert steps_before[-1] >= 1024 and cfg.learning_rate * 0.25 < lrs[-1] <= cfg.learning_rate * 0.5
+    with pytest.raises(UsageError, match="anneal_to"):
+        ppo.make_config("CartPole-v1", anneal_to=1.5)
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:
