@@ -429,3 +429,42 @@ def test_a_checkpoint_from_before_a_shared_setting_existed_resumes_at_its_defaul
     make_run(saved_run, resume=True, hp=now)["log"].close()  # the defaults: the same run
     with pytest.raises(CheckpointError, match=r"keep_best: checkpoint False, now True"):
         make_run(saved_run, resume=True, hp={**now, "keep_best": True})
+
+
+def test_a_checkpoint_from_before_an_algorithm_setting_existed_resumes_at_its_default(tmp_path: Path) -> None:
+    """An algorithm's own setting added after a checkpoint was written (ppo's anneal_to) ran at its default there:
+    the run resumes; a value other than the default is refused as any changed hyperparameter."""
+    import threading
+
+    from rlship.training import ppo, resume
+
+    out = tmp_path / "run"
+    cfg = ppo.make_config("CartPole-v1", total_steps=6000, eval_episodes=5)
+
+    def interrupt_after_first_checkpoint() -> None:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / STATE_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_after_first_checkpoint)
+    thread.start()
+    first = ppo.train("CartPole-v1", cfg, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(0))
+    thread.join()
+    assert first.interrupted
+    state_path = out / "checkpoint" / STATE_FILE
+    state = json.loads(state_path.read_text())
+    assert state["hyperparameters"].pop("anneal_to") == 0.0  # as written before anneal_to existed
+    state_path.write_text(json.dumps(state))
+
+    with pytest.raises(CheckpointError, match=r"anneal_to: checkpoint 0.0, now 0.5"):
+        ppo.train(
+            "CartPole-v1",
+            ppo.make_config("CartPole-v1", total_steps=6000, eval_episodes=5, anneal_to=0.5),
+            seed=2,
+            out=out,
+            progress=False,
+            checkpoint=CheckpointOptions(0, resume=True),
+        )
+    second = resume(out, progress=False)
+    assert not second.interrupted and second.env_steps >= 6000

@@ -274,8 +274,13 @@ class Checkpointer:
         hyperparameters: dict[str, Any],
         env_kwargs: dict[str, Any] | None = None,
         resume: bool = False,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         self.out = Path(out)
+        # Every hyperparameter's default (the algorithm's config class's; the shared settings' when not given): what
+        # a run ran with for a setting added after its checkpoint was written, since a new setting's default keeps
+        # the behaviour from before it existed.
+        self.defaults = _jsonable(RUN_SETTING_DEFAULTS if defaults is None else defaults)
         self.dir = checkpoint_dir(self.out)
         self.identity = {
             "algorithm": algorithm,
@@ -305,8 +310,9 @@ class Checkpointer:
                     f"resume it with the {key} it was started with"
                 )
         hp = self.identity["hyperparameters"]
-        # a shared setting added since the checkpoint was written (stop_on_solve, keep_best, ...) ran at its default
-        added = {k: v for k, v in _jsonable(RUN_SETTING_DEFAULTS).items() if k in hp}
+        # a setting added since the checkpoint was written (stop_on_solve, keep_best, ppo's anneal_to...) ran at
+        # its default
+        added = {k: v for k, v in self.defaults.items() if k in hp}
         saved_hp = {**added, **state["hyperparameters"]}
         if saved_hp != hp:
             diff = sorted(k for k in set(saved_hp) | set(hp) if saved_hp.get(k) != hp.get(k))

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ from rlship.run_folder import (
 )
 from rlship.training.checkpoint import STATE_FILE, Checkpointer, CheckpointError, CheckpointOptions
 from rlship.training.no_dynamo import skip_dynamo_wrappers
-from rlship.training.settings import RunSettings, Settings
+from rlship.training.settings import RunSettings, Settings, field_default
 from rlship.training.stop_rule import CONFIRM_EVAL_SEED, EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
 
@@ -161,7 +161,14 @@ class Run:
             self._replacing = check_output_folder(self.out, _run_rule(algorithm.name, env_id), replace=overwrite)
         # Checks a resume (algorithm, env, seed, every hyperparameter, tensor checksum) before anything is written.
         self.checkpointer = Checkpointer(
-            self.out, algorithm.name, env_id, seed, asdict(cfg), self.env_kwargs, resume=self.options.resume
+            self.out,
+            algorithm.name,
+            env_id,
+            seed,
+            asdict(cfg),
+            self.env_kwargs,
+            resume=self.options.resume,
+            defaults={f.name: field_default(f) for f in fields(cfg)},
         )
         self._created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
