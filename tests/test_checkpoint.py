@@ -28,7 +28,7 @@ from rlship.training.checkpoint import (
     CheckpointOptions,
     read_checkpoint_state,
 )
-from rlship.training.run import Run
+from rlship.training.run import Run, TrainResult
 from rlship.training.stop_rule import EpisodeStats, StopRule
 from rlship.training.train_log import TrainLog
 from tests.cli_run import RLSHIP, run
@@ -397,13 +397,13 @@ def test_interrupt_a_real_training_run_then_resume_it(tmp_path: Path, capsys: py
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:
-    """The same in Python: SIGINT to this process stops `ppo.train` cleanly; `rlship.training.resume` goes on."""
+def _ppo_interrupted_after_its_first_checkpoint(out: Path) -> TrainResult:
+    """`ppo.train` (CartPole-v1, seed 2, 6000 env steps, a checkpoint at every update) in this process, stopped by a
+    SIGINT to this process once its first checkpoint is on disk; its TrainResult."""
     import threading
 
-    from rlship.training import ppo, resume
+    from rlship.training import ppo
 
-    out = tmp_path / "run"
     cfg = ppo.make_config("CartPole-v1", total_steps=6000, eval_episodes=5)
 
     def interrupt_after_first_checkpoint() -> None:
@@ -416,6 +416,15 @@ def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:
     thread.start()
     first = ppo.train("CartPole-v1", cfg, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(0))
     thread.join()
+    return first
+
+
+def test_python_api_interrupt_and_resume(tmp_path: Path) -> None:
+    """The same in Python: SIGINT to this process stops `ppo.train` cleanly; `rlship.training.resume` goes on."""
+    from rlship.training import resume
+
+    out = tmp_path / "run"
+    first = _ppo_interrupted_after_its_first_checkpoint(out)
     assert first.interrupted and not first.solved and first.evaluation.n_eval_episodes == 5
     assert first.env_steps == read_checkpoint_state(out)["counters"]["env_steps"] < 6000
     second = resume(out, progress=False)
@@ -434,23 +443,10 @@ def test_a_checkpoint_from_before_a_shared_setting_existed_resumes_at_its_defaul
 def test_a_checkpoint_from_before_an_algorithm_setting_existed_resumes_at_its_default(tmp_path: Path) -> None:
     """An algorithm's own setting added after a checkpoint was written (ppo's anneal_to) ran at its default there:
     the run resumes; a value other than the default is refused as any changed hyperparameter."""
-    import threading
-
     from rlship.training import ppo, resume
 
     out = tmp_path / "run"
-    cfg = ppo.make_config("CartPole-v1", total_steps=6000, eval_episodes=5)
-
-    def interrupt_after_first_checkpoint() -> None:
-        deadline = time.monotonic() + 120
-        while not (out / "checkpoint" / STATE_FILE).exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    thread = threading.Thread(target=interrupt_after_first_checkpoint)
-    thread.start()
-    first = ppo.train("CartPole-v1", cfg, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(0))
-    thread.join()
+    first = _ppo_interrupted_after_its_first_checkpoint(out)
     assert first.interrupted
     state_path = out / "checkpoint" / STATE_FILE
     state = json.loads(state_path.read_text())
