@@ -30,12 +30,12 @@ def test_train_writes_a_run_folder_and_warns_when_unsolved(tmp_path: Path) -> No
         "--out",
         str(out),
         "--total-steps",
-        "1500",
+        "1.5e3",  # counts as RL budgets are written (1e6); read as the whole numbers they are
         "--num-envs",
         "8",
         "--hidden-sizes",
         "16",
-        "16",
+        "1.6e1",
         "--no-anneal-lr",
         "--no-progress",
         "--eval-episodes",
@@ -47,6 +47,7 @@ def test_train_writes_a_run_folder_and_warns_when_unsolved(tmp_path: Path) -> No
     config = json.loads((out / "config.json").read_text())
     hp = config["hyperparameters"]
     assert hp["num_envs"] == 8 and hp["hidden_sizes"] == [16, 16] and hp["anneal_lr"] is False
+    assert hp["total_steps"] == 1500 and type(hp["total_steps"]) is int and type(hp["hidden_sizes"][1]) is int
     assert hp["gamma"] == 0.98  # flags left out keep the CartPole-v1 preset
     assert (out / "train_log.csv").exists() and (out / "training_curve.png").exists()
     evaluated = json.loads(run("evaluate", str(out), "--episodes", "5").stdout)
@@ -71,12 +72,22 @@ def test_help_lists_every_hyperparameter() -> None:
         (("evaluate", "/no/such/folder"), "no such policy folder"),
         (("train", "ppo", "CartPole-v1", "--num-envs", "0", "--no-progress"), "num_envs must be in [1, 4096]"),
         (("train", "dqn", "Pendulum-v1", "--no-progress"), "Discrete action spaces"),
+        # a count that is not whole: refused (never truncated), as `rlship sweep --set` refuses it
+        (
+            ("train", "ppo", "CartPole-v1", "--total-steps", "2.5", "--no-progress"),
+            "rlship train: error: total_steps must be a whole number (such as 1000 or 1e5); got 2.5",
+        ),
+        (
+            ("train", "ppo", "CartPole-v1", "--hidden-sizes", "64.7", "--no-progress"),
+            "rlship train: error: hidden_sizes must be a list of whole numbers, such as [64, 64]; got [64.7]",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:
     proc = run(*args, check=False)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # not argparse's usage of every flag
 
 
 def _on_a_terminal(*args: str) -> tuple[int, str]:

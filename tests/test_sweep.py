@@ -52,15 +52,30 @@ def test_overrides_take_the_type_of_the_hyperparameter() -> None:
     }
 
 
+def test_a_count_may_be_written_as_rl_budgets_are() -> None:
+    overrides = parse_overrides(
+        "ppo", ["total_steps=1e5", "eval_episodes=100_000", "num_envs=1.6e1", "hidden_sizes=[6.4e1, 64.0]"]
+    )
+    assert overrides == {"total_steps": 100_000, "eval_episodes": 100_000, "num_envs": 16, "hidden_sizes": (64, 64)}
+    counts = [overrides["total_steps"], overrides["num_envs"], *overrides["hidden_sizes"]]
+    assert [type(v) for v in counts] == [int] * 4  # ints, not the floats 1e5 spells
+    assert parse_overrides("ppo", ["total_steps=1.5e6"]) == {"total_steps": 1_500_000}
+    assert parse_overrides("ppo", ["learning_rate=3e-4"]) == {"learning_rate": 3e-4}
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ("hidden_sizes=256", "not a valid tuple of int; write a JSON list, such as hidden_sizes=[64,64]"),
-        ('hidden_sizes=[64,"a"]', "not a valid tuple of int; write a JSON list, such as hidden_sizes=[64,64]"),
-        ("total_steps=many", "not a valid int; write a whole number, such as total_steps=1000"),
-        ("learning_rate=fast", "not a valid float; write a number, such as learning_rate=0.01"),
-        ("target_kl=off", "not a valid float or None; write a number or none, such as target_kl=0.01"),
-        ("anneal_lr=yes", "not a valid bool; write true or false, such as anneal_lr=true"),
+        ("hidden_sizes=256", "hidden_sizes must be a list of whole numbers, such as [64, 64]; got 256"),
+        ('hidden_sizes=[64,"a"]', "hidden_sizes must be a list of whole numbers, such as [64, 64]; got [64, 'a']"),
+        # a count that is not whole is refused, never truncated (int() would make 64.7 a 64)
+        ("hidden_sizes=[64.7]", "hidden_sizes must be a list of whole numbers, such as [64, 64]; got [64.7]"),
+        ("total_steps=1.5e0", "total_steps must be a whole number (such as 1000 or 1e5); got 1.5"),
+        ("total_steps=inf", "total_steps must be a whole number (such as 1000 or 1e5); got inf"),
+        ("total_steps=many", "total_steps must be a whole number (such as 1000 or 1e5); got 'many'"),
+        ("learning_rate=fast", "learning_rate must be a number (such as 0.01); got 'fast'"),
+        ("target_kl=off", "target_kl must be a number (such as 0.01), or none; got 'off'"),
+        ("anneal_lr=yes", "anneal_lr must be true or false; got 'yes'"),
     ],
 )
 def test_a_bad_value_is_named_with_its_type_and_how_to_write_one(item: str, message: str) -> None:
@@ -82,9 +97,15 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytes
     cem = ["sweep", "cem", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path / "y")]
     assert main([*cem, "--set", "lr=1"]) == 1
     assert "cem has no hyperparameter 'lr'" in capsys.readouterr().err
-    assert main([*cem, "--set", "hidden_sizes=256"]) == 1
-    err = capsys.readouterr().err
-    assert "--set hidden_sizes=256: not a valid tuple of int; write a JSON list" in err and err.count("\n") == 1
+    for item, message in [
+        ("hidden_sizes=256", "hidden_sizes must be a list of whole numbers"),
+        ("hidden_sizes=[64.7]", "hidden_sizes must be a list of whole numbers"),  # not a silent 64
+        ("total_steps=2.5", "total_steps must be a whole number"),
+        ("total_steps=0e0", "total_steps must be >= 1; got 0"),  # read as a number, then its range checked
+    ]:
+        assert main([*cem, "--set", item]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

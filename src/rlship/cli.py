@@ -10,7 +10,6 @@ import os
 import statistics
 import sys
 import threading
-import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import Field, fields
@@ -32,15 +31,13 @@ def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
     bounds = f.metadata.get("bounds")
     shown = f"default: {default}" + (f"; {bounds.describe()}" if bounds is not None and bounds.describe() else "")
     kwargs: dict[str, Any] = {"default": None, "help": f"{f.metadata.get('help', '')} ({shown})"}
-    args = typing.get_args(hint)
+    # A bool is --flag / --no-flag; any other value stays text, read by `_run_train` as `rlship sweep --set` reads
+    # its values (settings.parse_setting: 1e5 for a count), so that a bad one is a one-line error naming the
+    # setting rather than argparse's usage of every flag.
     if hint is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     elif typing.get_origin(hint) is tuple:
-        kwargs.update(type=args[0], nargs="+", metavar="N")
-    elif typing.get_origin(hint) in (typing.Union, types.UnionType):  # `float | None`
-        kwargs["type"] = next(a for a in args if a is not type(None))
-    else:
-        kwargs["type"] = hint
+        kwargs.update(nargs="+", metavar="N")
     return kwargs
 
 
@@ -108,9 +105,15 @@ def register_train(sub: Subparsers) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from rlship.training import ALGORITHMS
     from rlship.training.checkpoint import CheckpointOptions
+    from rlship.training.settings import parse_setting
 
     algo = ALGORITHMS[args.algo]
-    overrides = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp_")}
+    hints = typing.get_type_hints(algo.config_cls)
+    overrides: dict[str, Any] = {}
+    for key, text in vars(args).items():
+        if key.startswith("hp_"):  # None: a flag left out
+            name = key[3:]
+            overrides[name] = None if text is None else parse_setting(name, text, hints[name])
     seed, env_kwargs, out = args.seed, args.env_kwargs, args.out
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise UsageError(f"--env-kwargs must be a JSON object like '{{\"key\": 1}}'; got {json.dumps(env_kwargs)[:80]}")

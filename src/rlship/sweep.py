@@ -30,7 +30,6 @@ import statistics
 import sys
 import threading
 import time
-import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -38,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlship.errors import RlshipError
+from rlship.errors import RlshipError, UsageError
 from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
 
 if TYPE_CHECKING:
@@ -78,9 +77,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
-    """`--set key=value` pairs as hyperparameter overrides of the algorithm's config, each value converted to the
-    field's type (a JSON list for tuple fields: hidden=[64,64]). Checked by building the config once."""
+    """`--set key=value` pairs as hyperparameter overrides of the algorithm's config, each value read as
+    `rlship train`'s flags are (settings.parse_setting: a JSON list for a list, hidden_sizes=[64,64]; 1e5 for a
+    count). The ranges are checked by building the config once, before any seed runs."""
     from rlship.training import ALGORITHMS
+    from rlship.training.settings import parse_setting
 
     algo = ALGORITHMS[algorithm]
     hints = typing.get_type_hints(algo.config_cls)
@@ -93,45 +94,11 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
             raise SweepError(f"--set {item!r}: write it as key=value, for example total_steps=50000")
         if key not in known:
             raise SweepError(f"--set {item!r}: {algorithm} has no hyperparameter {key!r}; it has {sorted(known)}")
-        overrides[key] = _convert(key, text.strip(), hints[key])
+        try:
+            overrides[key] = parse_setting(key, text, hints[key])
+        except UsageError as exc:
+            raise SweepError(f"--set {item}: {exc}") from None
     return overrides
-
-
-# How a --set value of each kind is written, with an example: said when a value is not one.
-_HOW_TO_WRITE: dict[Any, tuple[str, str]] = {
-    bool: ("true or false", "true"),
-    int: ("a whole number", "1000"),
-    float: ("a number", "0.01"),
-    tuple: ("a JSON list", "[64,64]"),
-}
-
-
-def _convert(key: str, text: str, hint: Any) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    optional = origin in (typing.Union, types.UnionType)  # `float | None`
-    if optional:
-        if text.lower() in ("none", "null"):
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    try:
-        if hint is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-        if origin is tuple:
-            values = json.loads(text)
-            if not isinstance(values, list):
-                raise ValueError(text)
-            return tuple(args[0](v) for v in values)
-        return hint(text)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        kind = f"tuple of {args[0].__name__}" if origin is tuple else getattr(hint, "__name__", str(hint))
-        how, example = _HOW_TO_WRITE.get(origin or hint, ("", ""))
-        if optional:
-            kind, how = f"{kind} or None", f"{how} or none"
-        advice = f"; write {how}, such as {key}={example}" if example else ""
-        raise SweepError(f"--set {key}={text}: not a valid {kind}{advice}") from None
 
 
 # --- one seed (runs in a pool process or a Ray worker)

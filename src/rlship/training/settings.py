@@ -1,11 +1,15 @@
 """Hyperparameters: `hp()` declares a field with its help text and its range, `Settings` checks every declared
-range in one place (so the same kind of field is checked the same way in every algorithm), `RunSettings` holds the
-settings every training algorithm shares, and `config_with_preset` layers defaults < env preset < user flags."""
+range in one place (so the same kind of field is checked the same way in every algorithm), `parse_setting` reads one
+from the command line (`rlship train`'s flags and `rlship sweep --set` alike), `RunSettings` holds the settings
+every training algorithm shares, and `config_with_preset` layers defaults < env preset < user flags."""
 
 from __future__ import annotations
 
+import json
+import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -100,36 +104,109 @@ class Settings:
         """Checks across fields; a subclass overrides it (the per-field ranges are declared with `hp`)."""
 
 
+def parse_setting(name: str, text: str | Sequence[str], hint: Any) -> Any:
+    """Setting `name` (of type `hint`) from how a person writes it on a command line: the text of `--set
+    name=text` (a JSON list for a list setting), or a flag's value (its words, for a list: `--hidden-sizes 64 64`).
+    A number is read as Python reads one, so a whole number may be written 100000, 100_000 or 1e5 (RL budgets are
+    written so; rl-zoo's `!!float 1e6`). The value then gets the checks of a value given in Python (`_coerce`):
+    1.5e0 for a whole number is an error naming the setting, never truncated. The ranges are checked where the
+    config is built, as for any value."""
+    return _coerce(name, _read(text, hint), hint)
+
+
+def _read(text: Any, hint: Any) -> Any:
+    """`text` as the Python value it spells for a field of type `hint`; text that spells none is returned as it
+    is, for `_coerce` to refuse with the field's name. A value that is not text (a flag's bool) is kept."""
+    hint, optional = _unwrap_optional(hint)
+    if isinstance(text, (list, tuple)):  # a list flag's words, one element each
+        return [_read(word, typing.get_args(hint)[0]) for word in text]
+    if not isinstance(text, str):
+        return text
+    word = text.strip()
+    if optional and word.lower() in ("none", "null"):
+        return None
+    try:
+        if typing.get_origin(hint) is tuple:
+            return json.loads(word)
+        if hint is bool:
+            return {"true": True, "false": False, "1": True, "0": False}.get(word.lower(), text)
+        if hint is int:
+            try:
+                return int(word)  # exact, however long (a float would round past 2**53)
+            except ValueError:
+                return float(word)  # 1e5, 1.5e6: `_coerce` takes it if it is whole
+        if hint is float:
+            return float(word)
+    except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError; RecursionError: [[[[...
+        return text
+    return text
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    """(T, True) for `T | None`, else (hint, False)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+# What a value of each type must be, as `_coerce`'s errors say it
+_KINDS: dict[Any, str] = {
+    bool: "true or false",
+    int: "a whole number (such as 1000 or 1e5)",
+    float: "a number (such as 0.01)",
+    str: "a string",
+}
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """`value` as the field's type: lists become tuples, ints become floats for float fields; a wrong type (a
-    string for a number, a float for a count) is a ValueError naming the field."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:  # `float | None`
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise UsageError(f"{name} must be a list of {args[0].__name__}; got {value!r}")
-        return tuple(_coerce(name, v, args[0]) for v in value)
+    """`value` as the field's type: lists become tuples, whole floats (1e5) ints and ints floats where the field
+    says so; a wrong type (a string for a number, 2.5 for a count) is a UsageError naming the field and value."""
+    hint, optional = _unwrap_optional(hint)
+    if optional and value is None:
+        return None
+    if typing.get_origin(hint) is tuple:
+        element = typing.get_args(hint)[0]
+        items = tuple(_as_type(v, element) for v in value) if isinstance(value, (list, tuple)) else (_WRONG,)
+        if _WRONG in items:
+            kind = "whole numbers, such as [64, 64]" if element is int else f"values of {_KINDS[element]}"
+            raise UsageError(f"{name} must be a list of {kind}; got {_shown(value)}")
+        return items
+    coerced = _as_type(value, hint)
+    if coerced is _WRONG:
+        raise UsageError(f"{name} must be {_KINDS[hint]}{', or none' if optional else ''}; got {_shown(value)}")
+    return coerced
+
+
+_WRONG = object()  # what `_as_type` gives for a value that is not of the type
+
+
+def _as_type(value: Any, hint: Any) -> Any:
+    """`value` as type `hint` (int, float, bool, str), or `_WRONG`."""
     if hint is bool:
-        if not isinstance(value, bool):
-            raise UsageError(f"{name} must be true or false; got {value!r}")
-        return value
+        return value if isinstance(value, bool) else _WRONG
+    if isinstance(value, bool):  # a bool is an int to Python, never a number to a setting
+        return _WRONG
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise UsageError(f"{name} must be a whole number; got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UsageError(f"{name} must be a number; got {value!r}")
-        return float(value)  # the declared bounds decide whether NaN or infinity is allowed
-    if hint is str and not isinstance(value, str):
-        raise UsageError(f"{name} must be a string; got {value!r}")
+        if isinstance(value, float) and value.is_integer():  # never inf or NaN
+            return int(value)
+        return value if isinstance(value, int) else _WRONG
+    if hint is float:  # the declared bounds decide whether NaN or infinity is allowed
+        if not isinstance(value, (int, float)):
+            return _WRONG
+        try:
+            return float(value)
+        except OverflowError:  # an int past float's range
+            return math.inf if value > 0 else -math.inf
+    if hint is str:
+        return value if isinstance(value, str) else _WRONG
     return value
+
+
+def _shown(value: Any) -> str:
+    """A wrong value in an error: its repr, cut short (it may be a whole file's worth of text)."""
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
