@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,7 +158,8 @@ def main():
     atexit.register(lambda: open(os.path.join(OUT, "atexit"), "w").write("ran"))
     if "thread" in sys.argv:
         threading.Thread(target=late_write).start()  # not a daemon: a normal exit waits for it
-    sys.stdout.write("x" * 200_000)  # more than the pipe's buffer: part of it still in Python's at the end
+    # more than the pipe's buffer: part of it still in Python's at the end ("small": all of it, if buffered)
+    sys.stdout.write("x" * (10 if "small" in sys.argv else 200_000))
     return 3
 
 cli.main = main
@@ -165,8 +168,6 @@ cli.main = main
 
 
 def _end_of(ending: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    import sys
-
     script = _RUN.replace("{ending}", ending)
     return subprocess.run([sys.executable, "-c", script, str(out), *args], capture_output=True, text=True, timeout=60)
 
@@ -207,3 +208,52 @@ def test_a_command_started_with_its_output_closed_still_runs() -> None:
         ["sh", "-c", 'exec "$0" evaluate default --episodes 2 >&-', RLSHIP], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+# `rlship ... > /dev/full`: every write to it fails with ENOSPC, as on a full disk
+DEV_FULL = Path("/dev/full")
+needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="no /dev/full on this system")
+NO_SPACE = "cannot write output: No space left on device"
+
+
+def _on_dev_full(*args: str, unbuffered: bool = False) -> subprocess.CompletedProcess[str]:
+    """The console script with stdout on /dev/full; stdout buffered (Python's default for a file) unless asked."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1" if unbuffered else ""}  # empty: unset, to Python
+    with DEV_FULL.open("w") as full:
+        return subprocess.run([RLSHIP, *args], stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+
+
+@needs_dev_full
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(unbuffered: bool) -> None:
+    # unbuffered, the print itself fails inside the command; buffered, the write fails when it is flushed
+    proc = _on_dev_full("evaluate", "default", "--episodes", "2", unbuffered=unbuffered)
+    assert (proc.returncode, proc.stderr) == (1, f"rlship evaluate: error: {NO_SPACE}\n")
+
+
+@needs_dev_full
+def test_every_command_that_prints_a_result_says_when_it_cannot(tmp_path: Path) -> None:
+    run_dir, hub_dir, sweep_dir = tmp_path / "run", tmp_path / "hub", tmp_path / "sweep"
+    commands = {  # the random baseline: a whole run folder in about a second
+        "train": ("random", "CartPole-v1", "--eval-episodes", "2", "--out", str(run_dir), "--no-progress"),
+        "package": (str(run_dir), "--out", str(hub_dir), "--no-video", "--episodes", "2"),
+        "sweep": ("random", "CartPole-v1", "--seeds", "0", "--out", str(sweep_dir), "--set", "eval_episodes=2"),
+    }
+    for command, args in commands.items():
+        proc = _on_dev_full(command, *args)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.splitlines()[-1] == f"rlship {command}: error: {NO_SPACE}"
+    # the work was done; only its report could not be printed
+    assert (run_dir / "results.json").is_file() and (hub_dir / "README.md").is_file()
+    assert (sweep_dir / "sweep.json").is_file()
+
+
+@needs_dev_full
+def test_output_left_for_the_final_flush_that_fails_is_one_line(tmp_path: Path) -> None:
+    # what a library printed, still in stdout's buffer when the command returns: flushed, and failing, at the end
+    script = _RUN.replace("{ending}", "cli.run()")
+    env = {**os.environ, "PYTHONUNBUFFERED": ""}
+    with DEV_FULL.open("w") as full:
+        command = [sys.executable, "-c", script, str(tmp_path), "small"]
+        proc = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert (proc.returncode, proc.stderr) == (3, f"rlship: {NO_SPACE}\n")  # the command's own status kept

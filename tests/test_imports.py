@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # The artifact core: what a policy is, where it comes from, how it is checked, evaluated and exported, and the envs
 CORE = {
     "errors",
+    "output",  # a command's result on stdout: every layer's verbs print through it, as they raise `errors`
     "spaces",
     "networks",
     "policy",

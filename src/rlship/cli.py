@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import statistics
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 from rlship import sweep
 from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
+from rlship.output import OutputError, print_result
 from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
 from rlship.serving import cli as serving_cli
 
@@ -146,7 +148,7 @@ def _run_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         raise
-    print(json.dumps(result.summary(), indent=2))
+    print_result(json.dumps(result.summary(), indent=2))
     if result.interrupted:
         print(
             f"rlship train: interrupted at {result.env_steps} env steps. {result.out} holds a checkpoint and the "
@@ -225,9 +227,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         report["random_actions"] = True  # the random baseline samples even when deterministic actions are asked
     # JSON for scripts and pipes (and --json); a short summary for a person at a terminal
     if args.json or sys.stdout is None or not sys.stdout.isatty():  # None: started with stdout closed
-        print(json.dumps(report, indent=2))
+        print_result(json.dumps(report, indent=2))
     else:
-        print(evaluation_summary(report))
+        print_result(evaluation_summary(report))
     return 0
 
 
@@ -336,14 +338,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except RlshipError as exc:  # rlship's own errors say what to do in one line; anything else keeps its traceback
         print(f"rlship {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, OutputError):
+            _drop_stdout()
         return 1
     except KeyboardInterrupt:
         print(f"rlship {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `rlship evaluate ... | head`: the reader left; end quietly, as Unix tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        _drop_stdout()
         return 141
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, once writing to it has failed: what is left in its buffer would fail again at
+    the interpreter's final flush, with a second report of the same error."""
+    with contextlib.suppress(OSError, ValueError):  # no real file behind sys.stdout (a test's capture)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run() -> NoReturn:
@@ -369,8 +379,12 @@ def run() -> NoReturn:
             stream.flush()
         except BrokenPipeError:  # the reader of the output left (`| head`): end quietly, as `main` does
             code = code or 141
-        except (OSError, ValueError):  # a full disk, a stream a library closed: what a normal exit would drop too
+        except OSError as exc:  # a full disk: what a library printed (rlship's results are flushed as printed)
+            with contextlib.suppress(OSError, ValueError):  # stderr may be the stream that failed
+                print(f"rlship: {OutputError(exc)}", file=sys.stderr)
             code = code or 120  # the status a normal exit gives when its final flush fails
+        except ValueError:  # a stream a library closed: what a normal exit would drop too
+            code = code or 120
     os._exit(code)
 
 

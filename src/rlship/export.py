@@ -35,6 +35,7 @@ from torch import nn
 
 from rlship.distributions import LOG_STD_MAX, LOG_STD_MIN
 from rlship.errors import ArtifactError, RlshipError, UsageError
+from rlship.output import print_result
 from rlship.policy import Policy, load_policy
 from rlship.run_folder import CONFIG_FILE, OutputRule, check_output_folder, read_config
 
@@ -433,5 +434,5 @@ def register(sub: Any) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     result = export_policy(args.source, args.format, args.out, opset=args.opset)
-    print(json.dumps(result.summary(), indent=2))
+    print_result(json.dumps(result.summary(), indent=2))
     return 0

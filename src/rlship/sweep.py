@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlship.errors import RlshipError, UsageError
+from rlship.output import print_result
 from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
 
 if TYPE_CHECKING:
@@ -516,7 +517,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         ray=args.ray,
         command=command,
     )
-    print(markdown(report.data))
+    print_result(markdown(report.data))
     if report.interrupted:
         print(
             f"rlship sweep: interrupted; {report.data['summary']['seeds_finished']} seeds are finished in "

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rlship.evaluation import DEFAULT_EPISODES
+from rlship.output import print_result
 
 
 def register(sub: Any) -> None:
@@ -100,7 +101,7 @@ def _run_package(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         tags=args.tags,
     )
-    print(json.dumps(package.summary(), indent=2))
+    print_result(json.dumps(package.summary(), indent=2))
     return 0
 
 
@@ -125,12 +126,12 @@ def _run_push(args: argparse.Namespace) -> int:
     )
     if result.dry_run:
         branch = result.revision or "main"
-        print(f"dry run: would upload to {result.repo_id} (branch {branch}{', private' if args.private else ''}):")
-        for name, size in result.package.files.items():
-            print(f"  {size:>12,d}  {name}")
-        print(f"  {sum(result.package.files.values()):>12,d}  total; nothing uploaded")
+        lines = [f"dry run: would upload to {result.repo_id} (branch {branch}{', private' if args.private else ''}):"]
+        lines += [f"  {size:>12,d}  {name}" for name, size in result.package.files.items()]
+        lines.append(f"  {sum(result.package.files.values()):>12,d}  total; nothing uploaded")
+        print_result("\n".join(lines))
     else:
-        print(json.dumps(result.summary(), indent=2))
+        print_result(json.dumps(result.summary(), indent=2))
         where = f"{result.repo_id}@{result.pr_revision or result.revision or 'main'}"
         print(f"rlship push: the card on the Hub ({where}) reads mean_reward {result.hub_mean_reward}", file=sys.stderr)
         for warning in result.warnings:

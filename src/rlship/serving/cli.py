@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from rlship.errors import UsageError
+from rlship.output import print_result
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -209,5 +210,5 @@ def _run_simulate(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         frames=args.frames,
     )
-    print(result.report())
+    print_result(result.report())
     return 0
