@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import signal
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -25,9 +23,10 @@ from rlship.evaluation import evaluate
 from rlship.hub.package import package_policy
 from rlship.serving import protocol
 from rlship.training import ALGORITHMS, Algorithm
-from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
-from rlship.training.run import Run, TrainResult
+from rlship.training.checkpoint import read_checkpoint_state
+from rlship.training.run import TrainResult
 from rlship.training.settings import Bounds
+from tests.training_helpers import train_until_ctrl_c
 
 # Tiny budgets: a few updates each, seconds per algorithm. cem keeps two batches of elites so that its elite set is
 # more than the batch at hand and must come back from the checkpoint.
@@ -124,7 +123,7 @@ def test_the_serving_protocol_answers(tiny_run: TrainResult) -> None:
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_ctrl_c_leaves_a_checkpoint_and_an_artifact_then_resume_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
     algo, out = ALGORITHMS[name], tmp_path / "run"
     config = tiny_config(algo)
@@ -133,17 +132,7 @@ def test_ctrl_c_leaves_a_checkpoint_and_an_artifact_then_resume_goes_on(
         assert main(["train", name, ENV, "--resume", str(out), "--no-progress"]) == 1
         assert "no checkpoint to resume" in capsys.readouterr().err
         return
-    real_update = Run.update
-
-    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
-        if self.updates == 1:  # a real SIGINT, as from a terminal, before the second update's safe point
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, *args, **kwargs)
-
-    monkeypatch.setattr(Run, "update", ctrl_c_after_the_first_update)
-    # every_seconds=inf: no periodic checkpoint, so the one there is the one Ctrl-C wrote
-    first = algo.train(ENV, config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
-    monkeypatch.undo()
+    first = train_until_ctrl_c(algo, ENV, config, out)
     assert first.interrupted and not first.solved and first.evaluation.n_eval_episodes == 3
     state = read_checkpoint_state(out)
     assert state["algorithm"] == name and state["counters"]["updates"] == 2

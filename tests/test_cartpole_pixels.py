@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,9 @@ from rlship.errors import UsageError
 from rlship.games.cartpole_pixels import PREPROCESSING, RENDER_MAX_DIFFERENCE, RENDER_TOLERANCE, draw_frames
 from rlship.hub.package import package_policy
 from rlship.training import ALGORITHMS
-from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
-from rlship.training.run import Run, TrainResult
+from rlship.training.checkpoint import read_checkpoint_state
+from rlship.training.run import TrainResult
+from tests.training_helpers import train_until_ctrl_c
 
 ENV = "rlship/CartPolePixels-v1"
 TINY_DQN = dict(
@@ -143,21 +142,10 @@ def test_the_package_says_pixels_and_its_video_shows_what_the_network_sees(
     assert np.abs(panel - obs.reshape(50, 100).astype(int)).mean() < 6  # H.264 is lossy, but not by much
 
 
-def test_dqn_ctrl_c_checkpoints_its_uint8_replay_memory_and_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dqn_ctrl_c_checkpoints_its_uint8_replay_memory_and_resumes(tmp_path: Path) -> None:
     algo, out = ALGORITHMS["dqn"], tmp_path / "run"
     config = algo.make_config(ENV, **TINY_DQN)
-    real_update = Run.update
-
-    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
-        if self.updates == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, *args, **kwargs)
-
-    monkeypatch.setattr(Run, "update", ctrl_c_after_the_first_update)
-    first = algo.train(ENV, config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
-    monkeypatch.undo()
+    first = train_until_ctrl_c(algo, ENV, config, out)
     assert first.interrupted and 0 < first.env_steps < config.total_steps
     (tensors,) = (out / "checkpoint").glob("tensors-*.safetensors")
     with safe_open(str(tensors), "pt") as f:

@@ -5,9 +5,6 @@ Pendulum-v1 with tiny budgets), serving through a real `rlship serve`, export, a
 from __future__ import annotations
 
 import json
-import math
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +23,10 @@ from rlship.policy import Policy
 from rlship.serving.simulate import simulate
 from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
-from rlship.training.run import Run, TrainResult
+from rlship.training.run import TrainResult
 from tests.cli_run import RLSHIP
 from tests.serve_load import served
+from tests.training_helpers import train_until_ctrl_c
 
 ENV = "Pendulum-v1"
 BOX_ALGORITHMS = ("ppo", "a2c", "reinforce")
@@ -118,20 +116,9 @@ def test_evaluation_follows_the_protocol(box_run: TrainResult) -> None:
 
 
 @pytest.mark.parametrize("name", BOX_ALGORITHMS)
-def test_ctrl_c_checkpoints_the_normaliser_and_resume_goes_on(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ctrl_c_checkpoints_the_normaliser_and_resume_goes_on(name: str, tmp_path: Path) -> None:
     out, config = tmp_path / "run", tiny_config(name)
-    real_update = Run.update
-
-    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
-        if self.updates == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, *args, **kwargs)
-
-    monkeypatch.setattr(Run, "update", ctrl_c_after_the_first_update)
-    first = ALGORITHMS[name].train(ENV, config, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(math.inf))
-    monkeypatch.undo()
+    first = train_until_ctrl_c(ALGORITHMS[name], ENV, config, out)
     assert first.interrupted and 0 < first.env_steps < config.total_steps
     state = read_checkpoint_state(out)
     assert "obs_norm" in json.dumps(state)  # the running statistics are part of the checkpoint

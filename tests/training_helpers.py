@@ -1,14 +1,23 @@
-"""Helpers for the training tests (not a test module): reading a run folder's TensorBoard scalars back, and two
-networks with the same weights, for comparing a gradient step of rlship's with torch's own."""
+"""Helpers for the training tests (not a test module): reading a run folder's TensorBoard scalars back, two
+networks with the same weights, for comparing a gradient step of rlship's with torch's own, and a run stopped by
+Ctrl-C after its first update."""
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
 from rlship.network_spec import NetworkSpec
 from rlship.networks import HeadsNetwork
+from rlship.training import Algorithm
+from rlship.training.checkpoint import CheckpointOptions
+from rlship.training.run import Run, TrainResult
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -29,3 +38,20 @@ def twin_mlps(activation: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     twin = HeadsNetwork(4, NetworkSpec((32, 16), activation, {"q_values": 3}))
     twin.load_state_dict(net.state_dict())
     return net, twin
+
+
+def train_until_ctrl_c(algorithm: Algorithm, env_id: str, config: Any, out: Path, seed: int = 2) -> TrainResult:
+    """`algorithm.train` into `out`, with a real SIGINT (as from a terminal) sent to this process after the first
+    update, before the second update's safe point: the run stops there, writes its checkpoint and artifact, and
+    returns interrupted. No periodic checkpoint (every_seconds=inf), so the one in `out` is the one Ctrl-C wrote."""
+    real_update = Run.update
+
+    def ctrl_c_after_the_first_update(self: Run, *args: Any, **kwargs: Any) -> bool:
+        if self.updates == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Run, "update", ctrl_c_after_the_first_update)
+        checkpoint = CheckpointOptions(math.inf)
+        return algorithm.train(env_id, config, seed=seed, out=out, progress=False, checkpoint=checkpoint)
