@@ -18,13 +18,13 @@ from rlship import load_policy
 from rlship.envs import make_vec_env
 from rlship.evaluation import evaluate
 from rlship.networks import NetworkSpec
-from rlship.policy import new_policy
 from rlship.training import ALGORITHMS, cem, reinforce
 from rlship.training.checkpoint import Checkpointer, CheckpointOptions, read_checkpoint_state
 from rlship.training.episodes import play_episodes
 from rlship.training.run import TrainResult
 from rlship.training.stop_rule import EpisodeStats
 from tests.cli_run import RLSHIP
+from tests.conftest import untrained_policy
 
 RANDOM_FLOOR = 22  # mean return of the uniform random policy on CartPole-v1
 
@@ -88,15 +88,7 @@ def test_train_log_holds_the_algorithms_own_signals(short_run: TrainResult) -> N
 def test_play_episodes_plays_one_whole_episode_per_env() -> None:
     torch.manual_seed(0)
     envs = make_vec_env("CartPole-v1", 6)
-    net = new_policy(
-        "cem",
-        "CartPole-v1",
-        envs.single_observation_space,
-        envs.single_action_space,
-        NetworkSpec((8,), "relu", {"logits": 2}),
-        {},
-        0,
-    ).network
+    net = untrained_policy("cem", NetworkSpec((8,), "relu", {"logits": 2})).network
     stats = EpisodeStats(6, window=100)
     batch = play_episodes(envs, net, torch.Generator().manual_seed(0), stats, seed=0)
     lengths = batch.mask.sum(axis=0)

@@ -25,6 +25,7 @@ from rlship.training import ALGORITHMS
 from rlship.training.checkpoint import CheckpointOptions, read_checkpoint_state
 from rlship.training.run import TrainResult
 from tests.cli_run import RLSHIP
+from tests.conftest import untrained_policy
 from tests.serve_load import served
 from tests.training_helpers import train_until_ctrl_c
 
@@ -271,25 +272,11 @@ def test_packaging_a_pendulum_policy_gives_a_card_and_a_replay(pendulum: TrainRe
 
 
 def test_a_tanh_state_dependent_artifact_acts_and_exports_as_config_json_says(tmp_path: Path) -> None:
-    import gymnasium as gym
-
     from rlship.networks import NetworkSpec
-    from rlship.policy import new_policy
 
-    torch.manual_seed(0)
-    env = gym.make(ENV)
     spec = NetworkSpec((8,), "tanh", {"mean": 1, "log_std": 1, "value": 1})
-    made = new_policy(
-        "ppo",
-        ENV,
-        env.observation_space,
-        env.action_space,
-        spec,
-        {},
-        seed=0,
-        action_distribution="gaussian",
-        log_std="state_dependent",
-        bound="tanh",
+    made = untrained_policy(
+        "ppo", spec, env_id=ENV, action_distribution="gaussian", log_std="state_dependent", bound="tanh"
     )
     with torch.no_grad():  # a mean far outside the bounds, and a log std that varies with the state
         made.network.heads["mean"][-1].bias.fill_(5.0)

@@ -20,8 +20,9 @@ import rlship
 from rlship.errors import RlshipError
 from rlship.export import MAX_DIFFERENCE, export_policy
 from rlship.networks import NetworkSpec
-from rlship.policy import Policy, new_policy
+from rlship.policy import Policy
 from tests.cli_run import RLSHIP
+from tests.conftest import untrained_policy
 
 N_OBSERVATIONS = 1_000
 
@@ -42,19 +43,9 @@ def env_observations(env_id: str = "CartPole-v1", n: int = N_OBSERVATIONS, seed:
 
 
 def untrained(kind: str, heads: dict[str, int], seed: int = 0) -> Policy:
-    torch.manual_seed(seed)
-    env = gym.make("CartPole-v1")
-    return new_policy(
-        "dqn" if kind == "epsilon_greedy" else "random",
-        "CartPole-v1",
-        env.observation_space,
-        env.action_space,
-        NetworkSpec((32, 32), "relu", heads),
-        hyperparameters={},
-        seed=seed,
-        action_distribution=kind,
-        epsilon=0.05,
-    )
+    algorithm = "dqn" if kind == "epsilon_greedy" else "random"
+    spec = NetworkSpec((32, 32), "relu", heads)
+    return untrained_policy(algorithm, spec, seed=seed, action_distribution=kind, epsilon=0.05)
 
 
 def run_onnx(path: Path, observations: np.ndarray) -> dict[str, np.ndarray]:

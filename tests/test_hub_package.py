@@ -12,17 +12,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import rlship
 from rlship import evaluate, load_policy
 from rlship.errors import RlshipError
 from rlship.hub.package import Package, package_policy
 from rlship.networks import NetworkSpec
-from rlship.policy import new_policy
 from rlship.run_folder import Results, write_results
 from rlship.training.run import TrainResult
 from tests.cli_run import RLSHIP
+from tests.conftest import untrained_policy
 
 EPISODES = 10
 
@@ -106,13 +105,8 @@ def test_replay_video_is_h264_yuv420p_with_one_frame_per_step_plus_the_reset_fra
 
 def test_any_algorithms_artifact_packages(tmp_path: Path) -> None:
     """A value-based policy (q_values head, epsilon-greedy) with other hyperparameters: the card follows config.json."""
-    torch.manual_seed(0)
-    env = gym.make("CartPole-v1")
-    policy = new_policy(
+    policy = untrained_policy(
         "dqn",
-        "CartPole-v1",
-        env.observation_space,
-        env.action_space,
         NetworkSpec((32,), "relu", {"q_values": 2}),
         hyperparameters={"buffer_size": 50_000, "target_update_interval": 500, "double_q": True},
         seed=3,
@@ -218,17 +212,7 @@ class NoRenderEnv(gym.Env):
 def test_no_video_packages_a_policy_whose_env_cannot_render(tmp_path: Path) -> None:
     gym.register("RlshipTest/NoRender-v0", entry_point=NoRenderEnv)
     try:
-        env = gym.make("RlshipTest/NoRender-v0")
-        torch.manual_seed(0)
-        policy = new_policy(
-            "ppo",
-            "RlshipTest/NoRender-v0",
-            env.observation_space,
-            env.action_space,
-            NetworkSpec((8,), "tanh", {"logits": 2}),
-            hyperparameters={},
-            seed=0,
-        )
+        policy = untrained_policy("ppo", NetworkSpec((8,), "tanh", {"logits": 2}), env_id="RlshipTest/NoRender-v0")
         run = policy.save(tmp_path / "run")
         with pytest.raises(RlshipError, match="cannot render RlshipTest/NoRender-v0 off-screen"):
             package_policy(run, tmp_path / "hub", episodes=2)
@@ -307,17 +291,7 @@ def test_package_with_onnx_and_tags_from_the_cli(tmp_path: Path) -> None:
 
 
 def test_the_random_baseline_card_says_its_actions_are_random(tmp_path: Path) -> None:
-    env = gym.make("CartPole-v1")
-    policy = new_policy(
-        "random",
-        "CartPole-v1",
-        env.observation_space,
-        env.action_space,
-        NetworkSpec((4,), "tanh", {"logits": 2}),
-        hyperparameters={},
-        seed=0,
-        action_distribution="uniform",
-    )
+    policy = untrained_policy("random", NetworkSpec((4,), "tanh", {"logits": 2}), action_distribution="uniform")
     package = package_policy(policy.save(tmp_path / "run"), tmp_path / "hub", episodes=3, video=False)
     text = (package.folder / "README.md").read_text()
     assert "its actions are random even when deterministic actions are asked for" in text

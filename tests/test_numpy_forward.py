@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -20,8 +19,9 @@ import torch
 from rlship.network_spec import NetworkSpec
 from rlship.networks import HeadsNetwork
 from rlship.numpy_forward import NumpyNetwork, state_shapes
-from rlship.policy import Policy, load_policy, new_policy
+from rlship.policy import Policy, load_policy
 from rlship.training import ALGORITHMS
+from tests.conftest import untrained_policy
 
 # (algorithm, env, hyperparameters of a tiny run): every algorithm on Discrete actions, those that train Gaussian
 # policies on Box actions with observation normalisation and a shared trunk as well
@@ -94,11 +94,9 @@ def test_a_trained_policy_acts_the_same_in_numpy(artifact: Path) -> None:
 
 
 def test_a_tanh_state_dependent_gaussian_acts_the_same(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    env = gym.make("Pendulum-v1")
     spec = NetworkSpec((8,), "relu", {"mean": 1, "log_std": 1, "value": 1}, shared_trunk=True)
-    made = new_policy(
-        "ppo", "Pendulum-v1", env.observation_space, env.action_space, spec, {}, seed=0,
+    made = untrained_policy(
+        "ppo", spec, env_id="Pendulum-v1",
         action_distribution="gaussian", log_std="state_dependent", bound="tanh", normalize_obs=True,
     )  # fmt: skip
     with torch.no_grad():  # a log std that varies with the state, a mean often beyond the bounds

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rlship import ArtifactError, ObservationError, load_policy
-from tests.conftest import make_untrained
+from tests.conftest import make_untrained, untrained_policy
 
 
 def observations(n: int = 64, seed: int = 0) -> np.ndarray:
@@ -163,24 +163,10 @@ def test_weights_from_another_network_are_refused(saved_policy: Path) -> None:
 
 
 def _value_based(tmp_path: Path, epsilon: float) -> Path:
-    import gymnasium as gym
-
     from rlship.networks import NetworkSpec
-    from rlship.policy import new_policy
 
-    torch.manual_seed(0)
-    env = gym.make("CartPole-v1")
-    policy = new_policy(
-        "dqn",
-        "CartPole-v1",
-        env.observation_space,
-        env.action_space,
-        NetworkSpec((16,), "relu", {"q_values": 2}),
-        hyperparameters={},
-        seed=0,
-        action_distribution="epsilon_greedy",
-        epsilon=epsilon,
-    )
+    spec = NetworkSpec((16,), "relu", {"q_values": 2})
+    policy = untrained_policy("dqn", spec, action_distribution="epsilon_greedy", epsilon=epsilon)
     return policy.save(tmp_path / "dqn")
 
 

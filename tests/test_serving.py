@@ -8,17 +8,16 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import gymnasium as gym
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from rlship.networks import NetworkSpec
-from rlship.policy import load_policy, new_policy
+from rlship.policy import load_policy
 from rlship.serving.routes import PolicyRoutes
 from rlship.serving.simulate import simulate
 from tests.cli_run import RLSHIP
+from tests.conftest import untrained_policy
 from tests.ports import free_port
 from tests.serve_load import kill_server, served, start_server
 
@@ -191,12 +190,8 @@ def test_a_policy_that_cannot_be_loaded_stops_the_server(tmp_path: Path) -> None
 
 
 def _cartpole_policy(heads: dict[str, int], distribution: str, epsilon: float = 0.0):
-    torch.manual_seed(0)
-    env = gym.make("CartPole-v1")
     spec = NetworkSpec((16,), "tanh", heads)
-    return new_policy(
-        "x", "CartPole-v1", env.observation_space, env.action_space, spec, {}, 0, None, distribution, epsilon
-    )
+    return untrained_policy("x", spec, action_distribution=distribution, epsilon=epsilon)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import httpx
 import numpy as np
 import pytest
@@ -26,11 +25,11 @@ import yaml
 
 from rlship.cli import main
 from rlship.networks import NetworkSpec
-from rlship.policy import Policy, new_policy
+from rlship.policy import Policy
 from rlship.serving.limits import ServerLimits, shorten
 from rlship.serving.routes import PolicyRoutes
 from tests.cli_run import RLSHIP
-from tests.conftest import make_untrained
+from tests.conftest import make_untrained, untrained_policy
 from tests.serve_load import kill_server, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -387,10 +386,7 @@ def test_nan_weights_answer_500_naming_the_weights() -> None:
 
 
 def test_an_observation_that_overflows_a_sound_policy_gets_422() -> None:
-    torch.manual_seed(0)
-    env = gym.make("CartPole-v1")
-    spec = NetworkSpec((64, 64), "relu", {"logits": 2, "value": 1})
-    policy = new_policy("ppo", "CartPole-v1", env.observation_space, env.action_space, spec, {}, 0)
+    policy = untrained_policy("ppo", NetworkSpec((64, 64), "relu", {"logits": 2, "value": 1}))
     assert ask(policy, "/act", {"observation": OBS}).status_code == 200
     answer = ask(policy, "/act_batch", {"observations": [OBS, [3e38, 3e38, 3e38, 3e38]]})
     assert answer.status_code == 422

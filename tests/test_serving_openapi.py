@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import gymnasium as gym
 import httpx
 import jsonschema
 import numpy as np
 import pytest
-import torch
 
 from rlship.networks import NetworkSpec
-from rlship.policy import Policy, load_policy, new_policy
+from rlship.policy import Policy, load_policy
+from tests.conftest import untrained_policy
 from tests.pixel_policies import SMALL, b64, npy, pixel_policy, png
 from tests.serve_load import served
 
@@ -30,13 +29,8 @@ PLAIN = {"RLSHIP_PLAIN_API": "1"}
 
 def box_policy(folder: Path) -> Path:
     """An untrained Gaussian policy for Pendulum-v1 (Box actions of shape (1,), an actor-critic: it has a value)."""
-    torch.manual_seed(0)
-    env = gym.make(BOX_ENV)
     spec = NetworkSpec((8,), "tanh", {"mean": 1, "value": 1}, log_std=1)
-    made = new_policy(
-        "ppo", BOX_ENV, env.observation_space, env.action_space, spec, {}, seed=0, action_distribution="gaussian"
-    )
-    return made.save(folder)
+    return untrained_policy("ppo", spec, env_id=BOX_ENV, action_distribution="gaussian").save(folder)
 
 
 @pytest.fixture(scope="module")
