@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _process import RLSHIP
-from serve_load import ACT_BODY, free_port, stop, tree_rss_mb, wait_ready, wrk
+from serve_load import ACT_BODY, rlship_serving, tree_rss_mb, wrk
 
 UPLOAD_BYTES = 51_000_000
 
@@ -83,13 +82,20 @@ def upload_chunked(port: int) -> tuple[int, int, float]:
     return sent, status, took
 
 
+def unloaded_and_abused(quiet: list[dict[str, float]], loud: list[dict[str, float]]) -> dict[str, float]:
+    """wrk's figures on /act, unloaded and under the abuse, over the rounds: p99 medians, mean req/s, and the errors
+    under the abuse."""
+    return {
+        "quiet_p99": float(np.median([m["p99"] for m in quiet])),
+        "loud_p99": float(np.median([m["p99"] for m in loud])),
+        "quiet_rps": float(np.mean([m["rps"] for m in quiet])),
+        "loud_rps": float(np.mean([m["rps"] for m in loud])),
+        "errors": sum(m["errors"] for m in loud),
+    }
+
+
 def chunked_scenario(args: argparse.Namespace, extra: list[str]) -> dict[str, object]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [RLSHIP, "serve", "--port", str(port), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    with rlship_serving(extra) as (port, proc):
         url = f"http://127.0.0.1:{port}/act"
         wrk(url, ACT_BODY, args.connections, 1)  # warm-up
         time.sleep(1)
@@ -118,15 +124,9 @@ def chunked_scenario(args: argparse.Namespace, extra: list[str]) -> dict[str, ob
             "idle_rss": idle_rss,
             "peak_rss": sampler.peak,
             "after_rss": after_rss,
-            "quiet_p99": float(np.median([m["p99"] for m in quiet])),
-            "loud_p99": float(np.median([m["p99"] for m in loud])),
-            "quiet_rps": float(np.mean([m["rps"] for m in quiet])),
-            "loud_rps": float(np.mean([m["rps"] for m in loud])),
-            "errors": sum(m["errors"] for m in loud),
+            **unloaded_and_abused(quiet, loud),
             "uploads": uploads,
         }
-    finally:
-        stop(proc)
 
 
 async def hold_crowd(port: int, idle: int, slow: int, seconds: float, ready: str) -> None:
@@ -159,11 +159,7 @@ async def hold_crowd(port: int, idle: int, slow: int, seconds: float, ready: str
 
 
 def crowd_scenario(args: argparse.Namespace) -> dict[str, object]:
-    port = free_port()
-    command = [RLSHIP, "serve", "--port", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    with rlship_serving() as (port, _):
         url = f"http://127.0.0.1:{port}/act"
         wrk(url, ACT_BODY, args.connections, 1)
         quiet, loud, held, closed = [], [], [], []
@@ -186,17 +182,7 @@ def crowd_scenario(args: argparse.Namespace) -> dict[str, object]:
             closed.append(int(crowd.stdout.readline().split()[1]))  # type: ignore[union-attr]
             crowd.wait(timeout=60)
             time.sleep(1)
-        return {
-            "quiet_p99": float(np.median([m["p99"] for m in quiet])),
-            "loud_p99": float(np.median([m["p99"] for m in loud])),
-            "quiet_rps": float(np.mean([m["rps"] for m in quiet])),
-            "loud_rps": float(np.mean([m["rps"] for m in loud])),
-            "errors": sum(m["errors"] for m in loud),
-            "held": held,
-            "closed": closed,
-        }
-    finally:
-        stop(proc)
+        return {**unloaded_and_abused(quiet, loud), "held": held, "closed": closed}
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +252,21 @@ def python_client(
 
 def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def rlship_serving(
+    args: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`rlship serve ARGS` on a free loopback port: (the port, the server's process), ready (/readyz answers 200)
+    when the block starts, stopped when it ends."""
+    port = free_port()
+    proc = start([RLSHIP, "serve", *args, "--port", str(port)], env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        yield port, proc
+    finally:
+        stop(proc)
 
 
 def main() -> None:
@@ -566,23 +583,9 @@ def swap_benchmark(load: object, swaps: int, rss_swaps: int, max_batch: str) -> 
     token = "bench-" + os.urandom(16).hex()
     with tempfile.TemporaryDirectory(prefix="rlship-swap-bench-") as tmp:
         folders = [str(wide_policy(seed).save(Path(tmp) / f"wide-{seed}")) for seed in (0, 1)]
-        port = free_port()
         env = {**os.environ, "RLSHIP_ADMIN_TOKEN": token}
-        proc = start(
-            [
-                RLSHIP,
-                "serve",
-                f"wide={folders[0]}",
-                "--port",
-                str(port),
-                "--max-batch",
-                max_batch,
-            ],
-            env,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{url}/readyz", proc)
+        with rlship_serving([f"wide={folders[0]}", "--max-batch", max_batch], env) as (port, proc):
+            url = f"http://127.0.0.1:{port}"
             admin = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120)
 
             def swap(i: int) -> tuple[int, float]:
@@ -626,8 +629,6 @@ def swap_benchmark(load: object, swaps: int, rss_swaps: int, max_batch: str) -> 
                     f"{after:.0f} MB ({growth:+.1%}); {sum(s == 200 for s in statuses)} swapped; "
                     f"{'PASS' if growth < 0.1 and all(s == 200 for s in statuses) else 'FAIL'} (growth under 10%)"
                 )
-        finally:
-            stop(proc)
 
 
 def interleaved(
