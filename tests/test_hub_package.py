@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,6 +21,7 @@ from rlship.run_folder import Results, write_results
 from rlship.training.run import TrainResult
 from tests.cli_run import RLSHIP
 from tests.conftest import untrained_policy
+from tests.loaded_modules import modules_after_importing
 
 EPISODES = 10
 
@@ -168,13 +168,7 @@ def test_cli_package_and_a_video_failure_that_leaves_no_card(tmp_path: Path) -> 
 
 
 def test_importing_rlship_and_its_cli_leaves_the_hub_libraries_unloaded() -> None:
-    code = (
-        "import sys, rlship, rlship.cli; "
-        "print(sorted(m for m in ('huggingface_hub', 'imageio_ffmpeg', 'pygame') if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert not {"huggingface_hub", "imageio_ffmpeg", "pygame"} & modules_after_importing("rlship", "rlship.cli")
 
 
 def test_an_interrupted_run_is_refused_unless_allowed(tmp_path: Path, saved_policy: Path) -> None:
@@ -313,10 +307,5 @@ def test_card_describes_the_algorithm_from_config_and_hub_never_imports_training
     )
     assert "A `ppo` agent for the Gymnasium environment" in plain.text
 
-    code = (
-        "import sys, rlship.hub.card, rlship.hub.package, rlship.hub.push, rlship.hub.pull, rlship.hub.cli, "
-        "rlship.hub.video; print([m for m in sys.modules if m.startswith('rlship.training')])"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    hub = [f"rlship.hub.{name}" for name in ("card", "package", "push", "pull", "cli", "video")]
+    assert not [m for m in modules_after_importing(*hub) if m.startswith("rlship.training")]

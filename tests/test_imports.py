@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.loaded_modules import modules_loaded_by
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 # The artifact core: what a policy is, where it comes from, how it is checked, evaluated and exported, and the envs
 CORE = {
@@ -144,24 +146,16 @@ def test_no_import_loops() -> None:
 
 # What a help command imports, read from the process that answers it (a fresh interpreter, as a user's shell
 # starts one). torch takes seconds to import; help pages must answer without it.
-_MODULES_AFTER = """
-import contextlib, json, sys
+_RUN_THE_COMMAND = """
+import contextlib, sys
 from rlship.cli import main
 with contextlib.redirect_stdout(None), contextlib.suppress(SystemExit):
     main(sys.argv[1:])
-print(json.dumps(sorted(sys.modules)))
 """
 
 
 def modules_imported_by(*argv: str) -> set[str]:
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", _MODULES_AFTER, *argv], capture_output=True, text=True, timeout=120, check=True
-    )
-    return set(json.loads(done.stdout))
+    return modules_loaded_by(_RUN_THE_COMMAND, *argv)
 
 
 @pytest.mark.parametrize("argv", [("--help",), ("train", "--help"), ("train", "ppo", "--help"), ("train", "dqn", "-h")])
