@@ -15,6 +15,7 @@ Seeds: held-out training seeds 100-119 (presets were tuned on 0-9 only). SB3 run
 on a shared 2-core machine, so SB3 runs on fewer seeds (--sb3-seeds) than rlship.
 
     python benchmarks/control.py --envs LunarLander-v3 --seeds 100 101 102 103 104 --sb3-seeds 100
+    python benchmarks/control.py --envs Pendulum-v1 --seeds 100-104 --sb3-seeds 100-104
     python benchmarks/control.py --envs MountainCarContinuous-v0 --seeds 100-104 --sb3-seeds 100 101
     python benchmarks/control.py --envs LunarLanderContinuous-v3 --sb3-seeds   # rlship only
     python benchmarks/control.py --envs LunarLanderContinuous-v3 --sb3-seeds 100 --side-by-side  # SB3 on a 2nd core
@@ -36,6 +37,16 @@ from _process import RLSHIP, timed_process
 from zoo import SB3_PPO_ZOO as SB3_ZOO
 
 WINDOW, CONFIRM_EPISODES = 20, 20  # rlship's stop rule (its defaults), as the SB3 watch applies it
+# The score that counts as solved where the env's spec has no reward_threshold: issue 13's goal for Pendulum-v1
+GOALS = {"Pendulum-v1": -200.0}
+
+
+def solve_threshold(env_id: str) -> float:
+    """The env's reward_threshold, or the goal above for an env that has none."""
+    import gymnasium as gym
+
+    threshold = gym.spec(env_id).reward_threshold
+    return GOALS[env_id] if threshold is None else float(threshold)
 
 
 def seeds_arg(values: list[str]) -> list[int]:
@@ -49,7 +60,6 @@ def seeds_arg(values: list[str]) -> list[int]:
 
 def sb3_child(env_id: str, seed: int, out: Path) -> None:
     """One SB3 run as its users make it (rl-zoo's settings), watched by rlship's stop rule; prints a JSON line."""
-    import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -67,7 +77,7 @@ def sb3_child(env_id: str, seed: int, out: Path) -> None:
             obs = env.normalize_obs(obs)
         return model.predict(obs, deterministic=True)[0]
 
-    threshold = gym.spec(env_id).reward_threshold
+    threshold = solve_threshold(env_id)
     run = run_sb3(model, zoo["total_steps"], WINDOW, CONFIRM_EPISODES, False, env_id, threshold, act)
     model.save(out / "model.zip")
     if isinstance(env, VecNormalize):
@@ -149,10 +159,8 @@ def main() -> None:
             out.append(row)
             record(row)
 
-    import gymnasium as gym
-
     for env_id in args.envs:
-        threshold = gym.spec(env_id).reward_threshold
+        threshold = solve_threshold(env_id)
         print(f"\n{env_id} (solved: eval mean >= {threshold:g}); rlship seeds {seeds}, SB3 seeds {sb3_seeds}")
         rows: dict[str, list[dict[str, Any]]] = {"rlship ppo": [], "sb3 ppo (rl-zoo)": []}
 

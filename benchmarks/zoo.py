@@ -60,6 +60,21 @@ _LANDER: dict[str, Any] = dict(
 )
 # PPO on LunarLander and continuous control, per env (benchmarks/control.py)
 SB3_PPO_ZOO: dict[str, dict[str, Any]] = {
+    "Pendulum-v1": dict(
+        n_envs=4,
+        total_steps=100_000,
+        kwargs=dict(
+            n_steps=1024,
+            gae_lambda=0.95,
+            gamma=0.9,
+            n_epochs=10,
+            ent_coef=0.0,
+            learning_rate=1e-3,
+            clip_range=0.2,
+            use_sde=True,
+            sde_sample_freq=4,
+        ),
+    ),
     "LunarLander-v3": _LANDER,
     "LunarLanderContinuous-v3": _LANDER,
     "MountainCarContinuous-v0": dict(
