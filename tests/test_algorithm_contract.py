@@ -185,6 +185,22 @@ def test_each_declared_range_is_refused_naming_the_field(name: str, field: str, 
         ALGORITHMS[name].make_config(ENV, **{field: value})
 
 
+FLOAT_FIELDS = [
+    (name, f.name)
+    for name, algo in ALGORITHMS.items()
+    for f in fields(algo.config_cls)
+    if typing.get_type_hints(algo.config_cls)[f.name] in (float, float | None)
+]
+
+
+@pytest.mark.parametrize(("name", "field"), FLOAT_FIELDS, ids=[f"{n}-{f}" for n, f in FLOAT_FIELDS])
+def test_no_float_setting_takes_infinity_or_nan(name: str, field: str) -> None:
+    # whatever its range: learning_rate=1e400 reads as inf, which passed "> 0" and failed in a training step
+    for value in (math.inf, -math.inf, math.nan, 10**400):  # 10**400: an int past float's range
+        with pytest.raises(ValueError, match=rf"^{field} must be a finite number \(such as 0.01\)"):
+            ALGORITHMS[name].make_config(ENV, **{field: value})
+
+
 @pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str

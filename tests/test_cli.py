@@ -83,6 +83,11 @@ def test_help_lists_every_hyperparameter() -> None:
             ("train", "ppo", "CartPole-v1", "--hidden-sizes", "64.7", "--no-progress"),
             "rlship train: error: hidden_sizes must be a list of whole numbers, such as [64, 64]; got [64.7]",
         ),
+        # 1e400 reads as infinity, which passed "> 0" and failed in the first update with a traceback
+        (
+            ("train", "ppo", "CartPole-v1", "--learning-rate", "1e400", "--no-progress"),
+            "rlship train: error: learning_rate must be a finite number (such as 0.01); got inf",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:

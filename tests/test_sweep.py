@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -73,8 +74,12 @@ def test_a_count_may_be_written_as_rl_budgets_are() -> None:
         ("total_steps=1.5e0", "total_steps must be a whole number (such as 1000 or 1e5); got 1.5"),
         ("total_steps=inf", "total_steps must be a whole number (such as 1000 or 1e5); got inf"),
         ("total_steps=many", "total_steps must be a whole number (such as 1000 or 1e5); got 'many'"),
-        ("learning_rate=fast", "learning_rate must be a number (such as 0.01); got 'fast'"),
-        ("target_kl=off", "target_kl must be a number (such as 0.01), or none; got 'off'"),
+        ("learning_rate=fast", "learning_rate must be a finite number (such as 0.01); got 'fast'"),
+        # 1e400 reads as infinity: refused here, not passed by "> 0" to fail in a worker's training step
+        ("learning_rate=1e400", "learning_rate must be a finite number (such as 0.01); got inf"),
+        ("learning_rate=nan", "learning_rate must be a finite number (such as 0.01); got nan"),
+        ("ent_coef=-inf", "ent_coef must be a finite number (such as 0.01); got -inf"),
+        ("target_kl=off", "target_kl must be a finite number (such as 0.01), or none; got 'off'"),
         ("anneal_lr=yes", "anneal_lr must be true or false; got 'yes'"),
     ],
 )
@@ -102,11 +107,26 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytes
         ("hidden_sizes=[64.7]", "hidden_sizes must be a list of whole numbers"),  # not a silent 64
         ("total_steps=2.5", "total_steps must be a whole number"),
         ("total_steps=0e0", "total_steps must be >= 1; got 0"),  # read as a number, then its range checked
+        ("learning_rate=1e400", "learning_rate must be a finite number (such as 0.01); got inf"),
+        ("learning_rate=nan", "learning_rate must be a finite number (such as 0.01); got nan"),
     ]:
         assert main([*cem, "--set", item]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_bad_config_from_python_is_refused_before_any_folder_is_made(tmp_path: Path) -> None:
+    # the Python API skips `--set`'s reading: the config is still built, and refused, before the sweep folder or a
+    # seed folder exists, so no worker ever starts on it
+    from rlship.errors import UsageError
+    from rlship.sweep import sweep
+
+    out = tmp_path / "sweep"
+    for overrides in ({"learning_rate": math.inf}, {"learning_rate": math.nan}):
+        with pytest.raises(UsageError, match=r"^learning_rate must be a finite number"):
+            sweep("cem", "CartPole-v1", [0, 1], out, overrides=overrides, workers=1)
+        assert not out.exists()
 
 
 def test_interrupted_sweep_keeps_finished_seeds_and_a_rerun_skips_them(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from rlship.errors import UsageError
 from rlship.network_spec import ACTIVATION_NAMES
+from rlship.whole_numbers import WHOLE, as_whole, read_number
 
 C = TypeVar("C")
 
@@ -131,10 +132,7 @@ def _read(text: Any, hint: Any) -> Any:
         if hint is bool:
             return {"true": True, "false": False, "1": True, "0": False}.get(word.lower(), text)
         if hint is int:
-            try:
-                return int(word)  # exact, however long (a float would round past 2**53)
-            except ValueError:
-                return float(word)  # 1e5, 1.5e6: `_coerce` takes it if it is whole
+            return read_number(word)  # 1e5, 1.5e6 as floats: `_coerce` takes them if they are whole
         if hint is float:
             return float(word)
     except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError; RecursionError: [[[[...
@@ -153,8 +151,8 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 # What a value of each type must be, as `_coerce`'s errors say it
 _KINDS: dict[Any, str] = {
     bool: "true or false",
-    int: "a whole number (such as 1000 or 1e5)",
-    float: "a number (such as 0.01)",
+    int: WHOLE,
+    float: "a finite number (such as 0.01)",
     str: "a string",
 }
 
@@ -188,16 +186,18 @@ def _as_type(value: Any, hint: Any) -> Any:
     if isinstance(value, bool):  # a bool is an int to Python, never a number to a setting
         return _WRONG
     if hint is int:
-        if isinstance(value, float) and value.is_integer():  # never inf or NaN
-            return int(value)
-        return value if isinstance(value, int) else _WRONG
-    if hint is float:  # the declared bounds decide whether NaN or infinity is allowed
+        whole = as_whole(value)
+        return _WRONG if whole is None else whole
+    if hint is float:
+        # Infinity and NaN never: no setting means "unbounded" by them, and one that passed a check like "> 0"
+        # (learning_rate=1e400 reads as inf) only failed later, in a training step, with a traceback.
         if not isinstance(value, (int, float)):
             return _WRONG
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:  # an int past float's range
-            return math.inf if value > 0 else -math.inf
+            return _WRONG
+        return number if math.isfinite(number) else _WRONG
     if hint is str:
         return value if isinstance(value, str) else _WRONG
     return value
