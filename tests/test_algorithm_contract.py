@@ -201,6 +201,15 @@ def test_no_float_setting_takes_infinity_or_nan(name: str, field: str) -> None:
             ALGORITHMS[name].make_config(ENV, **{field: value})
 
 
+@pytest.mark.parametrize("name", [n for n, a in ALGORITHMS.items() if "hidden_sizes" in a.hyperparameter_names()])
+def test_hidden_sizes_hold_no_more_layers_than_an_artifact_may(name: str) -> None:
+    from rlship.network_spec import MAX_LAYERS
+
+    assert ALGORITHMS[name].make_config(ENV, hidden_sizes=[4] * MAX_LAYERS).hidden_sizes == (4,) * MAX_LAYERS
+    with pytest.raises(ValueError, match=f"^hidden_sizes may hold at most {MAX_LAYERS} values; got {MAX_LAYERS + 1}$"):
+        ALGORITHMS[name].make_config(ENV, hidden_sizes=[4] * (MAX_LAYERS + 1))
+
+
 @pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
@@ -209,7 +218,7 @@ def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     code = main(["train", name, ENV, "--out", str(out), "--no-progress", "--eval-episodes", "0"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert lines == ["rlship train: error: eval_episodes must be >= 1; got 0"]
+    assert lines == ["rlship train: error: eval_episodes must be in [1, 10000]; got 0"]
     assert not out.exists()
     with pytest.raises(TypeError, match=r"unknown \w+ hyperparameters"):
         ALGORITHMS[name].make_config(ENV, learning_rat=0.1)

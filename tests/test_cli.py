@@ -88,6 +88,10 @@ def test_help_lists_every_hyperparameter() -> None:
             ("train", "ppo", "CartPole-v1", "--learning-rate", "1e400", "--no-progress"),
             "rlship train: error: learning_rate must be a finite number (such as 0.01); got inf",
         ),
+        (
+            ("train", "ppo", "CartPole-v1", "--total-steps", "1e11", "--no-progress"),
+            "rlship train: error: total_steps must be in [1, 1e10]; got 100000000000",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:

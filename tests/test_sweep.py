@@ -106,7 +106,8 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytes
         ("hidden_sizes=256", "hidden_sizes must be a list of whole numbers"),
         ("hidden_sizes=[64.7]", "hidden_sizes must be a list of whole numbers"),  # not a silent 64
         ("total_steps=2.5", "total_steps must be a whole number"),
-        ("total_steps=0e0", "total_steps must be >= 1; got 0"),  # read as a number, then its range checked
+        ("total_steps=0e0", "total_steps must be in [1, 1e10]; got 0"),  # read as a number, then its range checked
+        ("total_steps=1e11", "total_steps must be in [1, 1e10]; got 100000000000"),  # a bound on one run's work
         ("learning_rate=1e400", "learning_rate must be a finite number (such as 0.01); got inf"),
         ("learning_rate=nan", "learning_rate must be a finite number (such as 0.01); got nan"),
     ]:
@@ -123,8 +124,8 @@ def test_a_bad_config_from_python_is_refused_before_any_folder_is_made(tmp_path:
     from rlship.sweep import sweep
 
     out = tmp_path / "sweep"
-    for overrides in ({"learning_rate": math.inf}, {"learning_rate": math.nan}):
-        with pytest.raises(UsageError, match=r"^learning_rate must be a finite number"):
+    for overrides in ({"learning_rate": math.inf}, {"learning_rate": math.nan}, {"total_steps": 10**11}):
+        with pytest.raises(UsageError, match=r"^(learning_rate must be a finite number|total_steps must be in)"):
             sweep("cem", "CartPole-v1", [0, 1], out, overrides=overrides, workers=1)
         assert not out.exists()
 

@@ -40,7 +40,15 @@ from rlship.lazy_torch import F, torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
 from rlship.training.gradient_step import GradientStep
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.settings import (
+    ACTIVATIONS,
+    MAX_BATCH_SIZE,
+    MAX_HIDDEN_SIZE,
+    MAX_REPEATS,
+    MAX_TOTAL_STEPS,
+    RunSettings,
+    hp,
+)
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
@@ -55,13 +63,15 @@ MAX_BUFFER_SIZE = 10_000_000
 
 @dataclass
 class DQNConfig(RunSettings):
-    total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        100_000, "env steps (all envs together) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     num_envs: int = hp(4, "parallel envs stepped together", ge=1, le=4096)
     buffer_size: int = hp(
         100_000, "transitions the replay memory holds (the oldest are overwritten)", ge=1, le=MAX_BUFFER_SIZE
     )
     learning_starts: int = hp(1_000, "env steps of uniform-random play that fill the replay memory first", ge=0)
-    batch_size: int = hp(64, "transitions per gradient step", ge=1)
+    batch_size: int = hp(64, "transitions per gradient step", ge=1, le=MAX_BATCH_SIZE)
     learning_rate: float = hp(1e-3, "Adam learning rate (at the start)", gt=0)
     final_lr_fraction: float = hp(
         1.0, "learning rate at total_steps as a fraction of learning_rate, decayed linearly (1: constant)", gt=0, le=1
@@ -71,8 +81,8 @@ class DQNConfig(RunSettings):
         1, "n-step returns: rewards summed before bootstrapping (1 is the one-step TD target)", ge=1, le=100
     )
     train_freq: int = hp(4, "env steps (all envs together) between training rounds", ge=1)
-    gradient_steps: int = hp(1, "gradient steps per training round", ge=1)
-    target_update_interval: int = hp(1_000, "env steps between target network updates", ge=1)
+    gradient_steps: int = hp(1, "gradient steps per training round", ge=1, le=MAX_REPEATS)
+    target_update_interval: int = hp(1_000, "env steps between target network updates", ge=1, le=MAX_TOTAL_STEPS)
     tau: float = hp(1.0, "target update rate: 1 copies the online network, < 1 is Polyak averaging", gt=0, le=1)
     double_dqn: bool = hp(True, "double DQN: the online network picks the next action, the target network values it")
     exploration_initial_eps: float = hp(1.0, "epsilon of epsilon-greedy at the start", ge=0, le=1)
