@@ -89,6 +89,13 @@ def test_a_bad_value_is_named_with_its_type_and_how_to_write_one(item: str, mess
     assert str(info.value) == f"--set {item}: {message}"
 
 
+def test_a_long_bad_value_is_named_short() -> None:
+    item = "hidden_sizes=" + json.dumps([8] * 65)  # past the 64 layers a config.json may describe
+    with pytest.raises(SweepError) as info:
+        parse_overrides("ppo", [item])
+    assert str(info.value) == f"--set {item[:57]}...: hidden_sizes may hold at most 64 values; got 65"
+
+
 def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir()

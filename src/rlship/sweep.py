@@ -89,6 +89,7 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
     known = {f.name for f in fields(algo.config_cls)}
     overrides: dict[str, Any] = {}
     for item in items:
+        shown = item if len(item) <= 60 else item[:57] + "..."  # the error names it; the setting says what is wrong
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
@@ -98,7 +99,7 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
         try:
             overrides[key] = parse_setting(key, text, hints[key])
         except UsageError as exc:
-            raise SweepError(f"--set {item}: {exc}") from None
+            raise SweepError(f"--set {shown}: {exc}") from None
     return overrides
 
 
