@@ -63,3 +63,15 @@ def test_bad_policy_names_are_one_line_and_exit_1(
     assert main(["serve", *argv]) == 1
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_count_flags_may_be_written_1e3(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same reader as every whole-number flag (rlship/whole_numbers.py): 3e3 is the port 3000
+    caught: dict[str, Any] = {}
+    monkeypatch.setattr(os, "execve", lambda path, command, env: caught.update(command=command, env=env))
+    flags = ["--port", "3e3", "--workers", "1e0", "--max-batch", "1e3", "--max-sessions", "1e2", "--keep-alive", "5e0"]
+    assert main(["serve", *flags]) == 0
+    command, env = caught["command"], caught["env"]
+    assert command[command.index("--port") + 1] == "3000"
+    assert command[command.index("--timeout-keep-alive") + 1] == "5"
+    assert env["RLSHIP_WORKERS"] == "1" and env["RLSHIP_MAX_BATCH"] == "1000" and env["RLSHIP_MAX_SESSIONS"] == "100"

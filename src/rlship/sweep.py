@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from rlship.errors import RlshipError, UsageError
 from rlship.output import print_result
 from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
+from rlship.whole_numbers import whole_number
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -484,7 +485,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--env-kwargs", type=json.loads, default=None, metavar="JSON", help="keyword arguments for gymnasium.make"
     )
-    p.add_argument("--workers", type=int, default=None, help="pool processes (default: one per core); not with --ray")
+    p.add_argument(
+        "--workers", type=whole_number, default=None, help="pool processes (default: one per core); not with --ray"
+    )
     p.add_argument(
         "--ray",
         default=None,

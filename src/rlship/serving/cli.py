@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rlship.errors import UsageError
 from rlship.output import print_result
+from rlship.whole_numbers import whole_number
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -36,15 +37,19 @@ def register(sub: Subparsers) -> None:
         "default: $RLSHIP_POLICY, else 'default'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default: 3000)")
+    serve.add_argument("--port", type=whole_number, default=3000, help="port to listen on (default: 3000)")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole_number,
         default=None,
         help="worker processes, one torch thread each; at most one per core (default: $RLSHIP_WORKERS, else 1)",
     )
-    serve.add_argument("--max-batch", type=int, default=None, help="largest batch /act_batch accepts (default: 4096)")
-    serve.add_argument("--timeout", type=int, default=None, help="seconds before a request answers 504 (default: 30)")
+    serve.add_argument(
+        "--max-batch", type=whole_number, default=None, help="largest batch /act_batch accepts (default: 4096)"
+    )
+    serve.add_argument(
+        "--timeout", type=whole_number, default=None, help="seconds before a request answers 504 (default: 30)"
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     serve.add_argument(
         "--drain",
@@ -64,8 +69,10 @@ def register(sub: Subparsers) -> None:
     sim.set_defaults(handler=_run_simulate)
     sim.add_argument("--url", default="http://127.0.0.1:3000", help="the server (default: http://127.0.0.1:3000)")
     sim.add_argument("--env", default=None, metavar="ENV_ID", help="Gymnasium env id (default: the served policy's)")
-    sim.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
+    sim.add_argument("--episodes", type=whole_number, default=10, help="episodes to run (default: 10)")
+    sim.add_argument(
+        "--seed", type=whole_number, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i"
+    )
     sim.add_argument("--stochastic", action="store_true", help="ask for sampled actions instead of greedy ones")
     sim.add_argument("--batch", action="store_true", help="one POST /act_batch per step for all running episodes")
     sim.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default: 10)")
@@ -84,7 +91,7 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     group = serve.add_argument_group("limits (README: Limits of the server)")
     group.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"largest request body, chunked or not: over it, 413 (default: ${limits.MAX_BODY_ENV}, "
         "else what --max-batch observations need)",
@@ -105,14 +112,14 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--keep-alive",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive; "
         f"default: ${limits.KEEP_ALIVE_ENV}, else {limits.DEFAULT_KEEP_ALIVE})",
     )
     group.add_argument(
         "--max-connections",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"open connections per worker; at the cap the longest idle one is closed (default: "
         f"${limits.MAX_CONNECTIONS_ENV}, else {limits.DEFAULT_MAX_CONNECTIONS} or `ulimit -n` minus "
@@ -120,7 +127,7 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-sessions",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"pixel policies: frame-stack sessions kept per worker and policy, least recently used evicted "
         f"(default: ${limits.MAX_SESSIONS_ENV}, else {limits.DEFAULT_MAX_SESSIONS})",
