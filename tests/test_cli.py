@@ -242,19 +242,27 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(unbuffered: b
 
 @needs_dev_full
 def test_every_command_that_prints_a_result_says_when_it_cannot(tmp_path: Path) -> None:
-    run_dir, hub_dir, sweep_dir = tmp_path / "run", tmp_path / "hub", tmp_path / "sweep"
+    run_dir, hub_dir, sweep_dir, export_dir = tmp_path / "run", tmp_path / "hub", tmp_path / "sweep", tmp_path / "ts"
     commands = {  # the random baseline: a whole run folder in about a second
         "train": ("random", "CartPole-v1", "--eval-episodes", "2", "--out", str(run_dir), "--no-progress"),
         "package": (str(run_dir), "--out", str(hub_dir), "--no-video", "--episodes", "2"),
         "sweep": ("random", "CartPole-v1", "--seeds", "0", "--out", str(sweep_dir), "--set", "eval_episodes=2"),
+        "export": ("default", "--format", "torchscript", "--out", str(export_dir)),
+    }
+    # the error says what was written: only the report is lost, not the work (which exit 1 alone would suggest)
+    written = {
+        "train": f"the run folder {run_dir} was written (its results.json holds these figures)",
+        "package": f"the package folder {hub_dir} was written",
+        "sweep": f"the sweep folder {sweep_dir} was written (sweep.json, sweep.md)",
+        "export": f"the export folder {export_dir} was written",
     }
     for command, args in commands.items():
         proc = _on_dev_full(command, *args)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert proc.stderr.splitlines()[-1] == f"rlship {command}: error: {NO_SPACE}"
+        assert proc.stderr.splitlines()[-1] == f"rlship {command}: error: {NO_SPACE}; {written[command]}"
     # the work was done; only its report could not be printed
     assert (run_dir / "results.json").is_file() and (hub_dir / "README.md").is_file()
-    assert (sweep_dir / "sweep.json").is_file()
+    assert (sweep_dir / "sweep.json").is_file() and (export_dir / "agent.pt").is_file()
 
 
 @needs_dev_full

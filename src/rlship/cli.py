@@ -149,7 +149,8 @@ def _run_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         raise
-    print_result(json.dumps(result.summary(), indent=2))
+    written = f"the run folder {result.out} was written (its results.json holds these figures)"
+    print_result(json.dumps(result.summary(), indent=2), written=written)
     if result.interrupted:
         print(
             f"rlship train: interrupted at {result.env_steps} env steps. {result.out} holds a checkpoint and the "

@@ -437,5 +437,5 @@ def register(sub: Any) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     result = export_policy(args.source, args.format, args.out, opset=args.opset)
-    print_result(json.dumps(result.summary(), indent=2))
+    print_result(json.dumps(result.summary(), indent=2), written=f"the export folder {args.out} was written")
     return 0

@@ -521,7 +521,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         ray=args.ray,
         command=command,
     )
-    print_result(markdown(report.data))
+    print_result(markdown(report.data), written=f"the sweep folder {args.out} was written (sweep.json, sweep.md)")
     if report.interrupted:
         print(
             f"rlship sweep: interrupted; {report.data['summary']['seeds_finished']} seeds are finished in "

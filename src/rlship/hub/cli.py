@@ -105,7 +105,7 @@ def _run_package(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         tags=args.tags,
     )
-    print_result(json.dumps(package.summary(), indent=2))
+    print_result(json.dumps(package.summary(), indent=2), written=f"the package folder {args.out} was written")
     return 0
 
 
