@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from rlship.errors import UsageError
+
 # What a whole number must look like, as the errors say it
 WHOLE = "a whole number (such as 1000 or 1e5)"
 
@@ -45,4 +47,16 @@ def whole_number(text: str) -> int:
     return value
 
 
-__all__ = ["WHOLE", "as_whole", "read_number", "whole_number"]
+def whole_number_variable(name: str, text: str) -> int:
+    """An environment variable's whole number (RLSHIP_WORKERS=2 or 2e0), read as the flags read theirs; a
+    UsageError naming the variable otherwise. Its range is checked where it is used, as a flag's is."""
+    try:
+        value = as_whole(read_number(text))
+    except ValueError:
+        value = None
+    if value is None:
+        raise UsageError(f"{name}={text[:40]!r} is not {WHOLE}")
+    return value
+
+
+__all__ = ["WHOLE", "as_whole", "read_number", "whole_number", "whole_number_variable"]

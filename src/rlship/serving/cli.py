@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from rlship.errors import UsageError
 from rlship.output import print_result
-from rlship.whole_numbers import whole_number
+from rlship.whole_numbers import whole_number, whole_number_variable
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -173,10 +174,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         source = args.sources[0] if plain else json.dumps(args.sources)  # a JSON list: paths may hold spaces
     else:
         source = os.environ.get("RLSHIP_POLICY") or "default"
-    text = os.environ.get("RLSHIP_WORKERS") or "1"
-    if args.workers is None and not text.isdigit():
-        raise UsageError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
-    workers = args.workers if args.workers is not None else int(text)
+    workers = args.workers
+    if workers is None:  # the flag's reader: RLSHIP_WORKERS=2 or 2e0; its range is the flag's, checked below
+        workers = whole_number_variable("RLSHIP_WORKERS", os.environ.get("RLSHIP_WORKERS") or "1")
     for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1; got {value}")
@@ -207,6 +207,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be at least 1; got {args.episodes}")
+    if not 0 < args.timeout < math.inf:  # NaN or inf would wait for ever on a server that never answers
+        raise UsageError(f"--timeout must be a number of seconds above 0; got {args.timeout}")
     result = simulate(
         args.url,
         env_id=args.env,
