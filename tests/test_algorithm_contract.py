@@ -222,3 +222,21 @@ def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     assert not out.exists()
     with pytest.raises(TypeError, match=r"unknown \w+ hyperparameters"):
         ALGORITHMS[name].make_config(ENV, learning_rat=0.1)
+
+
+@pytest.mark.parametrize("name", ["a2c", "ppo"])  # the actor-critics' rollout (training/rollout.py)
+def test_a_rollout_larger_than_the_machine_is_refused_before_allocation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Each flag within its bounds, together 4096 x 100000 two-frame image stacks: petabytes, which NumPy and torch
+    would try to allocate. Refused in one line saying what it needs, what the machine has and which flags to lower;
+    no run folder is left behind."""
+    out = tmp_path / "run"
+    argv = ["train", name, "rlship/CartPolePixels-v1", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--num-envs", "4096", "--n-steps", "100000"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rlship train: error: a rollout of 4,096 envs x 100,000 steps")
+    assert "more than half of this machine's" in lines[0]
+    assert "lower --num-envs or --n-steps so that num_envs x n_steps is at most" in lines[0]
+    assert not out.exists()

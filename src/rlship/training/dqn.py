@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from rlship.lazy_torch import F, torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
 from rlship.training.gradient_step import GradientStep
+from rlship.training.memory import check_memory
 from rlship.training.settings import (
     ACTIVATIONS,
     MAX_BATCH_SIZE,
@@ -175,22 +175,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_memory(capacity: int, obs_shape: tuple[int, ...], obs_dtype: type) -> None:
+def check_replay_memory(capacity: int, obs_shape: tuple[int, ...], obs_dtype: type) -> None:
     """A UsageError, before anything is allocated, when a replay memory of `capacity` transitions would need more
-    than this machine's memory: NumPy would allocate it lazily and the run would be killed hours later, when the
-    memory fills (an image transition is thousands of bytes, so --buffer-size of a vector env is far too big)."""
+    than this machine's memory can give (training/memory.py): an image transition is thousands of bytes, so a
+    --buffer-size meant for a vector env is far too big."""
     per_transition = 2 * math.prod(obs_shape) * np.dtype(obs_dtype).itemsize + 8 + 4 + 4 + 4
-    needed = capacity * per_transition
-    try:
-        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
-        return
-    if needed > machine // 2:
-        fits = max(1, machine // 2 // per_transition)
-        raise UsageError(
-            f"a replay memory of {capacity:,} transitions of {per_transition:,} bytes needs {needed / 2**30:.1f} GiB, "
-            f"more than half of this machine's {machine / 2**30:.1f} GiB; use --buffer-size {fits:,} or less"
-        )
+    check_memory(
+        f"a replay memory of {capacity:,} transitions",
+        capacity,
+        per_transition,
+        lambda fits: f"use --buffer-size {fits:,} or less",
+    )
 
 
 class ReplayBuffer:
@@ -207,7 +202,7 @@ class ReplayBuffer:
         self.capacity = capacity
         # image observations (obs_dim a shape) stay uint8, 4x smaller than float32; `nbytes` says what it holds
         obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
-        check_memory(capacity, obs_shape, obs_dtype)
+        check_replay_memory(capacity, obs_shape, obs_dtype)
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)
