@@ -240,3 +240,39 @@ def test_a_rollout_larger_than_the_machine_is_refused_before_allocation(
     assert "more than half of this machine's" in lines[0]
     assert "lower --num-envs or --n-steps so that num_envs x n_steps is at most" in lines[0]
     assert not out.exists()
+
+
+# Every algorithm that learns, on CartPole-v1 (a categorical policy: its sampling fails first, or its loss); reinforce
+# also on Pendulum-v1 (a Gaussian policy: its actions would reach the env as NaN).
+DIVERGING = [(name, ENV) for name in ALGORITHMS if name != "random"] + [("reinforce", "Pendulum-v1")]
+
+
+@pytest.mark.parametrize(("name", "env_id"), DIVERGING, ids=[f"{n}-{e}" for n, e in DIVERGING])
+def test_a_diverging_run_ends_in_one_line_saying_where_and_what_to_lower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, env_id: str
+) -> None:
+    """A learning rate of 1e30 wrecks the network in its first update: a one-line error naming the env step and the
+    flags to lower, not torch's traceback from a later step; the run folder keeps its log and holds no policy."""
+    out = tmp_path / "run"
+    argv = ["train", name, env_id, "--out", str(out), "--no-progress", "--learning-rate", "1e30"]
+    budget = {"dqn": ["--learning-starts", "200"]}.get(name, [])
+    assert main([*argv, "--total-steps", "20000", "--checkpoint-every", "0", *budget]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rlship train: error: training diverged at env step ")
+    assert "lower --learning-rate (now 1e+30)" in lines[0]
+    if "max_grad_norm" in ALGORITHMS[name].hyperparameter_names():
+        assert "or --max-grad-norm" in lines[0]
+    env_steps = int(lines[0].split("env step ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < env_steps < 20000  # it stopped where it diverged, not at the end of its budget
+    assert f"{out} keeps what this run wrote up to there (train_log.csv" in lines[0]
+    with (out / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and int(rows[-1]["env_steps"]) <= env_steps
+    assert not (out / "model.safetensors").exists() and not (out / "config.json").exists()
+    from safetensors.torch import load_file
+
+    # a checkpoint is written at every update (--checkpoint-every 0) that did not diverge: none holds a NaN or inf
+    for path in (out / "checkpoint").glob("tensors-*.safetensors"):
+        for key, tensor in load_file(path).items():
+            assert not tensor.is_floating_point() or bool(tensor.isfinite().all()), (path.name, key)
