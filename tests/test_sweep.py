@@ -213,3 +213,40 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     table = (out / "sweep.md").read_text()
     assert "| seed | env steps | wall s | solved | eval mean +/- std |" in table
     assert "Solved 0 of 2 seeds" in table
+
+
+def test_a_diverged_seed_is_one_line_recorded_as_failed_and_the_others_go_on(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "cem", "CartPole-v1", "--seeds", "0-1", "--out", str(out), "--workers", "1"]
+    proc = subprocess.run(
+        [*command, *CHEAP_CEM, "--set", "learning_rate=1e30"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    for seed in (0, 1):  # seed 1 ran after seed 0 failed
+        said = [line for line in lines if line.startswith(f"rlship sweep: seed {seed}: failed: training diverged")]
+        assert len(said) == 1, lines
+    assert lines[-1] == "rlship sweep: 2 of 2 seeds failed (0-1); sweep.json and sweep.md record why"
+    data = _read(out)
+    assert [f["seed"] for f in data["failed"]] == [0, 1] and data["runs"] == []
+    assert all(f["error"].startswith("training diverged at env step") for f in data["failed"])
+    assert data["summary"]["seeds_failed"] == 2 and data["summary"]["seeds_finished"] == 0
+    table = (out / "sweep.md").read_text()
+    assert "seeds 0-1" in table and "Seed 1 failed: training diverged" in table
+
+
+def test_a_seed_that_fails_does_not_stop_the_ones_after_it(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "random", "CartPole-v1", "--out", str(out), "--workers", "1"]
+    command += ["--set", "eval_episodes=3"]
+    assert subprocess.run([*command, "--seeds", "0"], capture_output=True, text=True, timeout=300).returncode == 0
+    (out / "seed-1").mkdir()
+    (out / "seed-1" / "notes.txt").write_text("mine")  # not a run folder: rlship must not write into it
+    proc = subprocess.run([*command, "--seeds", "0-2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "rlship sweep: seed 1: failed: " in proc.stderr and "not empty and not an earlier rlship" in proc.stderr
+    data = _read(out)
+    assert [r["seed"] for r in data["runs"]] == [0, 2] and [f["seed"] for f in data["failed"]] == [1]
+    assert (out / "seed-1" / "notes.txt").read_text() == "mine" and len(list((out / "seed-1").iterdir())) == 1
