@@ -185,6 +185,31 @@ def test_each_declared_range_is_refused_naming_the_field(name: str, field: str, 
         ALGORITHMS[name].make_config(ENV, **{field: value})
 
 
+FLOAT_FIELDS = [
+    (name, f.name)
+    for name, algo in ALGORITHMS.items()
+    for f in fields(algo.config_cls)
+    if typing.get_type_hints(algo.config_cls)[f.name] in (float, float | None)
+]
+
+
+@pytest.mark.parametrize(("name", "field"), FLOAT_FIELDS, ids=[f"{n}-{f}" for n, f in FLOAT_FIELDS])
+def test_no_float_setting_takes_infinity_or_nan(name: str, field: str) -> None:
+    # whatever its range: learning_rate=1e400 reads as inf, which passed "> 0" and failed in a training step
+    for value in (math.inf, -math.inf, math.nan, 10**400):  # 10**400: an int past float's range
+        with pytest.raises(ValueError, match=rf"^{field} must be a finite number \(such as 0.01\)"):
+            ALGORITHMS[name].make_config(ENV, **{field: value})
+
+
+@pytest.mark.parametrize("name", [n for n, a in ALGORITHMS.items() if "hidden_sizes" in a.hyperparameter_names()])
+def test_hidden_sizes_hold_no_more_layers_than_an_artifact_may(name: str) -> None:
+    from rlship.network_spec import MAX_LAYERS
+
+    assert ALGORITHMS[name].make_config(ENV, hidden_sizes=[4] * MAX_LAYERS).hidden_sizes == (4,) * MAX_LAYERS
+    with pytest.raises(ValueError, match=f"^hidden_sizes may hold at most {MAX_LAYERS} values; got {MAX_LAYERS + 1}$"):
+        ALGORITHMS[name].make_config(ENV, hidden_sizes=[4] * (MAX_LAYERS + 1))
+
+
 @pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
@@ -193,7 +218,61 @@ def test_the_cli_refuses_a_bad_hyperparameter_in_one_line_before_writing(
     code = main(["train", name, ENV, "--out", str(out), "--no-progress", "--eval-episodes", "0"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert lines == ["rlship train: error: eval_episodes must be >= 1; got 0"]
+    assert lines == ["rlship train: error: eval_episodes must be in [1, 10000]; got 0"]
     assert not out.exists()
     with pytest.raises(TypeError, match=r"unknown \w+ hyperparameters"):
         ALGORITHMS[name].make_config(ENV, learning_rat=0.1)
+
+
+@pytest.mark.parametrize("name", ["a2c", "ppo"])  # the actor-critics' rollout (training/rollout.py)
+def test_a_rollout_larger_than_the_machine_is_refused_before_allocation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Each flag within its bounds, together 4096 x 100000 two-frame image stacks: petabytes, which NumPy and torch
+    would try to allocate. Refused in one line saying what it needs, what the machine has and which flags to lower;
+    no run folder is left behind."""
+    out = tmp_path / "run"
+    argv = ["train", name, "rlship/CartPolePixels-v1", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--num-envs", "4096", "--n-steps", "100000"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rlship train: error: a rollout of 4,096 envs x 100,000 steps")
+    assert "more than half of this machine's" in lines[0]
+    assert "lower --num-envs or --n-steps so that num_envs x n_steps is at most" in lines[0]
+    assert not out.exists()
+
+
+# Every algorithm that learns, on CartPole-v1 (a categorical policy: its sampling fails first, or its loss); reinforce
+# also on Pendulum-v1 (a Gaussian policy: its actions would reach the env as NaN).
+DIVERGING = [(name, ENV) for name in ALGORITHMS if name != "random"] + [("reinforce", "Pendulum-v1")]
+
+
+@pytest.mark.parametrize(("name", "env_id"), DIVERGING, ids=[f"{n}-{e}" for n, e in DIVERGING])
+def test_a_diverging_run_ends_in_one_line_saying_where_and_what_to_lower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, env_id: str
+) -> None:
+    """A learning rate of 1e30 wrecks the network in its first update: a one-line error naming the env step and the
+    flags to lower, not torch's traceback from a later step; the run folder keeps its log and holds no policy."""
+    out = tmp_path / "run"
+    argv = ["train", name, env_id, "--out", str(out), "--no-progress", "--learning-rate", "1e30"]
+    budget = {"dqn": ["--learning-starts", "200"]}.get(name, [])
+    assert main([*argv, "--total-steps", "20000", "--checkpoint-every", "0", *budget]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rlship train: error: training diverged at env step ")
+    assert "lower --learning-rate (now 1e+30)" in lines[0]
+    if "max_grad_norm" in ALGORITHMS[name].hyperparameter_names():
+        assert "or --max-grad-norm" in lines[0]
+    env_steps = int(lines[0].split("env step ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < env_steps < 20000  # it stopped where it diverged, not at the end of its budget
+    assert f"{out} keeps what this run wrote up to there (train_log.csv" in lines[0]
+    with (out / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and int(rows[-1]["env_steps"]) <= env_steps
+    assert not (out / "model.safetensors").exists() and not (out / "config.json").exists()
+    from safetensors.torch import load_file
+
+    # a checkpoint is written at every update (--checkpoint-every 0) that did not diverge: none holds a NaN or inf
+    for path in (out / "checkpoint").glob("tensors-*.safetensors"):
+        for key, tensor in load_file(path).items():
+            assert not tensor.is_floating_point() or bool(tensor.isfinite().all()), (path.name, key)

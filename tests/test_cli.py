@@ -83,6 +83,15 @@ def test_help_lists_every_hyperparameter() -> None:
             ("train", "ppo", "CartPole-v1", "--hidden-sizes", "64.7", "--no-progress"),
             "rlship train: error: hidden_sizes must be a list of whole numbers, such as [64, 64]; got [64.7]",
         ),
+        # 1e400 reads as infinity, which passed "> 0" and failed in the first update with a traceback
+        (
+            ("train", "ppo", "CartPole-v1", "--learning-rate", "1e400", "--no-progress"),
+            "rlship train: error: learning_rate must be a finite number (such as 0.01); got inf",
+        ),
+        (
+            ("train", "ppo", "CartPole-v1", "--total-steps", "1e11", "--no-progress"),
+            "rlship train: error: total_steps must be in [1, 1e10]; got 100000000000",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:
@@ -233,19 +242,27 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(unbuffered: b
 
 @needs_dev_full
 def test_every_command_that_prints_a_result_says_when_it_cannot(tmp_path: Path) -> None:
-    run_dir, hub_dir, sweep_dir = tmp_path / "run", tmp_path / "hub", tmp_path / "sweep"
+    run_dir, hub_dir, sweep_dir, export_dir = tmp_path / "run", tmp_path / "hub", tmp_path / "sweep", tmp_path / "ts"
     commands = {  # the random baseline: a whole run folder in about a second
         "train": ("random", "CartPole-v1", "--eval-episodes", "2", "--out", str(run_dir), "--no-progress"),
         "package": (str(run_dir), "--out", str(hub_dir), "--no-video", "--episodes", "2"),
         "sweep": ("random", "CartPole-v1", "--seeds", "0", "--out", str(sweep_dir), "--set", "eval_episodes=2"),
+        "export": ("default", "--format", "torchscript", "--out", str(export_dir)),
+    }
+    # the error says what was written: only the report is lost, not the work (which exit 1 alone would suggest)
+    written = {
+        "train": f"the run folder {run_dir} was written (its results.json holds these figures)",
+        "package": f"the package folder {hub_dir} was written",
+        "sweep": f"the sweep folder {sweep_dir} was written (sweep.json, sweep.md)",
+        "export": f"the export folder {export_dir} was written",
     }
     for command, args in commands.items():
         proc = _on_dev_full(command, *args)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert proc.stderr.splitlines()[-1] == f"rlship {command}: error: {NO_SPACE}"
+        assert proc.stderr.splitlines()[-1] == f"rlship {command}: error: {NO_SPACE}; {written[command]}"
     # the work was done; only its report could not be printed
     assert (run_dir / "results.json").is_file() and (hub_dir / "README.md").is_file()
-    assert (sweep_dir / "sweep.json").is_file()
+    assert (sweep_dir / "sweep.json").is_file() and (export_dir / "agent.pt").is_file()
 
 
 @needs_dev_full
@@ -257,3 +274,57 @@ def test_output_left_for_the_final_flush_that_fails_is_one_line(tmp_path: Path) 
         command = [sys.executable, "-c", script, str(tmp_path), "small"]
         proc = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
     assert (proc.returncode, proc.stderr) == (3, f"rlship: {NO_SPACE}\n")  # the command's own status kept
+
+
+# Every whole-number flag reads a count as `rlship train`'s hyperparameters do (rlship/whole_numbers.py): 1e3 and
+# 1_000 are 1000; 1.5 or inf is argparse's error naming the flag; each flag's own range is checked as before.
+WHOLE_NUMBER_FLAGS = [
+    (["evaluate", "default"], "--episodes", "episodes"),
+    (["evaluate", "default"], "--seed", "seed"),
+    (["package", "runs/x", "--out", "hub"], "--episodes", "episodes"),
+    (["package", "runs/x", "--out", "hub"], "--seed", "seed"),
+    (["export", "default", "--format", "onnx", "--out", "x"], "--opset", "opset"),
+    (["simulate"], "--episodes", "episodes"),
+    (["simulate"], "--seed", "seed"),
+    (["sweep", "random", "CartPole-v1", "--seeds", "0", "--out", "x"], "--workers", "workers"),
+    (["serve"], "--port", "port"),
+    (["serve"], "--workers", "workers"),
+    (["serve"], "--max-batch", "max_batch"),
+    (["serve"], "--timeout", "timeout"),
+    (["serve"], "--max-body-bytes", "max_body_bytes"),
+    (["serve"], "--keep-alive", "keep_alive"),
+    (["serve"], "--max-connections", "max_connections"),
+    (["serve"], "--max-sessions", "max_sessions"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "dest"), WHOLE_NUMBER_FLAGS, ids=[f"{a[0]}{f}" for a, f, _ in WHOLE_NUMBER_FLAGS]
+)
+def test_whole_number_flags_read_counts_as_they_are_written(
+    argv: list[str], flag: str, dest: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rlship.cli import build_parser
+
+    parser = build_parser(argv[0])
+    for text, value in (("1e3", 1000), ("2_000", 2000), ("17", 17), ("1.5e1", 15)):
+        assert getattr(parser.parse_args([*argv, flag, text]), dest) == value
+    for bad in ("1.5", "inf", "nan", "many"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([*argv, flag, bad])
+        assert exit_info.value.code == 2
+        assert f"argument {flag}: must be a whole number (such as 1000 or 1e5); got '{bad}'" in capsys.readouterr().err
+
+
+def test_a_count_flag_written_1e0_runs_and_keeps_its_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = json.loads(run("evaluate", "default", "--episodes", "2e0", "--seed", "1e0").stdout)
+    assert out["n_eval_episodes"] == 2 and out["seed"] == 1
+    # the flags' own ranges and one-line errors, as before
+    from rlship.cli import main
+
+    sweep_dir = tmp_path / "sweep"
+    assert main(["sweep", "random", "CartPole-v1", "--seeds", "0", "--out", str(sweep_dir), "--workers", "0e0"]) == 1
+    assert capsys.readouterr().err == "rlship sweep: error: --workers must be at least 1; got 0\n"
+    assert not sweep_dir.exists()
+    assert main(["evaluate", "default", "--episodes", "1e5"]) == 1
+    assert capsys.readouterr().err.startswith("rlship evaluate: error: episodes must be at most 10,000")

@@ -275,7 +275,7 @@ def test_epsilon_decays_linearly_then_stays() -> None:
         ({"learning_starts": -1}, "learning_starts must be >= 0"),
         ({"gamma": 1.01}, "gamma must be in"),
         ({"tau": 0.0}, "tau must be in"),
-        ({"gradient_steps": 0}, "gradient_steps must be >= 1"),
+        ({"gradient_steps": 0}, r"gradient_steps must be in \[1, 1000\]"),
         ({"activation": "gelu"}, "activation must be one of"),
     ],
 )

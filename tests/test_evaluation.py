@@ -66,6 +66,15 @@ def test_zero_episodes_is_an_error() -> None:
         run_episodes(balance, "CartPole-v1", episodes=0)
 
 
+def test_more_episodes_than_the_bound_are_refused_before_any_env_is_made() -> None:
+    # one env per episode, side by side: the count is memory, so a typo (1e8 for 1e3) is an error, not a full machine
+    from rlship.evaluation import MAX_EPISODES, run_vector_twin_episodes
+
+    for play in (run_episodes, run_vector_twin_episodes):
+        with pytest.raises(ValueError, match=f"episodes must be at most {MAX_EPISODES:,} .*; got {MAX_EPISODES + 1}"):
+            play(balance, "CartPole-v1", episodes=MAX_EPISODES + 1)
+
+
 def test_the_vector_twin_is_cartpole_itself() -> None:
     """The stop rule's confirmations play CartPole-v1's native vector env: from the same state, with the same
     actions, it gives gymnasium.make's observations, rewards, termination and time limit."""

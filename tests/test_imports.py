@@ -35,6 +35,7 @@ CORE = {
     "safetensors_header",
     "schema",
     "sources",
+    "whole_numbers",  # how a count is read from a command line: every layer's verbs read their flags through it
 }
 
 

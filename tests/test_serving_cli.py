@@ -35,9 +35,31 @@ def test_workers_come_from_the_flag_else_rlship_workers(monkeypatch: pytest.Monk
 def test_a_bad_worker_count_is_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("RLSHIP_WORKERS", "two")
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("the server must not start"))
+    for text in ("two", "1.5", "inf"):  # read as --workers is: never truncated
+        monkeypatch.setenv("RLSHIP_WORKERS", text)
+        assert main(["serve"]) == 1
+        err = capsys.readouterr().err
+        assert f"RLSHIP_WORKERS={text!r} is not a whole number" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("RLSHIP_WORKERS", "0")  # the flag's range too
     assert main(["serve"]) == 1
-    assert "RLSHIP_WORKERS='two' is not a whole number" in capsys.readouterr().err
+    assert "--workers must be at least 1; got 0" in capsys.readouterr().err
+
+
+def test_rlship_workers_is_read_as_the_workers_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLSHIP_WORKERS", "2e0")
+    assert _serve_env(monkeypatch, [])["RLSHIP_WORKERS"] == "2"
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1"])
+def test_simulate_refuses_a_timeout_that_is_not_a_positive_finite_number(
+    capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    # refused before any request: nothing listens at this URL, so anything else would be a connection error
+    assert main(["simulate", "--url", "http://127.0.0.1:9", "--timeout", timeout]) == 1
+    err = capsys.readouterr().err
+    assert f"--timeout must be a number of seconds above 0; got {float(timeout)}" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_several_sources_reach_the_service_as_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,3 +85,15 @@ def test_bad_policy_names_are_one_line_and_exit_1(
     assert main(["serve", *argv]) == 1
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_count_flags_may_be_written_1e3(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same reader as every whole-number flag (rlship/whole_numbers.py): 3e3 is the port 3000
+    caught: dict[str, Any] = {}
+    monkeypatch.setattr(os, "execve", lambda path, command, env: caught.update(command=command, env=env))
+    flags = ["--port", "3e3", "--workers", "1e0", "--max-batch", "1e3", "--max-sessions", "1e2", "--keep-alive", "5e0"]
+    assert main(["serve", *flags]) == 0
+    command, env = caught["command"], caught["env"]
+    assert command[command.index("--port") + 1] == "3000"
+    assert command[command.index("--timeout-keep-alive") + 1] == "5"
+    assert env["RLSHIP_WORKERS"] == "1" and env["RLSHIP_MAX_BATCH"] == "1000" and env["RLSHIP_MAX_SESSIONS"] == "100"

@@ -274,6 +274,10 @@ def closed(reader: asyncio.StreamReader) -> bool:
         (["--max-connections", "100000000"], "--max-connections (RLSHIP_MAX_CONNECTIONS) 100000000 is not below"),
         (["--body-timeout", "0"], "--body-timeout (RLSHIP_BODY_TIMEOUT) must be above 0"),
         (["--max-body-bytes", "-5"], "--max-body-bytes (RLSHIP_MAX_BODY) must be above 0"),
+        # inf would turn the protection off: a client could hold a connection for ever
+        (["--body-timeout", "inf"], "--body-timeout (RLSHIP_BODY_TIMEOUT) must be above 0 and finite; got inf"),
+        (["--header-timeout", "nan"], "--header-timeout (RLSHIP_HEADER_TIMEOUT) must be above 0 and finite; got nan"),
+        (["--session-idle", "inf"], "--session-idle (RLSHIP_SESSION_IDLE) must be above 0 and finite; got inf"),
     ],
 )
 def test_bad_limits_stop_rlship_serve_with_one_line(flags: list[str], says: str) -> None:
@@ -289,6 +293,13 @@ def test_limits_from_the_environment() -> None:
     assert ServerLimits.from_env(limits.env()) == limits
     with pytest.raises(ValueError, match="RLSHIP_KEEP_ALIVE='soon' is not a whole number"):
         ServerLimits.from_env({"RLSHIP_KEEP_ALIVE": "soon"})
+    # counts are read as the flags read them (4e3 is 4000), and never truncated
+    assert ServerLimits.from_env({"RLSHIP_MAX_SESSIONS": "4e3"}).max_sessions == 4000
+    with pytest.raises(ValueError, match=r"RLSHIP_MAX_SESSIONS='2\.5' is not a whole number"):
+        ServerLimits.from_env({"RLSHIP_MAX_SESSIONS": "2.5"})
+    # an infinite timeout from the environment is refused as the flag's is
+    with pytest.raises(ValueError, match=r"--session-idle \(RLSHIP_SESSION_IDLE\) must be above 0 and finite"):
+        ServerLimits.from_env({"RLSHIP_SESSION_IDLE": "inf"})
 
 
 def test_rlship_serve_passes_the_limits_to_bentoml(monkeypatch: pytest.MonkeyPatch) -> None:

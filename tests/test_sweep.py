@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -73,8 +74,12 @@ def test_a_count_may_be_written_as_rl_budgets_are() -> None:
         ("total_steps=1.5e0", "total_steps must be a whole number (such as 1000 or 1e5); got 1.5"),
         ("total_steps=inf", "total_steps must be a whole number (such as 1000 or 1e5); got inf"),
         ("total_steps=many", "total_steps must be a whole number (such as 1000 or 1e5); got 'many'"),
-        ("learning_rate=fast", "learning_rate must be a number (such as 0.01); got 'fast'"),
-        ("target_kl=off", "target_kl must be a number (such as 0.01), or none; got 'off'"),
+        ("learning_rate=fast", "learning_rate must be a finite number (such as 0.01); got 'fast'"),
+        # 1e400 reads as infinity: refused here, not passed by "> 0" to fail in a worker's training step
+        ("learning_rate=1e400", "learning_rate must be a finite number (such as 0.01); got inf"),
+        ("learning_rate=nan", "learning_rate must be a finite number (such as 0.01); got nan"),
+        ("ent_coef=-inf", "ent_coef must be a finite number (such as 0.01); got -inf"),
+        ("target_kl=off", "target_kl must be a finite number (such as 0.01), or none; got 'off'"),
         ("anneal_lr=yes", "anneal_lr must be true or false; got 'yes'"),
     ],
 )
@@ -82,6 +87,13 @@ def test_a_bad_value_is_named_with_its_type_and_how_to_write_one(item: str, mess
     with pytest.raises(SweepError) as info:
         parse_overrides("ppo", [item])
     assert str(info.value) == f"--set {item}: {message}"
+
+
+def test_a_long_bad_value_is_named_short() -> None:
+    item = "hidden_sizes=" + json.dumps([8] * 65)  # past the 64 layers a config.json may describe
+    with pytest.raises(SweepError) as info:
+        parse_overrides("ppo", [item])
+    assert str(info.value) == f"--set {item[:57]}...: hidden_sizes may hold at most 64 values; got 65"
 
 
 def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,12 +113,28 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path, capsys: pytes
         ("hidden_sizes=256", "hidden_sizes must be a list of whole numbers"),
         ("hidden_sizes=[64.7]", "hidden_sizes must be a list of whole numbers"),  # not a silent 64
         ("total_steps=2.5", "total_steps must be a whole number"),
-        ("total_steps=0e0", "total_steps must be >= 1; got 0"),  # read as a number, then its range checked
+        ("total_steps=0e0", "total_steps must be in [1, 1e10]; got 0"),  # read as a number, then its range checked
+        ("total_steps=1e11", "total_steps must be in [1, 1e10]; got 100000000000"),  # a bound on one run's work
+        ("learning_rate=1e400", "learning_rate must be a finite number (such as 0.01); got inf"),
+        ("learning_rate=nan", "learning_rate must be a finite number (such as 0.01); got nan"),
     ]:
         assert main([*cem, "--set", item]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_bad_config_from_python_is_refused_before_any_folder_is_made(tmp_path: Path) -> None:
+    # the Python API skips `--set`'s reading: the config is still built, and refused, before the sweep folder or a
+    # seed folder exists, so no worker ever starts on it
+    from rlship.errors import UsageError
+    from rlship.sweep import sweep
+
+    out = tmp_path / "sweep"
+    for overrides in ({"learning_rate": math.inf}, {"learning_rate": math.nan}, {"total_steps": 10**11}):
+        with pytest.raises(UsageError, match=r"^(learning_rate must be a finite number|total_steps must be in)"):
+            sweep("cem", "CartPole-v1", [0, 1], out, overrides=overrides, workers=1)
+        assert not out.exists()
 
 
 def test_interrupted_sweep_keeps_finished_seeds_and_a_rerun_skips_them(tmp_path: Path) -> None:
@@ -185,3 +213,40 @@ def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     table = (out / "sweep.md").read_text()
     assert "| seed | env steps | wall s | solved | eval mean +/- std |" in table
     assert "Solved 0 of 2 seeds" in table
+
+
+def test_a_diverged_seed_is_one_line_recorded_as_failed_and_the_others_go_on(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "cem", "CartPole-v1", "--seeds", "0-1", "--out", str(out), "--workers", "1"]
+    proc = subprocess.run(
+        [*command, *CHEAP_CEM, "--set", "learning_rate=1e30"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    for seed in (0, 1):  # seed 1 ran after seed 0 failed
+        said = [line for line in lines if line.startswith(f"rlship sweep: seed {seed}: failed: training diverged")]
+        assert len(said) == 1, lines
+    assert lines[-1] == "rlship sweep: 2 of 2 seeds failed (0-1); sweep.json and sweep.md record why"
+    data = _read(out)
+    assert [f["seed"] for f in data["failed"]] == [0, 1] and data["runs"] == []
+    assert all(f["error"].startswith("training diverged at env step") for f in data["failed"])
+    assert data["summary"]["seeds_failed"] == 2 and data["summary"]["seeds_finished"] == 0
+    table = (out / "sweep.md").read_text()
+    assert "seeds 0-1" in table and "Seed 1 failed: training diverged" in table
+
+
+def test_a_seed_that_fails_does_not_stop_the_ones_after_it(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "random", "CartPole-v1", "--out", str(out), "--workers", "1"]
+    command += ["--set", "eval_episodes=3"]
+    assert subprocess.run([*command, "--seeds", "0"], capture_output=True, text=True, timeout=300).returncode == 0
+    (out / "seed-1").mkdir()
+    (out / "seed-1" / "notes.txt").write_text("mine")  # not a run folder: rlship must not write into it
+    proc = subprocess.run([*command, "--seeds", "0-2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "rlship sweep: seed 1: failed: " in proc.stderr and "not empty and not an earlier rlship" in proc.stderr
+    data = _read(out)
+    assert [r["seed"] for r in data["runs"]] == [0, 2] and [f["seed"] for f in data["failed"]] == [1]
+    assert (out / "seed-1" / "notes.txt").read_text() == "mine" and len(list((out / "seed-1").iterdir())) == 1

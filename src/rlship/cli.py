@@ -23,6 +23,7 @@ from rlship.hub import cli as hub_cli
 from rlship.output import OutputError, print_result
 from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
 from rlship.serving import cli as serving_cli
+from rlship.whole_numbers import whole_number
 
 
 def _flag_kwargs(f: Field[Any], hint: Any) -> dict[str, Any]:
@@ -148,7 +149,8 @@ def _run_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         raise
-    print_result(json.dumps(result.summary(), indent=2))
+    written = f"the run folder {result.out} was written (its results.json holds these figures)"
+    print_result(json.dumps(result.summary(), indent=2), written=written)
     if result.interrupted:
         print(
             f"rlship train: interrupted at {result.env_steps} env steps. {result.out} holds a checkpoint and the "
@@ -264,8 +266,10 @@ def register_evaluate(sub: Subparsers) -> None:
         metavar="SOURCE",
         help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy)",
     )
-    ev.add_argument("--episodes", type=int, default=100, help="episodes to run (default: 100)")
-    ev.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
+    ev.add_argument("--episodes", type=whole_number, default=100, help="episodes to run (default: 100)")
+    ev.add_argument(
+        "--seed", type=whole_number, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i"
+    )
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the greedy one")
     ev.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env id than the policy's own")
     ev.add_argument(
@@ -321,10 +325,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _seed(text: str) -> int:
-    """--seed of `train`: argparse then names the flag in the error (training's own check cannot)."""
+    """--seed of `train` (1e3 too, as every whole-number flag): argparse then names the flag in the error
+    (training's own check cannot)."""
     try:
-        seed = int(text)
-    except ValueError:
+        seed = whole_number(text)
+    except argparse.ArgumentTypeError:
         seed = -1
     if not 0 <= seed < 2**32:
         raise argparse.ArgumentTypeError(f"must be a whole number in [0, 2**32); got {text[:40]!r}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlship.errors import TrainingDiverged
 from rlship.lazy_torch import torch
 
 GAUSSIAN_LOG_STD = ("state_independent", "state_dependent")
@@ -63,6 +64,18 @@ class Bounding:
         return torch.maximum(torch.minimum(u, high), low)
 
 
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One action per row of `probs` (N, n_actions). Probabilities that are not finite come from a network that
+    diverged in training: `TrainingDiverged`, not torch's RuntimeError. Checked only when torch refuses them, so
+    sampling costs nothing more."""
+    try:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    except RuntimeError:
+        if bool(torch.isfinite(probs).all()):
+            raise
+        raise TrainingDiverged("a non-finite network output") from None
+
+
 class ActionHead:
     """What a trainer needs from the policy's action distribution: sample (with the log-probability the update
     compares against), the log-probability and entropy of stored actions, and the actions as the env takes them."""
@@ -88,7 +101,7 @@ class ActionHead:
 class CategoricalHead(ActionHead):
     def sample(self, out: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         log_probs = torch.log_softmax(out["logits"], dim=-1)
-        action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+        action = sample_categorical(log_probs.exp(), generator)
         return action, log_probs.gather(1, action[:, None]).squeeze(-1)
 
     def log_prob_entropy(
@@ -124,4 +137,7 @@ class GaussianHead(ActionHead):
         return gaussian_log_prob(mean, log_std, actions), gaussian_entropy(log_std)
 
     def to_env(self, actions: torch.Tensor) -> np.ndarray:
-        return self.bounding.to_env(actions.numpy())
+        u = actions.numpy()
+        if not np.isfinite(u).all():  # a diverged network's mean: no env is given NaN (microseconds a step)
+            raise TrainingDiverged("a non-finite network output")
+        return self.bounding.to_env(u)

@@ -22,3 +22,9 @@ class UnsupportedEnvError(RlshipError):
 class UsageError(RlshipError, ValueError):
     """An argument, flag, hyperparameter or setting is malformed or out of range; the message names it and says
     what is allowed. (A ValueError too, so callers that caught ValueError before keep working.)"""
+
+
+class TrainingDiverged(RlshipError):
+    """Training produced a number that is not finite (a loss, a network weight, a network output), so the run
+    cannot go on. Raised with what was found; `Run` (training/run.py) adds where (the env step), which flags to
+    lower and what the run folder keeps."""

@@ -30,6 +30,20 @@ if TYPE_CHECKING:  # evaluation needs only `act`; the run folder module (below p
 
 EVAL_SEED_OFFSET = 1_000_000
 DEFAULT_EPISODES = 100
+# Episodes of one evaluation, at most: each plays in its own env, all side by side (100 is the protocol's; the
+# stop rule's confirmations and the Hub's leaderboard use 10-100), so the count sizes memory before any env steps.
+MAX_EPISODES = 10_000
+
+
+def check_episodes(episodes: int) -> None:
+    """A UsageError unless `episodes` is a count one evaluation may play (1 to MAX_EPISODES)."""
+    if episodes < 1:
+        raise UsageError(f"episodes must be >= 1; got {episodes}")
+    if episodes > MAX_EPISODES:
+        raise UsageError(
+            f"episodes must be at most {MAX_EPISODES:,} (one env each, played side by side); got {episodes}"
+        )
+
 
 # obs batch (N, *obs_shape) -> actions (N,)
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -78,8 +92,7 @@ def run_episodes(
     A hand-stepped list of envs rather than a gymnasium vector env: each env must play exactly one episode, and
     a vector env would keep stepping (and auto-resetting) the envs that are already done.
     """
-    if episodes < 1:
-        raise UsageError(f"episodes must be >= 1; got {episodes}")
+    check_episodes(episodes)
     envs = [make_env(env_id, env_kwargs) for _ in range(episodes)]
     try:
         obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, episode_seeds(seed, episodes), strict=True)])
@@ -119,8 +132,7 @@ def run_vector_twin_episodes(
     an episode can still earn is known (`max_episode_return`); only the episodes that ended are returned then.
     The stop rule's confirmations use it: a check that must fail is decided without playing the rest.
     """
-    if episodes < 1:
-        raise UsageError(f"episodes must be >= 1; got {episodes}")
+    check_episodes(episodes)
     envs = make_vec_env(env_id, episodes, env_kwargs)
     try:
         best = max_episode_return(envs) if give_up_below is not None else None

@@ -38,6 +38,7 @@ from rlship.errors import ArtifactError, RlshipError, UsageError
 from rlship.output import print_result
 from rlship.policy import Policy, load_policy
 from rlship.run_folder import CONFIG_FILE, OutputRule, check_output_folder, read_config
+from rlship.whole_numbers import whole_number
 
 ONNX_FILE = "model.onnx"
 TORCHSCRIPT_FILE = "agent.pt"
@@ -429,10 +430,12 @@ def register(sub: Any) -> None:
     )
     ex.add_argument("--format", required=True, choices=sorted(FORMATS), help="onnx (model.onnx) or torchscript")
     ex.add_argument("--out", required=True, metavar="DIR", help="folder to write (new, empty or an earlier export)")
-    ex.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset, 17 or newer (default: {ONNX_OPSET})")
+    ex.add_argument(
+        "--opset", type=whole_number, default=ONNX_OPSET, help=f"ONNX opset, 17 or newer (default: {ONNX_OPSET})"
+    )
 
 
 def _run_export(args: argparse.Namespace) -> int:
     result = export_policy(args.source, args.format, args.out, opset=args.opset)
-    print_result(json.dumps(result.summary(), indent=2))
+    print_result(json.dumps(result.summary(), indent=2), written=f"the export folder {args.out} was written")
     return 0

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from rlship.errors import RlshipError, UsageError
 from rlship.output import print_result
 from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
+from rlship.whole_numbers import whole_number
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -89,6 +90,7 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
     known = {f.name for f in fields(algo.config_cls)}
     overrides: dict[str, Any] = {}
     for item in items:
+        shown = item if len(item) <= 60 else item[:57] + "..."  # the error names it; the setting says what is wrong
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
@@ -98,7 +100,7 @@ def parse_overrides(algorithm: str, items: Iterable[str]) -> dict[str, Any]:
         try:
             overrides[key] = parse_setting(key, text, hints[key])
         except UsageError as exc:
-            raise SweepError(f"--set {item}: {exc}") from None
+            raise SweepError(f"--set {shown}: {exc}") from None
     return overrides
 
 
@@ -182,12 +184,13 @@ def _median(values: list[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Overall figures over the finished (not interrupted) seeds."""
+def summarise(runs: list[dict[str, Any]], failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Overall figures over the finished (not interrupted) seeds; `failed`: the seeds that ended with an error."""
     done = [r for r in runs if not r["interrupted"]]
     solved = [r for r in done if r["solved"]]
     return {
         "seeds_finished": len(done),
+        "seeds_failed": len(failed or []),
         "seeds_solved": len(solved),
         "solve_rate": round(len(solved) / len(done), 4) if done else None,
         "median_env_steps": _median([r["env_steps"] for r in done]),
@@ -202,7 +205,8 @@ def markdown(sweep: dict[str, Any]) -> str:
     """sweep.json as the Markdown table the README and docs paste."""
     settings = ", ".join(f"{k}={v}" for k, v in sweep["overrides"].items()) or "the preset / defaults"
     lines = [
-        f"# {sweep['algorithm']} on {sweep['env_id']}: seeds {_seed_ranges(r['seed'] for r in sweep['runs'])}",
+        f"# {sweep['algorithm']} on {sweep['env_id']}: seeds "
+        f"{_seed_ranges(r['seed'] for r in [*sweep['runs'], *sweep.get('failed', [])])}",
         "",
         f"Hyperparameters: {settings}. Evaluation: the protocol's greedy episodes, eval seed 0. "
         f"Command: `{sweep['command']}`",
@@ -228,6 +232,8 @@ def markdown(sweep: dict[str, Any]) -> str:
         f"{fmt(s['median_wall_seconds'], '.1f')} wall s, evaluation mean {fmt(s['median_eval_mean'], '.2f')}.",
         "",
     ]
+    for f in sweep.get("failed", []):  # not in the table: a failed seed has no figures
+        lines += [f"Seed {f['seed']} failed: {f['error']}", ""]
     return "\n".join(lines)
 
 
@@ -270,7 +276,8 @@ class SweepFolder:
                     f"{out} exists and is not a sweep folder (no {SWEEP_JSON}); rlship writes sweeps only into a "
                     "new or empty folder: pick another --out"
                 )
-            self.data = {"format": SWEEP_FORMAT, **identity, "seeds": [], "runs": []}
+            self.data = {"format": SWEEP_FORMAT, **identity, "seeds": [], "runs": [], "failed": []}
+        self.data.setdefault("failed", [])  # a sweep.json from before failed seeds were recorded
 
     def _read_own(self, identity: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -296,18 +303,27 @@ class SweepFolder:
             (self.seed_dir(seed) / _RESULTS_FILE).is_file()
         )
 
-    def record(self, row: dict[str, Any] | None, seeds: list[int], command: str, engine: dict[str, Any]) -> None:
-        """Add one seed's row (replacing an older row of that seed) and rewrite sweep.json and sweep.md."""
-        runs = self.data["runs"]
-        if row is not None:
-            runs[:] = [r for r in runs if r["seed"] != row["seed"]] + [row]
-            runs.sort(key=lambda r: r["seed"])
+    def record(
+        self,
+        row: dict[str, Any] | None,
+        seeds: list[int],
+        command: str,
+        engine: dict[str, Any],
+        failure: dict[str, Any] | None = None,
+    ) -> None:
+        """Add one seed's row, or its `failure` ({"seed", "error"}), replacing what an earlier attempt recorded for
+        that seed, and rewrite sweep.json and sweep.md."""
+        runs, failed = self.data["runs"], self.data["failed"]
+        for new, into, other in ((row, runs, failed), (failure, failed, runs)):
+            if new is not None:
+                into[:] = sorted([r for r in into if r["seed"] != new["seed"]] + [new], key=lambda r: r["seed"])
+                other[:] = [r for r in other if r["seed"] != new["seed"]]
         self.data.update(
             seeds=sorted(set(self.data["seeds"]) | set(seeds)),
             command=command,
             engine=engine,
             updated=datetime.now(UTC).isoformat(timespec="seconds"),
-            summary=summarise(runs),
+            summary=summarise(runs, failed),
         )
         self.out.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
@@ -323,6 +339,7 @@ class SweepReport:
     skipped: list[int]
     ran: list[int]
     interrupted: bool
+    failed: list[int]  # seeds that ended with one of rlship's errors (training diverged, ...); the others went on
 
     @property
     def data(self) -> dict[str, Any]:
@@ -376,32 +393,52 @@ def sweep(
             f"eval {row['mean_reward']:.2f} +/- {row['std_reward']:.2f}"
         )
 
+    failed: list[int] = []
+
+    def fail(seed: int, error: RlshipError) -> None:
+        """A seed that ended with one of rlship's one-line errors: said in that line, recorded; the others go on."""
+        failed.append(seed)
+        folder.record(None, seeds, command, engine, failure={"seed": seed, "error": str(error)})
+        log(f"rlship sweep: seed {seed}: failed: {error}")
+
     interrupted, start = False, time.perf_counter()
     if tasks:
         runner = _run_on_ray if ray else _run_in_pool
-        interrupted = runner(tasks, done, ray if ray else n_workers)
+        interrupted = runner(tasks, done, fail, ray if ray else n_workers)
     # this invocation's wall time, start-up of the pool or Ray connection included (docs/scaling.md compares it)
     engine["wall_seconds"] = round(time.perf_counter() - start, 3)
     engine["seeds_run"] = [t.seed for t in tasks]
     folder.record(None, seeds, command, engine)
-    return SweepReport(folder, skipped, [t.seed for t in tasks], interrupted)
+    return SweepReport(folder, skipped, [t.seed for t in tasks], interrupted, sorted(failed))
 
 
-def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], workers: Any) -> bool:
+Failed = Callable[[int, RlshipError], None]
+
+
+def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], fail: Failed, workers: Any) -> bool:
     """Seeds in a pool of fresh processes (spawn: no torch state forked from this one)."""
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_worker_init)
-    futures = [pool.submit(run_seed, t) for t in tasks]
-    recorded: set[concurrent.futures.Future[dict[str, Any]]] = set()
+    futures = {pool.submit(run_seed, t): t for t in tasks}
+    recorded: set[concurrent.futures.Future[dict[str, Any] | None]] = set()
+
+    def collect(future: concurrent.futures.Future[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A finished seed's row, recorded (None: Ctrl-C came before it started, or it failed, recorded so)."""
+        recorded.add(future)
+        try:
+            row = future.result()
+        except RlshipError as exc:  # one line, as `rlship train` says it (anything else keeps its traceback)
+            fail(futures[future].seed, exc)
+            return None
+        if row is not None:
+            done(row)
+        return row
+
     interrupted = False
     try:
         for future in concurrent.futures.as_completed(futures):
-            row = future.result()
-            recorded.add(future)
-            if row is None:  # Ctrl-C before it started: the parent's KeyboardInterrupt follows
-                continue
-            done(row)
-            interrupted = interrupted or row["interrupted"]
+            row = collect(future)
+            interrupted = interrupted or (row is not None and row["interrupted"])
     except KeyboardInterrupt:
         # The workers got the same Ctrl-C: the runs in progress stop at their next safe point and return.
         interrupted = True
@@ -410,14 +447,13 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
         for future in futures:
             if not future.cancelled() and future not in recorded:
                 with contextlib.suppress(KeyboardInterrupt, concurrent.futures.CancelledError, RuntimeError):
-                    if (row := future.result()) is not None:
-                        done(row)
+                    collect(future)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return interrupted
 
 
-def _run_on_ray(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], address: Any) -> bool:
+def _run_on_ray(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], fail: Failed, address: Any) -> bool:
     """One Ray task per seed, one CPU each; results are recorded as they come."""
     try:
         import ray
@@ -441,8 +477,14 @@ def _run_on_ray(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], a
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                pending.pop(ref)
-                row = ray.get(ref)
+                task = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # the task's own exception is its `cause`
+                    if not isinstance(exc.cause, RlshipError):
+                        raise
+                    fail(task.seed, exc.cause)
+                    continue
                 if row is None:
                     continue
                 done(row)
@@ -483,7 +525,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--env-kwargs", type=json.loads, default=None, metavar="JSON", help="keyword arguments for gymnasium.make"
     )
-    p.add_argument("--workers", type=int, default=None, help="pool processes (default: one per core); not with --ray")
+    p.add_argument(
+        "--workers", type=whole_number, default=None, help="pool processes (default: one per core); not with --ray"
+    )
     p.add_argument(
         "--ray",
         default=None,
@@ -517,7 +561,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
         ray=args.ray,
         command=command,
     )
-    print_result(markdown(report.data))
+    print_result(markdown(report.data), written=f"the sweep folder {args.out} was written (sweep.json, sweep.md)")
+    if report.failed:  # each said in its own line as it ended; the exit status says the sweep is not whole
+        print(
+            f"rlship sweep: {len(report.failed)} of {len(report.ran)} seeds failed ({_seed_ranges(report.failed)}); "
+            "sweep.json and sweep.md record why",
+            file=sys.stderr,
+        )
     if report.interrupted:
         print(
             f"rlship sweep: interrupted; {report.data['summary']['seeds_finished']} seeds are finished in "
@@ -525,7 +575,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    return 0
+    return 1 if report.failed else 0
 
 
 __all__ = ["SeedTask", "SweepError", "SweepReport", "markdown", "parse_seeds", "run_seed", "summarise", "sweep"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from rlship.evaluation import DEFAULT_EPISODES
 from rlship.output import print_result
+from rlship.whole_numbers import whole_number
 
 
 def register(sub: Any) -> None:
@@ -82,9 +83,12 @@ def _evaluation_flags(parser: argparse.ArgumentParser) -> None:
         help="package a run that was stopped by Ctrl-C and not resumed (refused by default)",
     )
     parser.add_argument(
-        "--episodes", type=int, default=DEFAULT_EPISODES, help=f"evaluation episodes (default: {DEFAULT_EPISODES})"
+        "--episodes",
+        type=whole_number,
+        default=DEFAULT_EPISODES,
+        help=f"evaluation episodes (default: {DEFAULT_EPISODES})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default: 0)")
+    parser.add_argument("--seed", type=whole_number, default=0, help="evaluation seed (default: 0)")
 
 
 def _run_package(args: argparse.Namespace) -> int:
@@ -101,7 +105,7 @@ def _run_package(args: argparse.Namespace) -> int:
         onnx=args.onnx,
         tags=args.tags,
     )
-    print_result(json.dumps(package.summary(), indent=2))
+    print_result(json.dumps(package.summary(), indent=2), written=f"the package folder {args.out} was written")
     return 0
 
 

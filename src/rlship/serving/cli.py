@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from rlship.errors import UsageError
 from rlship.output import print_result
+from rlship.whole_numbers import whole_number, whole_number_variable
 
 if TYPE_CHECKING:
     from rlship.cli import Subparsers
@@ -36,15 +38,19 @@ def register(sub: Subparsers) -> None:
         "default: $RLSHIP_POLICY, else 'default'",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default: 3000)")
+    serve.add_argument("--port", type=whole_number, default=3000, help="port to listen on (default: 3000)")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole_number,
         default=None,
         help="worker processes, one torch thread each; at most one per core (default: $RLSHIP_WORKERS, else 1)",
     )
-    serve.add_argument("--max-batch", type=int, default=None, help="largest batch /act_batch accepts (default: 4096)")
-    serve.add_argument("--timeout", type=int, default=None, help="seconds before a request answers 504 (default: 30)")
+    serve.add_argument(
+        "--max-batch", type=whole_number, default=None, help="largest batch /act_batch accepts (default: 4096)"
+    )
+    serve.add_argument(
+        "--timeout", type=whole_number, default=None, help="seconds before a request answers 504 (default: 30)"
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     serve.add_argument(
         "--drain",
@@ -64,8 +70,10 @@ def register(sub: Subparsers) -> None:
     sim.set_defaults(handler=_run_simulate)
     sim.add_argument("--url", default="http://127.0.0.1:3000", help="the server (default: http://127.0.0.1:3000)")
     sim.add_argument("--env", default=None, metavar="ENV_ID", help="Gymnasium env id (default: the served policy's)")
-    sim.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
-    sim.add_argument("--seed", type=int, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i")
+    sim.add_argument("--episodes", type=whole_number, default=10, help="episodes to run (default: 10)")
+    sim.add_argument(
+        "--seed", type=whole_number, default=0, help="evaluation seed: episode i is reset with 1_000_000+seed+i"
+    )
     sim.add_argument("--stochastic", action="store_true", help="ask for sampled actions instead of greedy ones")
     sim.add_argument("--batch", action="store_true", help="one POST /act_batch per step for all running episodes")
     sim.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default: 10)")
@@ -84,7 +92,7 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     group = serve.add_argument_group("limits (README: Limits of the server)")
     group.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"largest request body, chunked or not: over it, 413 (default: ${limits.MAX_BODY_ENV}, "
         "else what --max-batch observations need)",
@@ -105,14 +113,14 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--keep-alive",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive; "
         f"default: ${limits.KEEP_ALIVE_ENV}, else {limits.DEFAULT_KEEP_ALIVE})",
     )
     group.add_argument(
         "--max-connections",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"open connections per worker; at the cap the longest idle one is closed (default: "
         f"${limits.MAX_CONNECTIONS_ENV}, else {limits.DEFAULT_MAX_CONNECTIONS} or `ulimit -n` minus "
@@ -120,7 +128,7 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-sessions",
-        type=int,
+        type=whole_number,
         default=None,
         help=f"pixel policies: frame-stack sessions kept per worker and policy, least recently used evicted "
         f"(default: ${limits.MAX_SESSIONS_ENV}, else {limits.DEFAULT_MAX_SESSIONS})",
@@ -166,10 +174,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         source = args.sources[0] if plain else json.dumps(args.sources)  # a JSON list: paths may hold spaces
     else:
         source = os.environ.get("RLSHIP_POLICY") or "default"
-    text = os.environ.get("RLSHIP_WORKERS") or "1"
-    if args.workers is None and not text.isdigit():
-        raise UsageError(f"RLSHIP_WORKERS={text!r} is not a whole number; set it to the worker count, e.g. 2")
-    workers = args.workers if args.workers is not None else int(text)
+    workers = args.workers
+    if workers is None:  # the flag's reader: RLSHIP_WORKERS=2 or 2e0; its range is the flag's, checked below
+        workers = whole_number_variable("RLSHIP_WORKERS", os.environ.get("RLSHIP_WORKERS") or "1")
     for name, value in (("--port", args.port), ("--workers", workers), ("--max-batch", args.max_batch or 1)):
         if value < 1:
             raise UsageError(f"{name} must be at least 1; got {value}")
@@ -200,6 +207,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be at least 1; got {args.episodes}")
+    if not 0 < args.timeout < math.inf:  # NaN or inf would wait for ever on a server that never answers
+        raise UsageError(f"--timeout must be a number of seconds above 0; got {args.timeout}")
     result = simulate(
         args.url,
         env_id=args.env,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import resource
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rlship.errors import UsageError
+from rlship.whole_numbers import whole_number_variable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,8 +103,9 @@ class ServerLimits:
     def __post_init__(self) -> None:
         for field, flag, env in self.NAMES:
             value = getattr(self, field)
-            if value is not None and not value > 0:
-                raise UsageError(f"{flag} ({env}) must be above 0; got {value}")
+            # inf would turn the protection off (a connection held for ever); NaN compares false to every bound
+            if value is not None and not 0 < value < math.inf:
+                raise UsageError(f"{flag} ({env}) must be above 0 and finite; got {value}")
         if self.max_connections is not None and self.max_connections > fd_limit() - RESERVED_FDS:
             raise UsageError(
                 f"--max-connections ({MAX_CONNECTIONS_ENV}) {self.max_connections} is not below this process's "
@@ -118,25 +121,19 @@ class ServerLimits:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
         """The limits set in the environment (what `rlship serve` passes to BentoML's workers)."""
         environ = os.environ if environ is None else environ
-        kinds: dict[str, Callable[[str], float]] = {
-            "max_body": int,
-            "body_timeout": float,
-            "header_timeout": float,
-            "keep_alive": int,
-            "max_connections": int,
-            "max_sessions": int,
-            "session_idle": float,
-        }
+        counts = {"max_body", "keep_alive", "max_connections", "max_sessions"}  # the others are seconds
         values: dict[str, Any] = {}
         for field, _flag, env in cls.NAMES:
             text = environ.get(env, "").strip()
             if not text:
                 continue
+            if field in counts:  # read as the flags read whole numbers: 4096 or 4e3
+                values[field] = whole_number_variable(env, text)
+                continue
             try:
-                values[field] = kinds[field](text)
+                values[field] = float(text)
             except ValueError:
-                kind = "a whole number" if kinds[field] is int else "a number of seconds"
-                raise UsageError(f"{env}={text!r} is not {kind}") from None
+                raise UsageError(f"{env}={text!r} is not a number of seconds") from None
         return cls(**values)
 
     def env(self) -> dict[str, str]:

@@ -47,11 +47,13 @@ import torch
 from pydantic_core import to_json
 from starlette.responses import JSONResponse
 
+from rlship.errors import UsageError
 from rlship.policy import DEFAULT_POLICY, Policy, load_policy
 from rlship.serving import drain, limits, protocol
 from rlship.serving.registry import max_body_bytes, parse_entries
 from rlship.serving.routes import PolicyRoutes
 from rlship.serving.sessions import SessionLimits
+from rlship.whole_numbers import whole_number_variable
 
 logger = logging.getLogger("rlship.serving")
 
@@ -119,9 +121,9 @@ def _cancel_timeout_timers() -> None:
 def _env_int(name: str, default: int) -> int:
     text = os.environ.get(name, "")
     try:
-        value = int(text) if text else default
-    except ValueError:
-        raise SystemExit(f"{name}={text!r} is not a whole number") from None
+        value = whole_number_variable(name, text) if text else default  # 2 or 2e0, as rlship serve's flags
+    except UsageError as exc:
+        raise SystemExit(str(exc)) from None
     if value < 1:
         raise SystemExit(f"{name} must be at least 1; got {value}")
     return value

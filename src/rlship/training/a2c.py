@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlship.lazy_torch import F, torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, MAX_ROLLOUT_STEPS, MAX_TOTAL_STEPS, RunSettings, hp
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
@@ -35,9 +35,13 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 @dataclass
 class A2CConfig(RunSettings):
-    total_steps: int = hp(500_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        500_000, "env steps (all envs together) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     num_envs: int = hp(8, "parallel envs", ge=1, le=4096)
-    n_steps: int = hp(5, "steps per env between updates; returns bootstrap after at most this many steps", ge=1)
+    n_steps: int = hp(
+        5, "steps per env between updates; returns bootstrap after at most this many steps", ge=1, le=MAX_ROLLOUT_STEPS
+    )
     optimizer: str = hp(
         "rmsprop", "adam or rmsprop (RMSprop with alpha 0.99, eps 1e-5, as SB3 and the paper)", choices=OPTIMIZERS
     )

@@ -23,7 +23,7 @@ import numpy as np
 from rlship.lazy_torch import F, torch
 from rlship.network_spec import NetworkSpec
 from rlship.training.algorithm import Algorithm
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, MAX_REPEATS, MAX_TOTAL_STEPS, RunSettings, hp
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class CEMConfig(RunSettings):
-    total_steps: int = hp(500_000, "env steps (of played episodes) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        500_000, "env steps (of played episodes) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     batch_episodes: int = hp(16, "episodes per batch, one per vector env", ge=1, le=4096)
     percentile: float = hp(
         70.0,
@@ -39,8 +41,10 @@ class CEMConfig(RunSettings):
         ge=0,
         lt=100,
     )
-    elite_iterations: int = hp(1, "batches whose elite episodes form the training set (1: this batch's only)", ge=1)
-    fit_steps: int = hp(1, "full-batch gradient steps on the elite set per batch", ge=1)
+    elite_iterations: int = hp(
+        1, "batches whose elite episodes form the training set (1: this batch's only)", ge=1, le=MAX_REPEATS
+    )
+    fit_steps: int = hp(1, "full-batch gradient steps on the elite set per batch", ge=1, le=MAX_REPEATS)
     learning_rate: float = hp(0.01, "Adam learning rate", gt=0)
     hidden_sizes: tuple[int, ...] = hp((128,), "hidden layer sizes of the policy MLP", ge=1, le=MAX_HIDDEN_SIZE)
     activation: str = hp("relu", "hidden activation: tanh or relu", choices=tuple(ACTIVATIONS))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,16 @@ from rlship.lazy_torch import F, torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
 from rlship.training.gradient_step import GradientStep
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.memory import check_memory
+from rlship.training.settings import (
+    ACTIVATIONS,
+    MAX_BATCH_SIZE,
+    MAX_HIDDEN_SIZE,
+    MAX_REPEATS,
+    MAX_TOTAL_STEPS,
+    RunSettings,
+    hp,
+)
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
@@ -55,13 +63,15 @@ MAX_BUFFER_SIZE = 10_000_000
 
 @dataclass
 class DQNConfig(RunSettings):
-    total_steps: int = hp(100_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        100_000, "env steps (all envs together) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     num_envs: int = hp(4, "parallel envs stepped together", ge=1, le=4096)
     buffer_size: int = hp(
         100_000, "transitions the replay memory holds (the oldest are overwritten)", ge=1, le=MAX_BUFFER_SIZE
     )
     learning_starts: int = hp(1_000, "env steps of uniform-random play that fill the replay memory first", ge=0)
-    batch_size: int = hp(64, "transitions per gradient step", ge=1)
+    batch_size: int = hp(64, "transitions per gradient step", ge=1, le=MAX_BATCH_SIZE)
     learning_rate: float = hp(1e-3, "Adam learning rate (at the start)", gt=0)
     final_lr_fraction: float = hp(
         1.0, "learning rate at total_steps as a fraction of learning_rate, decayed linearly (1: constant)", gt=0, le=1
@@ -71,8 +81,8 @@ class DQNConfig(RunSettings):
         1, "n-step returns: rewards summed before bootstrapping (1 is the one-step TD target)", ge=1, le=100
     )
     train_freq: int = hp(4, "env steps (all envs together) between training rounds", ge=1)
-    gradient_steps: int = hp(1, "gradient steps per training round", ge=1)
-    target_update_interval: int = hp(1_000, "env steps between target network updates", ge=1)
+    gradient_steps: int = hp(1, "gradient steps per training round", ge=1, le=MAX_REPEATS)
+    target_update_interval: int = hp(1_000, "env steps between target network updates", ge=1, le=MAX_TOTAL_STEPS)
     tau: float = hp(1.0, "target update rate: 1 copies the online network, < 1 is Polyak averaging", gt=0, le=1)
     double_dqn: bool = hp(True, "double DQN: the online network picks the next action, the target network values it")
     exploration_initial_eps: float = hp(1.0, "epsilon of epsilon-greedy at the start", ge=0, le=1)
@@ -165,22 +175,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_memory(capacity: int, obs_shape: tuple[int, ...], obs_dtype: type) -> None:
+def check_replay_memory(capacity: int, obs_shape: tuple[int, ...], obs_dtype: type) -> None:
     """A UsageError, before anything is allocated, when a replay memory of `capacity` transitions would need more
-    than this machine's memory: NumPy would allocate it lazily and the run would be killed hours later, when the
-    memory fills (an image transition is thousands of bytes, so --buffer-size of a vector env is far too big)."""
+    than this machine's memory can give (training/memory.py): an image transition is thousands of bytes, so a
+    --buffer-size meant for a vector env is far too big."""
     per_transition = 2 * math.prod(obs_shape) * np.dtype(obs_dtype).itemsize + 8 + 4 + 4 + 4
-    needed = capacity * per_transition
-    try:
-        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not a POSIX system: nothing to compare with
-        return
-    if needed > machine // 2:
-        fits = max(1, machine // 2 // per_transition)
-        raise UsageError(
-            f"a replay memory of {capacity:,} transitions of {per_transition:,} bytes needs {needed / 2**30:.1f} GiB, "
-            f"more than half of this machine's {machine / 2**30:.1f} GiB; use --buffer-size {fits:,} or less"
-        )
+    check_memory(
+        f"a replay memory of {capacity:,} transitions",
+        capacity,
+        per_transition,
+        lambda fits: f"use --buffer-size {fits:,} or less",
+    )
 
 
 class ReplayBuffer:
@@ -197,7 +202,7 @@ class ReplayBuffer:
         self.capacity = capacity
         # image observations (obs_dim a shape) stay uint8, 4x smaller than float32; `nbytes` says what it holds
         obs_shape = (obs_dim,) if isinstance(obs_dim, int) else tuple(obs_dim)
-        check_memory(capacity, obs_shape, obs_dtype)
+        check_replay_memory(capacity, obs_shape, obs_dtype)
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)

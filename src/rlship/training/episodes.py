@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlship.distributions import sample_categorical
 from rlship.training.stop_rule import EpisodeStats
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def play_episodes(
             else:
                 obs_t = torch.from_numpy(np.asarray(obs, dtype=np.float32).reshape(n, -1))
                 probs = torch.softmax(net(obs_t)["logits"], dim=-1)
-                action = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+                action = sample_categorical(probs, generator)
                 env_action = action.numpy()
             obs, reward, term, trunc, _ = envs.step(env_action)
             reward = np.where(alive, reward, 0.0).astype(np.float32)

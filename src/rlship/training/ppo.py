@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 from rlship.lazy_torch import F, torch
 from rlship.training.algorithm import Algorithm
 from rlship.training.gradient_step import GradientStep
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.settings import (
+    ACTIVATIONS,
+    MAX_BATCH_SIZE,
+    MAX_HIDDEN_SIZE,
+    MAX_REPEATS,
+    MAX_ROLLOUT_STEPS,
+    MAX_TOTAL_STEPS,
+    RunSettings,
+    hp,
+)
 
 if TYPE_CHECKING:
     from rlship.training.actor import Actor
@@ -33,11 +42,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class PPOConfig(RunSettings):
-    total_steps: int = hp(200_000, "env steps (all envs together) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        200_000, "env steps (all envs together) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     num_envs: int = hp(16, "parallel envs in a rollout", ge=1, le=4096)
-    n_steps: int = hp(128, "steps per env per rollout; a rollout holds num_envs * n_steps transitions", ge=1)
-    epochs: int = hp(4, "passes over each rollout", ge=1)
-    minibatch_size: int = hp(512, "transitions per gradient step", ge=1)
+    n_steps: int = hp(
+        128, "steps per env per rollout; a rollout holds num_envs * n_steps transitions", ge=1, le=MAX_ROLLOUT_STEPS
+    )
+    epochs: int = hp(4, "passes over each rollout", ge=1, le=MAX_REPEATS)
+    minibatch_size: int = hp(512, "transitions per gradient step", ge=1, le=MAX_BATCH_SIZE)
     learning_rate: float = hp(3e-4, "Adam learning rate (at the start, when annealed)", gt=0)
     anneal_lr: bool = hp(True, "anneal learning rate and clip range linearly to 0 at total_steps")
     # Annealing to 0 leaves the last part of the budget barely moving the policy (LunarLanderContinuous-v3, seed 0:

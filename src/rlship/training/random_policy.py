@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rlship.evaluation import MAX_EPISODES
 from rlship.lazy_torch import torch
 from rlship.network_spec import network_spec
 from rlship.training.algorithm import Algorithm
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class RandomConfig(Settings):
-    eval_episodes: int = hp(100, "episodes of the evaluation written to results.json", ge=1)
+    eval_episodes: int = hp(100, "episodes of the evaluation written to results.json", ge=1, le=MAX_EPISODES)
 
 
 def learn(run: Run, cfg: RandomConfig) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from rlship.lazy_torch import torch
 from rlship.training.algorithm import Algorithm
-from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, RunSettings, hp
+from rlship.training.settings import ACTIVATIONS, MAX_HIDDEN_SIZE, MAX_TOTAL_STEPS, RunSettings, hp
 
 if TYPE_CHECKING:
     from rlship.training.run import Run
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReinforceConfig(RunSettings):
-    total_steps: int = hp(500_000, "env steps (of played episodes) before training stops, solved or not", ge=1)
+    total_steps: int = hp(
+        500_000, "env steps (of played episodes) before training stops, solved or not", ge=1, le=MAX_TOTAL_STEPS
+    )
     batch_episodes: int = hp(8, "episodes per gradient step, one per vector env", ge=1, le=4096)
     learning_rate: float = hp(0.01, "Adam learning rate", gt=0)
     gamma: float = hp(0.99, "discount factor of the returns-to-go", ge=0, le=1)

@@ -9,6 +9,7 @@ observation the env returned at the truncating step, i.e. the next row of the bu
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from rlship.training.actor import Actor, new_actor
+from rlship.training.memory import check_memory
 from rlship.training.stop_rule import EpisodeStats
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class Rollout:
         self.envs = envs
         self.actor = actor
         T, N = n_steps, envs.num_envs
+        check_rollout_memory(T, N, actor)
         self.obs_shape = actor.input_shape
         self.obs = torch.zeros(T + 1, N, *self.obs_shape, dtype=actor.input_dtype)
         self.actions = torch.zeros(T, N, *actor.head.action_shape, dtype=actor.head.action_dtype)
@@ -91,6 +94,23 @@ class Rollout:
             "advantages": torch.from_numpy(advantages.reshape(-1))[keep],
             "returns": torch.from_numpy(returns.reshape(-1))[keep],
         }
+
+
+def check_rollout_memory(n_steps: int, num_envs: int, actor: Actor) -> None:
+    """A UsageError, before the buffers are allocated, when a rollout of `num_envs` x `n_steps` transitions would
+    need more than this machine's memory can give (training/memory.py): 4096 envs x 100000 steps of an image
+    observation is petabytes. Per transition: the buffers (observation, action, log-probability, value, reward,
+    three masks) and the batch `batch` makes from them (observation and action again, log-probability, advantage
+    and return, each also as NumPy)."""
+    obs_bytes = math.prod(actor.input_shape) * actor.input_dtype.itemsize
+    action_bytes = math.prod(actor.head.action_shape) * actor.head.action_dtype.itemsize
+    per_transition = 2 * (obs_bytes + action_bytes) + 4 + 4 + 4 + 3 + 4 + 2 * 4 + 2 * 4
+    check_memory(
+        f"a rollout of {num_envs:,} envs x {n_steps:,} steps ({num_envs * n_steps:,} transitions)",
+        num_envs * n_steps,
+        per_transition,
+        lambda fits: f"lower --num-envs or --n-steps so that num_envs x n_steps is at most {fits:,}",
+    )
 
 
 def compute_gae(

@@ -14,13 +14,29 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, TypeVar
 
 from rlship.errors import UsageError
-from rlship.network_spec import ACTIVATION_NAMES
+from rlship.evaluation import MAX_EPISODES
+from rlship.network_spec import ACTIVATION_NAMES, MAX_LAYERS
+from rlship.whole_numbers import WHOLE, as_whole, read_number
 
 C = TypeVar("C")
 
 # The widest layer a hidden_sizes flag may ask for: far beyond any MLP that RL uses, far below what would not fit
 # in memory (the whole network is also checked against networks.MAX_PARAMETERS before it is built).
 MAX_HIDDEN_SIZE = 65_536
+# Upper bounds of the settings that size a run's work or memory, so that a typo (1e100 for 1e6) is a one-line error
+# at once rather than a run that never ends or is killed for memory hours later. Each is far beyond what RL uses:
+# env steps of one run: 50x Atari's 200M-frame budget (5e7 steps); days of a fast vector env on every core
+MAX_TOTAL_STEPS = 10**10
+# steps per env of one on-policy rollout (ppo, a2c): rl-zoo's largest n_steps is 8192, CleanRL's 2048
+MAX_ROLLOUT_STEPS = 100_000
+# transitions of one gradient step (ppo's minibatch, dqn's batch): large-batch PPO (Isaac Gym) uses 32768
+MAX_BATCH_SIZE = 65_536
+# repeats of work within one update (ppo's epochs, dqn's gradient steps, cem's fit steps and elite batches):
+# published settings use at most a few dozen
+MAX_REPEATS = 1_000
+# the longest list a setting may hold: the only lists are hidden layer sizes, and a network of more layers than a
+# config.json may describe (network_spec.MAX_LAYERS) could never be loaded again
+MAX_LIST_ITEMS = MAX_LAYERS
 # The hidden activations an MLP may use, by name (without importing torch, as networks.ACTIVATIONS would)
 ACTIVATIONS = ACTIVATION_NAMES
 # Wall seconds between periodic checkpoints of a run (training/checkpoint.py), here for the same reason.
@@ -41,11 +57,11 @@ class Bounds:
         if self.choices is not None:
             return f"one of {list(self.choices)}"
         if self.ge is not None and self.le is not None:
-            return f"in [{self.ge:g}, {self.le:g}]"
+            return f"in [{_number(self.ge)}, {_number(self.le)}]"
         if self.gt is not None and self.le is not None:
-            return f"in ({self.gt:g}, {self.le:g}]"
+            return f"in ({_number(self.gt)}, {_number(self.le)}]"
         bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-        return " and ".join(f"{op} {v:g}" for op, v in bounds if v is not None)
+        return " and ".join(f"{op} {_number(v)}" for op, v in bounds if v is not None)
 
     def holds(self, value: Any) -> bool:
         if self.choices is not None:
@@ -55,6 +71,17 @@ class Bounds:
         if any(bound is not None and not test(bound) for bound, test in checks):
             return False
         return self.lt is None or value < self.lt
+
+
+def _number(value: float) -> str:
+    """A bound as people write it: 0.5, 4096, 1500000; 1e10 where a whole number ends in 6 zeros or more (`:g`
+    would round 1234567 and write 1e+10)."""
+    if not float(value).is_integer():
+        return f"{value:g}"
+    whole = int(value)
+    digits = str(abs(whole))
+    zeros = len(digits) - len(digits.rstrip("0"))
+    return f"{whole // 10**zeros}e{zeros}" if zeros >= 6 else str(whole)
 
 
 def hp(
@@ -131,10 +158,7 @@ def _read(text: Any, hint: Any) -> Any:
         if hint is bool:
             return {"true": True, "false": False, "1": True, "0": False}.get(word.lower(), text)
         if hint is int:
-            try:
-                return int(word)  # exact, however long (a float would round past 2**53)
-            except ValueError:
-                return float(word)  # 1e5, 1.5e6: `_coerce` takes it if it is whole
+            return read_number(word)  # 1e5, 1.5e6 as floats: `_coerce` takes them if they are whole
         if hint is float:
             return float(word)
     except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError; RecursionError: [[[[...
@@ -153,8 +177,8 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 # What a value of each type must be, as `_coerce`'s errors say it
 _KINDS: dict[Any, str] = {
     bool: "true or false",
-    int: "a whole number (such as 1000 or 1e5)",
-    float: "a number (such as 0.01)",
+    int: WHOLE,
+    float: "a finite number (such as 0.01)",
     str: "a string",
 }
 
@@ -171,6 +195,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if _WRONG in items:
             kind = "whole numbers, such as [64, 64]" if element is int else f"values of {_KINDS[element]}"
             raise UsageError(f"{name} must be a list of {kind}; got {_shown(value)}")
+        if len(items) > MAX_LIST_ITEMS:
+            raise UsageError(f"{name} may hold at most {MAX_LIST_ITEMS} values; got {len(items)}")
         return items
     coerced = _as_type(value, hint)
     if coerced is _WRONG:
@@ -188,16 +214,18 @@ def _as_type(value: Any, hint: Any) -> Any:
     if isinstance(value, bool):  # a bool is an int to Python, never a number to a setting
         return _WRONG
     if hint is int:
-        if isinstance(value, float) and value.is_integer():  # never inf or NaN
-            return int(value)
-        return value if isinstance(value, int) else _WRONG
-    if hint is float:  # the declared bounds decide whether NaN or infinity is allowed
+        whole = as_whole(value)
+        return _WRONG if whole is None else whole
+    if hint is float:
+        # Infinity and NaN never: no setting means "unbounded" by them, and one that passed a check like "> 0"
+        # (learning_rate=1e400 reads as inf) only failed later, in a training step, with a traceback.
         if not isinstance(value, (int, float)):
             return _WRONG
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:  # an int past float's range
-            return math.inf if value > 0 else -math.inf
+            return _WRONG
+        return number if math.isfinite(number) else _WRONG
     if hint is str:
         return value if isinstance(value, str) else _WRONG
     return value
@@ -215,7 +243,10 @@ class RunSettings(Settings):
     rule, the final evaluation and torch's thread count. `rlship train --help` lists them last."""
 
     solve_window: int = hp(
-        20, "training episodes whose mean return must reach the threshold before a confirming eval", ge=1
+        20,
+        "training episodes whose mean return must reach the threshold before a confirming eval",
+        ge=1,
+        le=MAX_EPISODES,
     )
     # Off where the policy that matters is the one trained to the end of its budget (rl-zoo's way), not the first
     # that passes: LunarLanderContinuous-v3's sampled returns still rise at 1e6 steps, and a run stopped at its
@@ -230,7 +261,10 @@ class RunSettings(Settings):
         "rule's best confirming evaluation if it beats the last",
     )
     confirm_every: int = hp(
-        0, "env steps between two confirming evaluations, at least (0: at any update past confirm_from)", ge=0
+        0,
+        "env steps between two confirming evaluations, at least (0: at any update past confirm_from)",
+        ge=0,
+        le=MAX_TOTAL_STEPS,
     )
     # The greedy policy often solves well before the sampled one's training returns show it (PPO on CartPole:
     # 22-48k env steps against 40-65k, seeds 0-2): where a confirmation is cheap (an env with a native vector
@@ -241,7 +275,7 @@ class RunSettings(Settings):
     # 100 episodes and 2 standard errors: with 20 episodes and the bare mean, policies just under the threshold
     # passed and then scored 471-475 on the final evaluation (docs/algorithms.md, "The stop rule")
     confirm_episodes: int = hp(
-        100, "episodes of each confirming evaluation of the stop rule (the final one has 100)", ge=1
+        100, "episodes of each confirming evaluation of the stop rule (the final one has 100)", ge=1, le=MAX_EPISODES
     )
     confirm_std_errors: float = hp(
         2.0,
@@ -249,7 +283,7 @@ class RunSettings(Settings):
         ge=0,
         le=10,
     )
-    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json", ge=1)
+    eval_episodes: int = hp(100, "episodes of the final evaluation written to results.json", ge=1, le=MAX_EPISODES)
     torch_threads: int = hp(
         1, "torch threads; small networks run fastest on one (more threads only add sync)", ge=1, le=256
     )
