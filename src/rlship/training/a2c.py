@@ -89,14 +89,14 @@ def learn(run: Run, cfg: A2CConfig) -> None:
     rollout.reset(seed=run.env_seed)
     while run.env_steps < cfg.total_steps:
         # --- rollout: T steps of all N envs; n-step returns and advantages (lambda = 1: R_t - V(s_t))
-        rollout.collect(net, run.generator, run.stats)
+        rollout.collect(run.generator, run.stats)
         b = rollout.batch(cfg.gamma, cfg.gae_lambda)
         adv = b["advantages"]
         if cfg.normalize_advantage and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
 
         # --- one gradient step on the valid transitions
-        heads = net(b["obs"])
+        heads = actor.forward(b["obs"])
         logp, entropies = actor.head.log_prob_entropy(heads, b["actions"])
         entropy = entropies.mean()
         policy_loss = -(logp * adv).mean()

@@ -9,13 +9,15 @@ shapes the training signal and is recorded in config.json. An algorithm reads th
     actor = new_actor(run, envs, cfg, value=True)
     run.start([...], n, **actor.checkpointed(), optimizer=optimizer)
     obs = actor.observe(raw_obs)                        # normalised (and the statistics updated)
-    action, logp = actor.head.sample(net(obs), gen)     # env_action = actor.head.to_env(action)
-    logp, entropy = actor.head.log_prob_entropy(net(obs), action)
+    action, logp = actor.head.sample(actor.forward(obs), gen)     # env_action = actor.head.to_env(action)
+    logp, entropy = actor.head.log_prob_entropy(actor.forward(obs), action)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -24,6 +26,7 @@ import torch
 
 from rlship.distributions import ActionHead, CategoricalHead, GaussianHead
 from rlship.network_spec import NetworkSpec, network_spec
+from rlship.networks import plain_forward
 from rlship.normalization import RewardScaler
 from rlship.policy import Policy
 
@@ -40,6 +43,12 @@ class Actor:
     @property
     def network(self) -> torch.nn.Module:
         return self.policy.network
+
+    @cached_property
+    def forward(self) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+        """`network(obs)` as the hot loops call it: the same operations without nn.Module's call machinery
+        (networks.plain_forward), on the network's own parameters."""
+        return plain_forward(self.policy.network)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

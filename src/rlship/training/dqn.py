@@ -397,40 +397,23 @@ def td_targets(
 
 
 def q_values_fn(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`net(obs)["q_values"]` as a plain function. For an MLP (HeadsNetwork's one q_values head, no trunk) it runs
-    the same operations (F.linear, then relu or tanh, layer by layer: bit-identical outputs and gradients) without
-    nn.Module's call machinery, which on a 128x128 MLP costs about as much as the maths: a gradient step runs three
-    forward passes. Any other network (the CNN on pixels) is called as it is. The parameters are the module's own
-    tensors, so optimizer steps and target updates (in place) are seen."""
+    """`net(obs)["q_values"]` as a plain function: for an MLP (HeadsNetwork's one q_values head, no trunk) the same
+    operations without nn.Module's call machinery (networks.plain_layers: bit-identical outputs and gradients),
+    which on a 128x128 MLP costs about as much as the maths, and a gradient step runs three forward passes. Any
+    other network (the CNN on pixels) is called as it is."""
     from torch import nn
 
-    from rlship.networks import HeadsNetwork
+    from rlship.networks import HeadsNetwork, plain_layers, run_plain
 
     def call(obs: torch.Tensor) -> torch.Tensor:
         return net(obs)["q_values"]
 
     if not (isinstance(net, HeadsNetwork) and isinstance(net.trunk, nn.Identity) and net.log_std is None):
         return call
-    if list(net.heads) != ["q_values"]:
+    layers = plain_layers(net.heads["q_values"]) if list(net.heads) == ["q_values"] else None
+    if layers is None:
         return call
-    layers: list[tuple[torch.Tensor, torch.Tensor] | Callable[[torch.Tensor], torch.Tensor]] = []
-    for module in net.heads["q_values"]:
-        if type(module) is nn.Linear:
-            layers.append((module.weight, module.bias))
-        elif type(module) is nn.ReLU:
-            layers.append(torch.relu)
-        elif type(module) is nn.Tanh:
-            layers.append(torch.tanh)
-        else:
-            return call
-
-    def forward(obs: torch.Tensor) -> torch.Tensor:
-        x = obs
-        for layer in layers:
-            x = F.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
-        return x
-
-    return forward
+    return lambda obs: run_plain(layers, obs)
 
 
 def learn(run: Run, cfg: DQNConfig) -> None:

@@ -223,7 +223,7 @@ def learn(run: Run, cfg: PPOConfig) -> None:
             group["lr"] = lr
 
         # --- rollout: T steps of all N envs with the current policy, then GAE over them
-        rollout.collect(net, run.generator, run.stats)
+        rollout.collect(run.generator, run.stats)
         b = rollout.batch(cfg.gamma, cfg.gae_lambda)
 
         # --- a few epochs of minibatch updates on the valid transitions
@@ -255,8 +255,7 @@ def _update(
     actor: Actor, step: GradientStep, cfg: PPOConfig, clip: float, mb: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, ...]:
     """One gradient step of the PPO loss; returns (policy loss, value loss, entropy, approx KL, clip fraction)."""
-    net = actor.network
-    out = net(mb["obs"])
+    out = actor.forward(mb["obs"])
     logp, entropies = actor.head.log_prob_entropy(out, mb["actions"])
     entropy = entropies.mean()
     log_ratio = logp - mb["log_probs"]

@@ -59,14 +59,15 @@ class Rollout:
         self.obs[-1] = self.actor.observe(obs)  # the next rollout starts from the last row
         self._prev_done[:] = False
 
-    def collect(self, net: torch.nn.Module, generator: torch.Generator, stats: EpisodeStats) -> int:
+    def collect(self, generator: torch.Generator, stats: EpisodeStats) -> int:
         """Step every env T times, sampling actions from the actor's distribution; returns the env steps taken
         (valid transitions). Finished episodes go into `stats` (with the env's own rewards)."""
         T = self.rewards.shape[0]
         self.obs[0] = self.obs[T]  # where the previous rollout (or the reset) left the envs
+        forward = self.actor.forward
         with torch.inference_mode():
             for t in range(T):
-                heads = net(self.obs[t])
+                heads = forward(self.obs[t])
                 self.values[t] = heads["value"].squeeze(-1)
                 action, self.log_probs[t] = self.actor.head.sample(heads, generator)
                 self.actions[t] = action
@@ -78,7 +79,7 @@ class Rollout:
                 self._prev_done = self.dones[t].copy()
                 stats.update(np.asarray(reward, dtype=np.float32), self.dones[t], self.valid[t])
                 self.rewards[t] = self.actor.scale_rewards(reward, self.dones[t], self.valid[t])
-            self.values[T] = net(self.obs[T])["value"].squeeze(-1)
+            self.values[T] = forward(self.obs[T])["value"].squeeze(-1)
         return int(self.valid.sum())
 
     def batch(self, gamma: float, gae_lambda: float) -> dict[str, torch.Tensor]:
