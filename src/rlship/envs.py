@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -48,20 +49,39 @@ def _env_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[None
         raise
 
 
+# rlship's own native batched twins of Gymnasium envs that register none (same dynamics, reward, reset and time
+# limit; tests/test_pendulum_vector.py checks each against the real env), used like a `vector_entry_point`
+OWN_VECTOR_TWINS: dict[str, str] = {"Pendulum-v1": "rlship.games.pendulum_vector:PendulumVectorEnv"}
+
+
+def vector_twin_spec(env_id: str) -> gym.envs.registration.EnvSpec | None:
+    """The env's spec with a native batched implementation as its `vector_entry_point`: the one it registers
+    (CartPole-v1's), else rlship's own (`OWN_VECTOR_TWINS`); None when it has neither."""
+    spec = env_spec(env_id)
+    if spec.vector_entry_point is not None:
+        return spec
+    own = OWN_VECTOR_TWINS.get(env_id)
+    return dataclasses.replace(spec, vector_entry_point=own) if own is not None else None
+
+
 def has_vector_twin(env_id: str) -> bool:
-    """Whether the env registers a native batched implementation (a `vector_entry_point`, such as CartPole-v1's)."""
-    return env_spec(env_id).vector_entry_point is not None
+    """Whether the env has a native batched implementation (a registered `vector_entry_point`, such as
+    CartPole-v1's, or one of rlship's `OWN_VECTOR_TWINS`)."""
+    return vector_twin_spec(env_id) is not None
 
 
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None) -> gym.vector.VectorEnv:
     """A vector env of `num_envs` copies, with next-step autoreset (the transition after a `done` is a reset).
 
-    Envs that register a native batched implementation (CartPole-v1's `vector_entry_point` steps all copies
-    in one NumPy call) use it; every other env runs as a `SyncVectorEnv` of `gymnasium.make` copies.
+    Envs with a native batched implementation (`vector_twin_spec`: all copies stepped in one NumPy call) use it;
+    every other env runs as a `SyncVectorEnv` of `gymnasium.make` copies.
     """
-    mode = "vector_entry_point" if has_vector_twin(env_id) else "sync"
+    twin = vector_twin_spec(env_id)
     with _env_errors(env_id, env_kwargs):
-        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
+        if twin is not None:
+            envs = gym.make_vec(twin, num_envs=num_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+        else:
+            envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", **(env_kwargs or {}))
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:  # the rollout code relies on next-step semantics
         raise UnsupportedEnvError(f"{env_id}: vector env autoreset mode {autoreset} is not next-step")

@@ -5,10 +5,11 @@ mean and std of the undiscounted return. Episode i is reset with seed `EVAL_SEED
 seeds its envs below `EVAL_SEED_OFFSET`, so evaluation never replays a start state that training was seeded
 with. All episodes run side by side: one batched policy call per time step for every episode still running.
 
-Training's stop rule plays its confirming episodes the same way, except that an env registering a native vector
-implementation (a `vector_entry_point`, such as CartPole-v1's) is played through it (`vector_twin=True`): the
-same dynamics and time limit, all episodes stepped in one NumPy call, with start states drawn from one seeded
-generator rather than a seed per episode. The final evaluation, the CLI and the card always play real envs.
+Training's stop rule plays its confirming episodes the same way, except that an env with a native vector
+implementation (a registered `vector_entry_point`, such as CartPole-v1's, or rlship's own Pendulum-v1 twin;
+envs.py's `vector_twin_spec`) is played through it (`vector_twin=True`): the same dynamics and time limit, all
+episodes stepped in one NumPy call, with start states drawn from one seeded generator rather than a seed per
+episode. The final evaluation, the CLI and the card always play real envs.
 """
 
 from __future__ import annotations
