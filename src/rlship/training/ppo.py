@@ -154,9 +154,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # after 1e6) and keeping the best greedy policy of 100-episode confirmations every 50k steps from a training
     # mean of 100 (the entropy bonus keeps the sampled policy's mean near 140 while the greedy one scores 250+).
     # Tuning seeds 0, 1, 2, 4, 5, 6: 262.4, 264.1, 256.3, 268.0, 266.8, 269.9, where the old preset (LunarLander-v3's
-    # rollout, 10 epochs of 256-minibatches, entropy 0.005) scored 265.6, 263.4, 196.4, 235.2, 181.3, 211.9: its greedy
-    # lander crashed about one episode in five on seeds 2, 5 and 6 (docs/algorithms.md, "LunarLanderContinuous-v3:
-    # rl-zoo's update"). Held-out seeds 100-104: 263.1-269.4, mean 265.1 (SB3 PPO, rl-zoo: 263.9)
+    # rollout, 10 epochs of 256-minibatches, entropy 0.005) with the same confirmations scored 266.8, 263.4, 230.7,
+    # 233.2, 229.9, 220.4: its greedy lander crashed about one episode in five on seeds 2, 5 and 6 (docs/algorithms.md,
+    # "LunarLanderContinuous-v3: rl-zoo's update"). Held-out seeds 100-104: 263.1-269.4, mean 265.1 (SB3: 263.9)
     "LunarLanderContinuous-v3": dict(
         total_steps=1_500_000,
         stop_on_solve=False,
