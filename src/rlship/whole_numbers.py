@@ -35,13 +35,18 @@ def as_whole(value: object) -> int | None:
     return None
 
 
+def parse_whole(text: str) -> int | None:
+    """The whole number `text` spells (1000, 1_000, 1e3), or None (2.5, inf, text that spells no number)."""
+    try:
+        return as_whole(read_number(text))
+    except ValueError:
+        return None
+
+
 def whole_number(text: str) -> int:
     """argparse `type=` of a whole-number flag: 1000, 1_000 or 1e3. A bad value is argparse's error naming the
     flag; the flag's range is checked where it is used, as before."""
-    try:
-        value = as_whole(read_number(text))
-    except ValueError:
-        value = None
+    value = parse_whole(text)
     if value is None:
         raise argparse.ArgumentTypeError(f"must be {WHOLE}; got {text[:40]!r}")
     return value
@@ -50,13 +55,10 @@ def whole_number(text: str) -> int:
 def whole_number_variable(name: str, text: str) -> int:
     """An environment variable's whole number (RLSHIP_WORKERS=2 or 2e0), read as the flags read theirs; a
     UsageError naming the variable otherwise. Its range is checked where it is used, as a flag's is."""
-    try:
-        value = as_whole(read_number(text))
-    except ValueError:
-        value = None
+    value = parse_whole(text)
     if value is None:
         raise UsageError(f"{name}={text[:40]!r} is not {WHOLE}")
     return value
 
 
-__all__ = ["WHOLE", "as_whole", "read_number", "whole_number", "whole_number_variable"]
+__all__ = ["WHOLE", "as_whole", "parse_whole", "read_number", "whole_number", "whole_number_variable"]
