@@ -87,6 +87,49 @@ def test_an_earlier_run_is_replaced_only_with_overwrite_and_keeps_the_users_file
     assert "not an earlier rlship cem run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("checkpoints", ["0", "inf"], ids=["with-checkpoint", "log-only"])
+def test_a_run_that_ended_without_a_policy_is_replaced_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoints: str
+) -> None:
+    """A diverged run (or a killed one) leaves its log, maybe a checkpoint, and no config.json: it is still a run of
+    rlship's, so --overwrite trains there again; a user's file beside it, or another algorithm's checkpoint, is still
+    refused."""
+    run = tmp_path / "run"
+    train = ["train", "reinforce", "CartPole-v1", "--out", str(run), "--no-progress", "--total-steps", "3000"]
+    train += ["--eval-episodes", "2", "--checkpoint-every", checkpoints]
+    assert main([*train, "--learning-rate", "1e30"]) == 1
+    assert "a run of the same algorithm and env may replace it (--overwrite)" in capsys.readouterr().err
+    assert not (run / "config.json").exists() and (run / "train_log.csv").is_file()
+    assert (run / "checkpoint" / "state.json").is_file() == (checkpoints == "0")
+    assert main(train) == 1
+    assert "already holds an rlship reinforce run on CartPole-v1; pass --overwrite" in capsys.readouterr().err
+    if checkpoints == "0":  # the checkpoint says which algorithm and env; a log alone does not
+        for refused in (["cem", "CartPole-v1"], ["reinforce", "Acrobot-v1"]):
+            assert main(["train", *refused, "--out", str(run), "--overwrite", "--no-progress"]) == 1
+            assert f"not an earlier rlship {refused[0]} run on {refused[1]}" in capsys.readouterr().err
+    (run / "notes.txt").write_text("mine")
+    assert main([*train, "--overwrite"]) == 1
+    assert "not empty and not an earlier rlship" in capsys.readouterr().err
+    (run / "notes.txt").unlink()
+    assert main([*train, "--overwrite"]) == 0
+    assert load_policy(run).spec.algorithm == "reinforce"
+
+
+def test_a_log_that_is_not_rlships_does_not_make_a_folder_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "other"
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "train_log.csv").write_text("step,loss\n1,0.5\n")
+    before = snapshot(folder)
+    assert main([*TRAIN, "--out", str(folder), "--overwrite"]) == 1
+    assert "not empty and not an earlier rlship" in capsys.readouterr().err and snapshot(folder) == before
+    (folder / "checkpoint" / "state.json").write_text('{"algorithm": "ppo", "env_id": "CartPole-v1"}')
+    before = snapshot(folder)
+    assert main([*TRAIN, "--out", str(folder), "--overwrite"]) == 1  # another algorithm's checkpoint
+    assert "not empty and not an earlier rlship" in capsys.readouterr().err and snapshot(folder) == before
+
+
 def test_out_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "file.txt"
     path.write_text("keep me")

@@ -236,6 +236,42 @@ def test_a_diverged_seed_is_one_line_recorded_as_failed_and_the_others_go_on(tmp
     assert "seeds 0-1" in table and "Seed 1 failed: training diverged" in table
 
 
+def test_a_seed_that_crashes_with_an_error_not_rlships_is_recorded_with_its_traceback_and_the_others_go_on(
+    tmp_path: Path,
+) -> None:
+    """An env's own exception in the middle of training (here Pendulum's `g` given as a string fails at its first
+    step) is no rlship error: the seed's traceback is shown, the seed recorded as failed, the next seed still runs."""
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "reinforce", "Pendulum-v1", "--seeds", "0-1", "--out", str(out), "--workers", "1"]
+    command += ["--env-kwargs", '{"g": "x"}', "--set", "total_steps=400", "--set", "eval_episodes=2"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    for seed in (0, 1):
+        said = f"rlship sweep: seed {seed}: failed: TypeError: unsupported operand type(s)"
+        assert proc.stderr.count(said) == 1, proc.stderr
+    assert proc.stderr.count("Traceback (most recent call last):") == 2  # where, once per seed
+    assert 'pendulum_vector.py", line' in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("rlship sweep: 2 of 2 seeds failed (0-1)")
+    data = _read(out)
+    assert [f["seed"] for f in data["failed"]] == [0, 1] and data["runs"] == []
+    assert all(f["error"].startswith("TypeError: ") for f in data["failed"])
+
+
+def test_a_sweep_of_an_unknown_env_fails_once_before_any_seed_runs(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    proc = subprocess.run(
+        [RLSHIP, "sweep", "cem", "NoSuchEnv-v0", "--seeds", "0-5", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "rlship sweep: error: unknown Gymnasium env 'NoSuchEnv-v0': Environment `NoSuchEnv` doesn't exist."
+    ]
+    assert not out.exists()
+
+
 def test_a_seed_that_fails_does_not_stop_the_ones_after_it(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     command = [RLSHIP, "sweep", "random", "CartPole-v1", "--out", str(out), "--workers", "1"]

@@ -30,6 +30,7 @@ import statistics
 import sys
 import threading
 import time
+import traceback
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -37,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlship.envs import env_spec
 from rlship.errors import RlshipError, UsageError
 from rlship.output import print_result
 from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
@@ -339,7 +341,7 @@ class SweepReport:
     skipped: list[int]
     ran: list[int]
     interrupted: bool
-    failed: list[int]  # seeds that ended with one of rlship's errors (training diverged, ...); the others went on
+    failed: list[int]  # seeds that ended with an error (training diverged, an env's exception...); the others went on
 
     @property
     def data(self) -> dict[str, Any]:
@@ -368,6 +370,7 @@ def sweep(
     if not seeds:
         raise SweepError("no seeds to run; give --seeds, for example 100-119")
     overrides, env_kwargs = dict(overrides or {}), dict(env_kwargs or {})
+    env_spec(env_id)  # an unknown env fails here, once, not in every seed's worker
     try:  # bad hyperparameters fail here, once, not in every worker
         ALGORITHMS[algorithm].make_config(env_id, **overrides)
     except TypeError as exc:
@@ -395,11 +398,19 @@ def sweep(
 
     failed: list[int] = []
 
-    def fail(seed: int, error: RlshipError) -> None:
-        """A seed that ended with one of rlship's one-line errors: said in that line, recorded; the others go on."""
+    def fail(seed: int, error: Exception) -> None:
+        """A seed that ended with an error: said in one line (one of rlship's errors says what to do; anything else,
+        an env's own exception or a worker the system killed, also gets its traceback, said first), recorded; the
+        other seeds go on."""
         failed.append(seed)
-        folder.record(None, seeds, command, engine, failure={"seed": seed, "error": str(error)})
-        log(f"rlship sweep: seed {seed}: failed: {error}")
+        said = str(error) if isinstance(error, RlshipError) else f"{type(error).__name__}: {error}"[:1000]
+        if not isinstance(error, RlshipError):
+            remote = error.__cause__  # a pool worker's traceback, as text: where it happened
+            where = str(remote) if type(remote).__name__ == "_RemoteTraceback" else ""
+            log(where.strip().strip('"').strip() or "".join(traceback.format_exception(error)).rstrip())
+            said += " (not one of rlship's errors: its traceback is above)"
+        folder.record(None, seeds, command, engine, failure={"seed": seed, "error": said})
+        log(f"rlship sweep: seed {seed}: failed: {said}")
 
     interrupted, start = False, time.perf_counter()
     if tasks:
@@ -412,7 +423,7 @@ def sweep(
     return SweepReport(folder, skipped, [t.seed for t in tasks], interrupted, sorted(failed))
 
 
-Failed = Callable[[int, RlshipError], None]
+Failed = Callable[[int, Exception], None]
 
 
 def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], fail: Failed, workers: Any) -> bool:
@@ -427,7 +438,7 @@ def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], 
         recorded.add(future)
         try:
             row = future.result()
-        except RlshipError as exc:  # one line, as `rlship train` says it (anything else keeps its traceback)
+        except Exception as exc:  # recorded, the other seeds go on (a KeyboardInterrupt stops the sweep)
             fail(futures[future].seed, exc)
             return None
         if row is not None:
@@ -481,9 +492,10 @@ def _run_on_ray(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], f
                 try:
                     row = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # the task's own exception is its `cause`
-                    if not isinstance(exc.cause, RlshipError):
-                        raise
-                    fail(task.seed, exc.cause)
+                    fail(task.seed, exc.cause if isinstance(exc.cause, RlshipError) else exc)
+                    continue
+                except ray.exceptions.RayError as exc:  # its worker or node died: this seed fails, the others go on
+                    fail(task.seed, exc)
                     continue
                 if row is None:
                     continue

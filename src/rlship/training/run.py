@@ -21,6 +21,7 @@ and everything else (folder rules, seeding, resume, Ctrl-C, closing envs and log
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import math
 import signal
 import sys
@@ -42,15 +43,18 @@ from rlship.networks import NetworkSpec
 from rlship.policy import FORMAT_VERSION, Policy, new_policy
 from rlship.run_folder import (
     CHECKPOINT_DIR,
+    CONFIG_FILE,
     CURVE_FILE,
     LOG_FILE,
     RUN_FILES,
     TENSORBOARD_GLOB,
+    WEIGHTS_FILE,
     OutputRule,
     Results,
     check_output_folder,
     default_run_dir,
     read_config,
+    read_json,
     run_finished,
     write_results,
 )
@@ -102,9 +106,12 @@ class TrainResult:
 
 
 def _run_rule(algorithm: str, env_id: str) -> OutputRule:
-    """A run folder is "ours" when its config.json says it is an rlship run of this algorithm on this env."""
+    """A run folder is "ours" when its config.json says it is an rlship run of this algorithm on this env, or when
+    it is such a run that ended before writing its policy (`_unfinished_run`)."""
 
     def is_own(folder: Path) -> bool:
+        if not (folder / CONFIG_FILE).exists():
+            return _unfinished_run(folder, algorithm, env_id)
         try:
             config = read_config(folder)
         except ArtifactError:
@@ -117,6 +124,30 @@ def _run_rule(algorithm: str, env_id: str) -> OutputRule:
     return OutputRule(
         f"{algorithm} run on {env_id}", is_own, flag="--overwrite", extra_hint=" (or --resume it if it was stopped)"
     )
+
+
+def _unfinished_run(folder: Path, algorithm: str, env_id: str) -> bool:
+    """Whether `folder` holds what a run of `algorithm` on `env_id` leaves when it ends before writing its policy (it
+    diverged, or its process was killed): only names a run writes, no policy, and either a checkpoint of this
+    algorithm on this env or, before the first checkpoint, rlship's training log (which does not say its algorithm
+    or env: any run's log-only folder passes). So `--overwrite` (and a sweep run again) can train there again,
+    removing only those names; without a policy there is nothing of value a mistyped command could replace."""
+    names = [path.name for path in folder.iterdir()]
+    run_names = {*RUN_FILES, CHECKPOINT_DIR}
+    if WEIGHTS_FILE in names or not all(n in run_names or fnmatch.fnmatch(n, TENSORBOARD_GLOB) for n in names):
+        return False
+    state = folder / CHECKPOINT_DIR / STATE_FILE
+    if state.is_file():
+        try:
+            saved = read_json(state)
+        except ArtifactError:
+            return False
+        return (saved.get("algorithm"), saved.get("env_id")) == (algorithm, env_id)
+    try:
+        with (folder / LOG_FILE).open(encoding="utf-8") as log:
+            return log.readline(100).startswith(TrainLog.HEADER_START)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class Run:
@@ -328,8 +359,8 @@ class Run:
         kept = ", ".join(name for name in (LOG_FILE, f"{CHECKPOINT_DIR}/") if (self.out / name).exists())
         return TrainingDiverged(
             f"training diverged at env step {self.env_steps:,} ({cause}); lower {flags or 'the step size'} and train "
-            f"again. {self.out} keeps what this run wrote up to there ({kept or 'nothing'}) and no policy: delete it "
-            "or pass another --out"
+            f"again. {self.out} keeps what this run wrote up to there ({kept or 'nothing'}) and no policy; a run "
+            "of the same algorithm and env may replace it (--overwrite)"
         )
 
     def request_stop(self) -> None:

@@ -32,9 +32,12 @@ class TrainLog:
     TensorBoard scalars beside it (when the tensorboard package is installed; x axis: env steps), and the
     progress bar."""
 
+    # The columns every log starts with: also how an unfinished run's folder is known as rlship's (training/run.py)
+    HEADER_START = "env_steps,wall_seconds,episodes,return_mean"
+
     def __init__(self, out: Path, total_steps: int, fields: Sequence[str], progress: bool, desc: str) -> None:
         self.out = out
-        self.fields = ["env_steps", "wall_seconds", "episodes", "return_mean", "return_std", *fields]
+        self.fields = [*self.HEADER_START.split(","), "return_std", *fields]
         self.rows: list[dict[str, float]] = []
         # Opened at the first row (or restore, or close): until then a resume that fails leaves the old log intact.
         self._file: IO[str] | None = None
