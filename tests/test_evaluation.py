@@ -39,6 +39,40 @@ def test_runs_episodes_side_by_side_and_counts_returns() -> None:
     assert max(lengths) <= 500  # gymnasium.make's own TimeLimit
 
 
+def test_more_episodes_than_play_side_by_side_reuse_the_envs_and_play_the_same_episodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """250 episodes step at most SIDE_BY_SIDE envs (memory: a pixel env holds its renderer), an env whose episode
+    ended starting the next seed's; each episode is the one a fresh `gymnasium.make` env plays from its seed."""
+    import rlship.evaluation as evaluation
+
+    made: list[int] = []
+    real_make_env = evaluation.make_env
+
+    def counting_make_env(*args: object, **kwargs: object) -> gym.Env:
+        made.append(1)
+        return real_make_env(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluation, "make_env", counting_make_env)
+    widths: list[int] = []
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        widths.append(len(obs))
+        return balance(obs)
+
+    returns, lengths = run_episodes(act, "CartPole-v1", episodes=250, seed=4)
+    assert len(made) == evaluation.SIDE_BY_SIDE == max(widths) == 100
+    assert len(returns) == 250 and sum(widths) == sum(lengths)
+    for i in (0, 99, 100, 173, 249):  # one by one, as a fresh env from the episode's seed plays it
+        env = gym.make("CartPole-v1")
+        obs, _ = env.reset(seed=EVAL_SEED_OFFSET + 4 + i)
+        steps, done = 0, False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(int(balance(obs[None])[0]))
+            steps, done = steps + 1, terminated or truncated
+        assert lengths[i] == steps and returns[i] == float(steps), i
+
+
 def test_result_statistics_and_seeds() -> None:
     result = evaluate_fn(balance, "CartPole-v1", episodes=20, seed=7)
     assert result.n_eval_episodes == 20 and result.deterministic
@@ -67,7 +101,7 @@ def test_zero_episodes_is_an_error() -> None:
 
 
 def test_more_episodes_than_the_bound_are_refused_before_any_env_is_made() -> None:
-    # one env per episode, side by side: the count is memory, so a typo (1e8 for 1e3) is an error, not a full machine
+    # the vector twin plays every episode at once: the count is memory, so a typo (1e8 for 1e3) is an error
     from rlship.evaluation import MAX_EPISODES, run_vector_twin_episodes
 
     for play in (run_episodes, run_vector_twin_episodes):

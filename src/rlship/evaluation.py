@@ -3,7 +3,8 @@
 Real `gymnasium.make(env_id)` episodes (the env's own TimeLimit), 100 by default, greedy actions by default,
 mean and std of the undiscounted return. Episode i is reset with seed `EVAL_SEED_OFFSET + seed + i`; training
 seeds its envs below `EVAL_SEED_OFFSET`, so evaluation never replays a start state that training was seeded
-with. All episodes run side by side: one batched policy call per time step for every episode still running.
+with. Episodes run side by side (up to 100 at once, the protocol's count): one batched policy call per time step
+for every episode still running.
 
 Training's stop rule plays its confirming episodes the same way, except that an env with a native vector
 implementation (a registered `vector_entry_point`, such as CartPole-v1's, or rlship's own Pendulum-v1 twin;
@@ -31,9 +32,11 @@ if TYPE_CHECKING:  # evaluation needs only `act`; the run folder module (below p
 
 EVAL_SEED_OFFSET = 1_000_000
 DEFAULT_EPISODES = 100
-# Episodes of one evaluation, at most: each plays in its own env, all side by side (100 is the protocol's; the
-# stop rule's confirmations and the Hub's leaderboard use 10-100), so the count sizes memory before any env steps.
+# Episodes of one evaluation, at most (100 is the protocol's; the stop rule's confirmations and the Hub's leaderboard
+# use 10-100): the vector twin plays them all at once, in arrays this count sizes, before any env steps.
 MAX_EPISODES = 10_000
+# Real envs stepped at once by one evaluation (the protocol's 100 all at once); more episodes reuse them in turn.
+SIDE_BY_SIDE = 100
 
 
 def check_episodes(episodes: int) -> None:
@@ -88,27 +91,38 @@ def run_episodes(
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[float], list[int]]:
-    """Run one episode in each of `episodes` envs side by side; returns (returns, lengths).
+    """Run `episodes` episodes, at most SIDE_BY_SIDE at a time, each in an env of its own; returns (returns, lengths).
 
-    A hand-stepped list of envs rather than a gymnasium vector env: each env must play exactly one episode, and
-    a vector env would keep stepping (and auto-resetting) the envs that are already done.
+    A hand-stepped list of envs rather than a gymnasium vector env: each env plays exactly the episode of its seed,
+    and a vector env would auto-reset an env that is done with a seed of its own. When an episode ends and others
+    are still to play, its env is reset with the next episode's seed (`reset(seed=...)` starts the same episode as a
+    new env would), so memory is that of SIDE_BY_SIDE envs whatever the count: a pixel env holds its renderer
+    (about 2 MB), and 10,000 of them at once would not fit in most machines.
     """
     check_episodes(episodes)
-    envs = [make_env(env_id, env_kwargs) for _ in range(episodes)]
+    seeds = episode_seeds(seed, episodes)
+    envs = [make_env(env_id, env_kwargs) for _ in range(min(episodes, SIDE_BY_SIDE))]
     try:
-        obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, episode_seeds(seed, episodes), strict=True)])
+        playing = list(range(len(envs)))  # the episode each env plays
+        obs = np.stack([env.reset(seed=seeds[i])[0] for env, i in zip(envs, playing, strict=True)])
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, dtype=np.int64)
-        running = np.arange(episodes)
+        started = len(envs)
+        running = np.arange(len(envs))  # the envs whose episode goes on
         while running.size:
             actions = act(obs[running])
             still = []
-            for i, action in zip(running, actions, strict=True):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+            for k, action in zip(running, actions, strict=True):
+                obs[k], reward, terminated, truncated, _ = envs[k].step(action)
+                i = playing[k]
                 returns[i] += float(reward)
                 lengths[i] += 1
-                if not (terminated or truncated):
-                    still.append(i)
+                if terminated or truncated:
+                    if started == episodes:
+                        continue
+                    playing[k], started = started, started + 1
+                    obs[k] = envs[k].reset(seed=seeds[playing[k]])[0]
+                still.append(k)
             running = np.asarray(still, dtype=np.int64)
     finally:
         for env in envs:
