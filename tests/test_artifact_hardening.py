@@ -292,3 +292,23 @@ def test_a_weights_file_swapped_after_its_checks_is_not_read(
     monkeypatch.setattr(policy_module, "_check_weights_header", rewrite_during_check)
     with pytest.raises(ArtifactError, match="its tensors differ from its header"):
         load_policy(saved_policy, backend=backend)
+
+
+def test_env_kwargs_may_not_choose_how_an_env_renders(
+    saved_policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An artifact (from the Hub, say) whose env_kwargs ask for render_mode "human" would open a window per episode
+    and pace each step to the screen: evaluating it is a one-line error instead; training refuses the flag too."""
+    config = json.loads((saved_policy / "config.json").read_text())
+    config["env_kwargs"] = {"render_mode": "human"}
+    (saved_policy / "config.json").write_text(json.dumps(config))
+    assert cli.main(["evaluate", str(saved_policy), "--episodes", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "rlship evaluate: error: CartPole-v1: env_kwargs may not set render_mode (got 'human'): rlship renders only "
+        "for the replay video; remove it from --env-kwargs (or from the policy's config.json)"
+    ]
+    out = tmp_path / "run"
+    argv = ["train", "ppo", "CartPole-v1", "--out", str(out), "--env-kwargs", '{"render_mode": "rgb_array"}']
+    assert cli.main(argv) == 1
+    assert "env_kwargs may not set render_mode (got 'rgb_array')" in capsys.readouterr().err and not out.exists()

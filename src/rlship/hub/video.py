@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rlship.envs import make_env
 from rlship.errors import RlshipError
 from rlship.evaluation import episode_seeds
 from rlship.policy import Policy
@@ -44,15 +45,13 @@ class Replay:
 
 def record_replay(policy: Policy, path: Path, seed: int = 0, max_steps: int = MAX_STEPS) -> Replay:
     """Render the first episode of evaluation seed `seed` (the episode results.json counts first) to `path`."""
-    import gymnasium as gym
-
     # pygame (Gymnasium's renderer) initialises SDL; with no display and no audio it must not look for one.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     spec = policy.spec
     episode_seed = episode_seeds(seed, 1)[0]
     try:
-        env = gym.make(spec.env_id, render_mode="rgb_array", **spec.env_kwargs)
+        env = make_env(spec.env_id, spec.env_kwargs, render_mode="rgb_array")
     except Exception as exc:  # an env without rgb_array rendering, or a renderer that cannot load
         raise VideoError(f"cannot render {spec.env_id} off-screen for {path.name}: {exc}") from exc
     fps = int(env.metadata.get("render_fps") or DEFAULT_FPS)
