@@ -172,6 +172,16 @@ def test_simulate_says_when_no_server_answers() -> None:
     assert "cannot reach the policy server" in out.stderr
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "127.0.0.1:3000", "ftp://127.0.0.1"])
+def test_simulate_refuses_a_url_that_is_not_http(url: str) -> None:
+    out = subprocess.run([RLSHIP, "simulate", "--url", url], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "rlship simulate: error: --url must be the server's http:// or https:// address, such as "
+        f"http://127.0.0.1:3000; got {url!r}"
+    )
+
+
 def test_a_policy_that_cannot_be_loaded_stops_the_server(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()

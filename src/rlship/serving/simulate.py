@@ -72,6 +72,10 @@ def simulate(
     if frames not in FRAME_FORMATS:
         raise RlshipError(f"frames must be one of {', '.join(FRAME_FORMATS)}; got {frames!r}")
     base = url.rstrip("/")
+    if not base.startswith(("http://", "https://")) or len(base) > 2048:
+        raise RlshipError(
+            f"--url must be the server's http:// or https:// address, such as http://127.0.0.1:3000; got {url[:100]!r}"
+        )
     route = "/act_batch" if batch else "/act"
     latencies: list[float] = []
     rng = np.random.default_rng(EVAL_SEED_OFFSET + seed)  # seeds the server's sampling: stochastic runs repeat
