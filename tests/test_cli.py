@@ -92,6 +92,11 @@ def test_help_lists_every_hyperparameter() -> None:
             ("train", "ppo", "CartPole-v1", "--total-steps", "1e11", "--no-progress"),
             "rlship train: error: total_steps must be in [1, 1e10]; got 100000000000",
         ),
+        # the system refuses the folder (a path that cannot be made): its words, the path, no traceback
+        (
+            ("train", "ppo", "CartPole-v1", "--out", "/proc/self/run", "--no-progress"),
+            "rlship train: error: /proc/self/run: No such file or directory (errno 2)",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_not_a_traceback(args: tuple[str, ...], message: str) -> None:

@@ -352,6 +352,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `rlship evaluate ... | head`: the reader left; end quietly, as Unix tools do
         _drop_stdout()
         return 141
+    except OSError as exc:
+        # The system refused a file operation (a path that cannot exist, a full disk, no permission): the message
+        # is about the machine, not rlship, so one line naming the file; an OSError without an errno keeps its
+        # traceback, as anything unexpected does.
+        if exc.errno is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"rlship {args.command}: error: {where}{exc.strerror or exc} (errno {exc.errno})", file=sys.stderr)
+        return 1
 
 
 def _drop_stdout() -> None:
