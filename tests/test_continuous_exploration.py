@@ -115,7 +115,7 @@ def test_a_rollout_holds_each_envs_noise_k_steps_and_draws_it_anew_when_an_episo
 def test_noise_repeat_is_for_box_actions_and_is_bounded(tmp_path: Path) -> None:
     cfg = ALGORITHMS["ppo"].make_config("CartPole-v1", noise_repeat=4, num_envs=2, n_steps=8)
     run = Run(ALGORITHMS["ppo"], "CartPole-v1", cfg, 0, tmp_path / "run", False, None, None, False)
-    with pytest.raises(UsageError, match="noise_repeat.*Box actions"):
+    with pytest.raises(UsageError, match=r"noise_repeat.*Box actions"):
         actor_critic(run, cfg)
     with pytest.raises(UsageError, match="noise_repeat must be"):
         ALGORITHMS["ppo"].make_config(ENV, noise_repeat=0)
