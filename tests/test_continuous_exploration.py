@@ -16,11 +16,14 @@ from rlship.errors import UsageError
 from rlship.evaluation import evaluate
 from rlship.network_spec import NetworkSpec
 from rlship.policy import load_policy
-from rlship.training import ALGORITHMS
+from rlship.training import ALGORITHMS, resume
+from rlship.training.checkpoint import STATE_FILE, CheckpointError, CheckpointOptions
 from rlship.training.rollout import actor_critic
 from rlship.training.run import Run
 from rlship.training.stop_rule import EpisodeStats
+from tests.cli_run import run
 from tests.conftest import untrained_policy
+from tests.training_helpers import train_until_ctrl_c
 
 ENV = "Pendulum-v1"
 
@@ -144,3 +147,48 @@ def test_ppo_with_held_noise_learns_pendulum_better_than_random(tmp_path: Path) 
     untrained = untrained_policy("ppo", spec, env_id=ENV, seed=1, action_distribution="gaussian", bound="clip")
     baseline = evaluate(untrained, episodes=10, seed=1).mean_reward
     assert trained > baseline + 200, (trained, baseline)
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "a2c"])
+def test_a_checkpoint_from_before_noise_repeat_existed_resumes_at_1_and_held_noise_runs_resume(
+    algorithm: str, tmp_path: Path
+) -> None:
+    """A checkpoint whose hyperparameters have no noise_repeat (written before the setting existed) ran with fresh
+    noise every step: it resumes at the default 1, and asking for another value is refused as any changed setting.
+    A run with held noise resumes too (the held noise starts afresh, as at a reset)."""
+    small = dict(total_steps=1600, num_envs=2, n_steps=200, eval_episodes=2)
+    if algorithm == "ppo":
+        small.update(epochs=1, minibatch_size=200)
+    config = ALGORITHMS[algorithm].make_config(ENV, **small, noise_repeat=1)
+    out = tmp_path / "old"
+    assert train_until_ctrl_c(ALGORITHMS[algorithm], ENV, config, out).interrupted
+    state_path = out / "checkpoint" / STATE_FILE
+    state = json.loads(state_path.read_text())
+    assert state["hyperparameters"].pop("noise_repeat") == 1  # as written before noise_repeat existed
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=r"noise_repeat: checkpoint 1, now 4"):
+        ALGORITHMS[algorithm].train(
+            ENV,
+            ALGORITHMS[algorithm].make_config(ENV, **small, noise_repeat=4),
+            seed=2,
+            out=out,
+            progress=False,
+            checkpoint=CheckpointOptions(resume=True),
+        )
+    if algorithm == "ppo":  # the command line's --resume, as a user resumes
+        run("train", algorithm, ENV, "--resume", str(out), "--no-progress")
+        assert json.loads((out / "results.json").read_text())["training"]["env_steps"] >= 1600
+    else:  # the Python API's
+        resumed = resume(out, progress=False)
+        assert not resumed.interrupted and resumed.env_steps >= 1600
+    assert json.loads((out / "config.json").read_text())["hyperparameters"]["noise_repeat"] == 1
+
+    held = ALGORITHMS[algorithm].make_config(ENV, **small, noise_repeat=4)
+    out = tmp_path / "held"
+    first = train_until_ctrl_c(ALGORITHMS[algorithm], ENV, held, out)
+    assert first.interrupted and first.env_steps < 1600
+    resumed = ALGORITHMS[algorithm].train(
+        ENV, held, seed=2, out=out, progress=False, checkpoint=CheckpointOptions(resume=True)
+    )
+    assert not resumed.interrupted and resumed.env_steps >= 1600
+    assert json.loads((out / "config.json").read_text())["hyperparameters"]["noise_repeat"] == 4
