@@ -124,6 +124,7 @@ def _run_train(args: argparse.Namespace) -> int:
         if out is not None and Path(out).resolve() != Path(args.resume).resolve():
             raise UsageError(f"--resume {args.resume} writes into that run's own folder; drop --out {out}")
         overrides, seed, env_kwargs = _resume_settings(args.resume, algo.name, args.env_id, overrides, seed, env_kwargs)
+        overrides = algo.checkpoint_settings(overrides)  # a setting added since: its default, not the preset's
         out = args.resume
     try:
         config = algo.make_config(args.env_id, **overrides)

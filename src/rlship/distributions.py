@@ -76,6 +76,38 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch
         raise TrainingDiverged("a non-finite network output") from None
 
 
+class HeldNoise:
+    """A Gaussian policy's unit noise held for `repeat` env steps per env, for temporally correlated exploration
+    (the cheap cousin of gSDE's `sde_sample_freq`, Raffin et al. 2021): env i acts mean(s) + std * eps_i, with eps_i
+    drawn anew every `repeat` of its steps and at each of its episode starts. A policy that dithers around a mean
+    with fresh noise every step moves little in a system with inertia (a pendulum, a car); noise held a few steps
+    pushes it one way long enough to see where that leads. The taken action's log-probability is still the one of
+    N(mean(s), std) at that step, as PPO's ratio and the policy gradient use it (as SB3's gSDE does)."""
+
+    def __init__(self, repeat: int, num_envs: int, action_shape: tuple[int, ...]) -> None:
+        if repeat < 1:
+            raise ValueError(f"noise is held for at least 1 step; got {repeat}")
+        self.repeat = repeat
+        self.eps = torch.zeros(num_envs, *action_shape)
+        self.age = np.full(num_envs, repeat, dtype=np.int64)  # steps each env's noise has been used: all due
+
+    def draw(self, generator: torch.Generator, starts: np.ndarray | None = None) -> torch.Tensor:
+        """The noise of this step, (num_envs, *action_shape): fresh for the envs whose noise was used `repeat`
+        times or that start an episode (`starts`, a bool per env), held for the others. One batch of normals is
+        drawn when any env is due (the due rows taken from it), so a run's random stream depends only on which
+        steps are due."""
+        due = self.age >= self.repeat
+        if starts is not None:
+            due |= starts
+        if due.any():
+            fresh = torch.randn(self.eps.shape, generator=generator)
+            rows = torch.from_numpy(due)
+            self.eps[rows] = fresh[rows]
+            self.age[due] = 0
+        self.age += 1
+        return self.eps.clone()
+
+
 class ActionHead:
     """What a trainer needs from the policy's action distribution: sample (with the log-probability the update
     compares against), the log-probability and entropy of stored actions, and the actions as the env takes them."""
@@ -86,7 +118,11 @@ class ActionHead:
     def action_dtype(self) -> torch.dtype:  # a property: torch is imported when a trainer asks, not at import
         return torch.int64
 
-    def sample(self, out: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, out: dict[str, torch.Tensor], generator: torch.Generator, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability; `noise`: a Gaussian's unit noise to use (HeldNoise) in place
+        of a fresh draw (a categorical has none)."""
         raise NotImplementedError
 
     def log_prob_entropy(
@@ -99,7 +135,11 @@ class ActionHead:
 
 
 class CategoricalHead(ActionHead):
-    def sample(self, out: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, out: dict[str, torch.Tensor], generator: torch.Generator, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if noise is not None:
+            raise ValueError("a categorical distribution samples no Gaussian noise")
         log_probs = torch.log_softmax(out["logits"], dim=-1)
         action = sample_categorical(log_probs.exp(), generator)
         return action, log_probs.gather(1, action[:, None]).squeeze(-1)
@@ -125,9 +165,12 @@ class GaussianHead(ActionHead):
         self.bounding = bounding
         self.action_shape = tuple(bounding.low.shape)
 
-    def sample(self, out: dict[str, torch.Tensor], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, out: dict[str, torch.Tensor], generator: torch.Generator, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = out["mean"], out["log_std"].clamp(LOG_STD_MIN, LOG_STD_MAX)
-        u = mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
+        eps = torch.randn(mean.shape, generator=generator) if noise is None else noise
+        u = mean + log_std.exp() * eps
         return u, gaussian_log_prob(mean, log_std, u)
 
     def log_prob_entropy(

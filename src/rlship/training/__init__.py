@@ -49,7 +49,7 @@ def resume(run_dir: str | Path, progress: bool = True, checkpoint_every: float =
         raise CheckpointError(f"{run_dir}: the checkpoint is of a {state['algorithm']!r} run, unknown to this rlship")
     return algo.train(
         state["env_id"],
-        algo.make_config(state["env_id"], **state["hyperparameters"]),
+        algo.make_config(state["env_id"], **algo.checkpoint_settings(state["hyperparameters"])),
         seed=int(state["seed"]),
         out=run_dir,
         progress=progress,

@@ -61,6 +61,13 @@ class A2CConfig(RunSettings):
     normalize_obs: bool = hp(False, "normalise observations by running mean/std (kept inside the artifact)")
     normalize_reward: bool = hp(False, "scale rewards by the running std of the discounted return (training only)")
     log_std_init: float = hp(0.0, "initial log std of a Gaussian policy (Box actions)", ge=-20, le=2)
+    noise_repeat: int = hp(
+        1,
+        "Box actions: hold each env's unit Gaussian noise this many steps (drawn anew at episode starts) for "
+        "temporally correlated exploration; 1: fresh noise every step",
+        ge=1,
+        le=MAX_ROLLOUT_STEPS,
+    )
 
 
 # Tuned defaults per env, applied over the A2CConfig defaults (user flags go over these).

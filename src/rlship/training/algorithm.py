@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from rlship.training.settings import Settings, config_with_preset
+from rlship.training.settings import Settings, config_with_preset, field_default
 
 if TYPE_CHECKING:
     from rlship.training.checkpoint import CheckpointOptions
@@ -34,6 +34,14 @@ class Algorithm(Generic[C]):
     def make_config(self, env_id: str, **overrides: Any) -> C:
         """The config: the dataclass defaults < the env's preset < overrides (None values are ignored)."""
         return config_with_preset(self.config_cls, self.presets, env_id, overrides)
+
+    def checkpoint_settings(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """The settings to rebuild a checkpointed run's config from (with `make_config`): its saved hyperparameters,
+        and for each setting added since it was written, the dataclass default, which keeps the behaviour from
+        before the setting existed; not the env's preset, which may use the new setting (Pendulum-v1's
+        noise_repeat), so that the resumed run would differ from the checkpoint's."""
+        added = {f.name: field_default(f) for f in fields(self.config_cls) if f.name not in saved}  # type: ignore[arg-type]
+        return {**added, **saved}
 
     def hyperparameter_names(self) -> list[str]:
         return [f.name for f in fields(self.config_cls)]  # type: ignore[arg-type]

@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlship.distributions import GaussianHead, HeldNoise
+from rlship.errors import UsageError
 from rlship.training.actor import Actor, new_actor
 from rlship.training.memory import check_memory
 from rlship.training.stop_rule import EpisodeStats
@@ -27,18 +29,21 @@ if TYPE_CHECKING:
 def actor_critic(run: Run, cfg: Any) -> tuple[Actor, Rollout]:
     """What a2c and ppo both train with: the run's `cfg.num_envs` envs, a policy with an action head (categorical
     or Gaussian, by the action space) and a "value" head (separate actor and critic MLPs, or one shared trunk), and
-    the rollout buffers for `cfg.n_steps` steps of those envs."""
+    the rollout buffers for `cfg.n_steps` steps of those envs (a Gaussian's noise held `cfg.noise_repeat` steps)."""
     envs = run.vec_env(cfg.num_envs)
     actor = new_actor(run, envs, cfg, value=True)
-    return actor, Rollout(envs, cfg.n_steps, actor)
+    return actor, Rollout(envs, cfg.n_steps, actor, noise_repeat=getattr(cfg, "noise_repeat", 1))
 
 
 class Rollout:
     """Buffers for T steps of N envs: observations (T + 1 rows: the last one bootstraps; normalised when the
     policy normalises), actions (as sampled: for a Gaussian before clipping), their log-probabilities, values
-    (T + 1 rows), rewards (scaled when the actor scales them), and the terminated / done / valid masks."""
+    (T + 1 rows), rewards (scaled when the actor scales them), and the terminated / done / valid masks.
 
-    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, actor: Actor) -> None:
+    `noise_repeat` above 1 holds a Gaussian policy's unit noise that many steps per env (distributions.HeldNoise),
+    drawn anew at each episode start; 1 draws fresh noise every step (the same draws as without it)."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, actor: Actor, noise_repeat: int = 1) -> None:
         self.envs = envs
         self.actor = actor
         T, N = n_steps, envs.num_envs
@@ -53,11 +58,19 @@ class Rollout:
         self.dones = np.zeros((T, N), dtype=bool)
         self.valid = np.zeros((T, N), dtype=bool)
         self._prev_done = np.zeros(N, dtype=bool)
+        self.noise: HeldNoise | None = None
+        if noise_repeat > 1:
+            if not isinstance(actor.head, GaussianHead):
+                raise UsageError("noise_repeat holds a Gaussian policy's noise: it applies to Box actions only")
+            self.noise = HeldNoise(noise_repeat, N, actor.head.action_shape)
+        # envs whose next step is the first of an episode (the held noise is drawn anew there)
+        self._starts = np.ones(N, dtype=bool)
 
     def reset(self, seed: int | None) -> None:
         obs, _ = self.envs.reset(seed=seed)
         self.obs[-1] = self.actor.observe(obs)  # the next rollout starts from the last row
         self._prev_done[:] = False
+        self._starts[:] = True
 
     def collect(self, generator: torch.Generator, stats: EpisodeStats) -> int:
         """Step every env T times, sampling actions from the actor's distribution; returns the env steps taken
@@ -69,7 +82,8 @@ class Rollout:
             for t in range(T):
                 heads = forward(self.obs[t])
                 self.values[t] = heads["value"].squeeze(-1)
-                action, self.log_probs[t] = self.actor.head.sample(heads, generator)
+                noise = None if self.noise is None else self.noise.draw(generator, self._starts)
+                action, self.log_probs[t] = self.actor.head.sample(heads, generator, noise)
                 self.actions[t] = action
                 next_obs, reward, term, trunc, _ = self.envs.step(self.actor.head.to_env(action))
                 self.obs[t + 1] = self.actor.observe(next_obs)
@@ -77,6 +91,7 @@ class Rollout:
                 self.dones[t] = term | trunc
                 self.valid[t] = ~self._prev_done  # False: this step only reset an env that ended at the previous step
                 self._prev_done = self.dones[t].copy()
+                self._starts = ~self.valid[t]  # this step only reset the env: the next one starts its episode
                 stats.update(np.asarray(reward, dtype=np.float32), self.dones[t], self.valid[t])
                 self.rewards[t] = self.actor.scale_rewards(reward, self.dones[t], self.valid[t])
             self.values[T] = forward(self.obs[T])["value"].squeeze(-1)
