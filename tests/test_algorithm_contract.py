@@ -242,6 +242,30 @@ def test_a_rollout_larger_than_the_machine_is_refused_before_allocation(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("name", "num_envs"), [("a2c", "1"), ("ppo", "2")])
+def test_the_smallest_rollout_trains(tmp_path: Path, name: str, num_envs: str) -> None:
+    """Rollouts of one step: after an episode's end an env's step is only its reset, so a rollout may hold no
+    transition to learn from (a2c, 1 env) or a single one (ppo, 2 envs: its advantages are normalised per
+    minibatch of at least 2). Such a rollout is skipped: the run ends normally, not with torch's empty-stack error
+    (ppo) or a NaN loss reported as divergence (a2c)."""
+    out = tmp_path / "run"
+    argv = ["train", name, ENV, "--out", str(out), "--no-progress", "--num-envs", num_envs, "--n-steps", "1"]
+    assert main([*argv, "--total-steps", "600", "--eval-episodes", "2"]) == 0
+    assert load_policy(out).spec.algorithm == name
+    with (out / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(math.isfinite(float(r["policy_loss"])) for r in rows)
+
+
+def test_a_ppo_rollout_of_one_transition_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "ppo", ENV, "--out", str(out), "--num-envs", "1", "--n-steps", "1", "--no-progress"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "rlship train: error: a ppo rollout needs at least 2 transitions: raise --num-envs or --n-steps above 1"
+    )
+    assert not out.exists()
+
+
 # Every algorithm that learns, on CartPole-v1 (a categorical policy: its sampling fails first, or its loss); reinforce
 # also on Pendulum-v1 (a Gaussian policy: its actions would reach the env as NaN).
 DIVERGING = [(name, ENV) for name in ALGORITHMS if name != "random"] + [("reinforce", "Pendulum-v1")]

@@ -98,6 +98,8 @@ def learn(run: Run, cfg: A2CConfig) -> None:
         # --- rollout: T steps of all N envs; n-step returns and advantages (lambda = 1: R_t - V(s_t))
         rollout.collect(run.generator, run.stats)
         b = rollout.batch(cfg.gamma, cfg.gae_lambda)
+        if b["obs"].shape[0] == 0:  # every step of a 1-env, 1-step rollout only reset its env: nothing to learn from
+            continue
         adv = b["advantages"]
         if cfg.normalize_advantage and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rlship.errors import UsageError
 from rlship.lazy_torch import F, torch
 from rlship.training.algorithm import Algorithm
 from rlship.training.gradient_step import GradientStep
@@ -51,7 +52,12 @@ class PPOConfig(RunSettings):
         128, "steps per env per rollout; a rollout holds num_envs * n_steps transitions", ge=1, le=MAX_ROLLOUT_STEPS
     )
     epochs: int = hp(4, "passes over each rollout", ge=1, le=MAX_REPEATS)
-    minibatch_size: int = hp(512, "transitions per gradient step", ge=1, le=MAX_BATCH_SIZE)
+    minibatch_size: int = hp(
+        512,
+        "transitions per gradient step (at least 2: advantages are normalised per minibatch)",
+        ge=2,
+        le=MAX_BATCH_SIZE,
+    )
     learning_rate: float = hp(3e-4, "Adam learning rate (at the start, when annealed)", gt=0)
     anneal_lr: bool = hp(True, "anneal learning rate and clip range linearly to 0 at total_steps")
     # Annealing to 0 leaves the last part of the budget barely moving the policy (LunarLanderContinuous-v3, seed 0:
@@ -221,6 +227,8 @@ def learn(run: Run, cfg: PPOConfig) -> None:
     # the helpers below import torch: imported when a run starts, not when `rlship train --help` reads the config
     from rlship.training.rollout import actor_critic
 
+    if cfg.num_envs * cfg.n_steps < 2:  # no minibatch of two would ever form: the run would learn nothing
+        raise UsageError("a ppo rollout needs at least 2 transitions: raise --num-envs or --n-steps above 1")
     actor, rollout = actor_critic(run, cfg)
     net = actor.network
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
@@ -254,6 +262,8 @@ def learn(run: Run, cfg: PPOConfig) -> None:
                 metrics.append(_update(actor, step, cfg, clip, {k: v[idx] for k, v in b.items()}))
             if cfg.target_kl is not None and metrics and metrics[-1][3] > cfg.target_kl:
                 break
+        if not metrics:  # a tiny rollout whose valid transitions (resets aside) make no minibatch of two
+            continue
         m = torch.stack([torch.stack(x) for x in metrics]).mean(0).tolist()
         stop = run.update(
             learning_rate=lr,
