@@ -74,6 +74,16 @@ class PolicySpec:
         return tuple(self.observation_space.shape)
 
     @property
+    def env_make_kwargs(self) -> dict[str, Any]:
+        """The kwargs that make this policy's env give the observations it acts on: its env_kwargs, and an image
+        policy's own `observation_preprocessing` (an env that preprocesses frames, saying so in its metadata, takes
+        it as a kwarg), so that a policy trained before its env's default preprocessing changed is still
+        evaluated and recorded on what it was trained on."""
+        if self.frames is None or "observation_preprocessing" in self.env_kwargs:
+            return dict(self.env_kwargs)
+        return {**self.env_kwargs, "observation_preprocessing": self.frames.to_dict()}
+
+    @property
     def continuous(self) -> bool:
         """True for Box actions (a Gaussian policy)."""
         return isinstance(self.action_space, gym.spaces.Box)
