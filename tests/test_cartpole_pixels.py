@@ -48,12 +48,13 @@ def test_it_is_cartpole_v1_with_the_preprocessed_screen_as_observation() -> None
     assert env.spec is not None and plain.spec is not None
     assert env.spec.max_episode_steps == plain.spec.max_episode_steps == 500
     assert env.spec.reward_threshold == plain.spec.reward_threshold == 475.0
-    assert env.observation_space == gym.spaces.Box(0, 255, (2, 25, 100, 1), np.uint8)
+    # three 25x100 grey frames 2 steps apart: t-4, t-2, t
+    assert env.observation_space == gym.spaces.Box(0, 255, (3, 25, 100, 1), np.uint8)
     obs, _ = env.reset(seed=5)
     plain.reset(seed=5)
-    assert np.array_equal(obs[0], obs[1])  # an episode starts with copies of its first frame
     first = PREPROCESSING.preprocess(env.render())
-    assert np.array_equal(obs[1], first)
+    assert all(np.array_equal(frame, first) for frame in obs)  # an episode starts with copies of its first frame
+    images = [first] * 4
     rng = np.random.default_rng(0)
     for _ in range(30):  # same dynamics, reward and termination, step for step
         action = int(rng.integers(2))
@@ -61,7 +62,8 @@ def test_it_is_cartpole_v1_with_the_preprocessed_screen_as_observation() -> None
         _, plain_reward, plain_terminated, plain_truncated, _ = plain.step(action)
         np.testing.assert_allclose(env.unwrapped.state, plain.unwrapped.state)
         assert (reward, terminated, truncated) == (plain_reward, plain_terminated, plain_truncated)
-        assert np.array_equal(obs[1], PREPROCESSING.preprocess(env.render()))  # the newest frame last
+        images.append(PREPROCESSING.preprocess(env.render()))
+        assert np.array_equal(obs, np.stack(images[-5::2]))  # the newest frame last, 2 steps apart
         if terminated or truncated:
             break
     env.close()
@@ -195,12 +197,12 @@ def test_the_package_says_pixels_and_its_video_shows_what_the_network_sees(
     reader = imageio_ffmpeg.read_frames(str(package.folder / "replay.mp4"))
     meta = next(reader)
     width, height = meta["size"]
-    assert (width, height) == (600 + 8 + 6 * 100, 400)  # the screen, a gutter, the two 25x100 frames upscaled 6x
+    assert (width, height) == (600 + 8 + 5 * 100, 400)  # the screen, a gutter, the three 25x100 frames upscaled 5x
     frame = np.frombuffer(next(reader), dtype=np.uint8).reshape(height, width, 3)
-    # the right panel is the first observation, upscaled: compare it at the centres of its 6x6 blocks
+    # the right panel is the first observation, upscaled: compare it at the centres of its 5x5 blocks
     obs, _ = gym.make(ENV).reset(seed=package.evaluation.episode_seeds[0])
-    panel = frame[3:300:6, 608 + 3 :: 6, 0].astype(int)
-    assert np.abs(panel - obs.reshape(50, 100).astype(int)).mean() < 6  # H.264 is lossy, but not by much
+    panel = frame[2:375:5, 608 + 2 :: 5, 0].astype(int)
+    assert np.abs(panel - obs.reshape(75, 100).astype(int)).mean() < 6  # H.264 is lossy, but not by much
 
 
 def test_dqn_ctrl_c_checkpoints_its_uint8_replay_memory_and_resumes(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ CartPole does not need.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -54,7 +55,9 @@ TWO_FRAMES_25X100 = FramePreprocessing(
     grayscale=True,
     frame_stack=2,
 )
-PREPROCESSING = TWO_FRAMES_25X100
+# the env's default since 2026-11-30 (docs/algorithms.md, "dqn on pixels"): the same frames, 3 of them 2 steps
+# apart (t-4, t-2, t), so that the motion between the oldest and the newest is 4 steps of it, not 1
+PREPROCESSING = replace(TWO_FRAMES_25X100, frame_stack=3, frame_gap=2)
 # draw_frames against Gymnasium's renderer + preprocessing, the mean absolute difference per pixel of a frame, in
 # grey levels of 255 (measured over 300 random-play states: at most 0.25 for 25x100, 25x150 and 25x200)
 RENDER_TOLERANCE = 1.0
@@ -65,6 +68,7 @@ def render_max_difference(preprocessing: FramePreprocessing) -> int:
     pole's falls on a different screen column than pygame's rasterisation puts it, one column of the output
     pixel's width, plus a quarter (measured over 300 states: 43 at 6 px per output px, 64 at 4, 85 at 3)."""
     return int(WHITE / ((preprocessing.right - preprocessing.left) / preprocessing.width) * 1.25)
+
 
 # Gymnasium's CartPole screen (cartpole.py `render`), in its y-up drawing coordinates before the vertical flip
 SCREEN_W, SCREEN_H = 600, 400
