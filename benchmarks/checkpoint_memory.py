@@ -33,7 +33,7 @@ import numpy as np
 from rlship.training.checkpoint import Checkpointer
 from rlship.training.dqn import ReplayBuffer
 
-OBS_SHAPE = (2, 25, 100, 1)  # the pixel preset's frame stack
+OBS_SHAPE = (2, 25, 100, 1)  # the pixel preset's frame stack when BENCHMARKS.md's figures were measured (now 3 frames)
 ENV_ID = "rlship/CartPolePixels-v1"
 
 

@@ -231,7 +231,7 @@ def test_a_tensor_file_replaced_after_its_check_is_not_read(saved_run: Path, tmp
     assert not all(torch.equal(other["network"].state_dict()[k], restored[k]) for k in checked)
 
 
-PIXEL_OBS = (2, 25, 100, 1)  # the pixel preset's frame stack: 10 kB a transition (observation and next)
+PIXEL_OBS = (2, 25, 100, 1)  # the pixel preset's frame stack until 2026-11-30: 10 kB a transition (obs and next)
 
 
 def test_a_resume_reads_the_replay_memory_straight_into_its_arrays(tmp_path: Path) -> None:

@@ -429,11 +429,11 @@ def test_interrupted_dqn_run_resumes_with_its_replay_memory_and_n_step_window(tm
 
 
 def test_a_replay_memory_larger_than_the_machine_is_refused_before_allocation(tmp_path: Path) -> None:
-    """10M pixel transitions (about 93 GiB) would be allocated lazily by NumPy and kill the run when it fills:
-    refused in one line naming a --buffer-size that fits, and no run folder is left behind."""
+    """10M pixel transitions (about 140 GiB of 3-frame stacks) would be allocated lazily by NumPy and kill the run
+    when it fills: refused in one line naming a --buffer-size that fits, and no run folder is left behind."""
     import os
 
-    if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") > 2 * 93 * 2**30:
+    if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") > 2 * 140 * 2**30:
         pytest.skip("this machine could hold that replay memory")
     out = tmp_path / "run"
     proc = subprocess.run(

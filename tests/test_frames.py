@@ -40,6 +40,10 @@ def test_grayscale_keeps_one_channel() -> None:
 
 def test_config_round_trip() -> None:
     assert FramePreprocessing.from_dict(CARTPOLE.to_dict()) == CARTPOLE
+    # a gap of 1 (consecutive frames) is not written, so configs made before frame_gap existed read the same
+    assert "frame_gap" not in CARTPOLE.to_dict()
+    gapped = FramePreprocessing(**{**CARTPOLE.__dict__, "frame_stack": 3, "frame_gap": 2})
+    assert gapped.to_dict()["frame_gap"] == 2 and FramePreprocessing.from_dict(gapped.to_dict()) == gapped
 
 
 @pytest.mark.parametrize(
@@ -52,6 +56,8 @@ def test_config_round_trip() -> None:
         ({"top": 320, "bottom": 160}, "observation_preprocessing.bottom"),
         ({"height": 161}, "observation_preprocessing.height"),
         ({"frame_stack": 1000}, "observation_preprocessing.frame_stack"),
+        ({"frame_gap": 0}, "observation_preprocessing.frame_gap"),
+        ({"frame_gap": 17}, "observation_preprocessing.frame_gap"),
         ({"grayscale": "yes"}, "observation_preprocessing.grayscale"),
         ({"resampling": "bicubic"}, "observation_preprocessing.resampling"),
     ],
@@ -113,6 +119,22 @@ def test_frame_stack_matches_gymnasium_frame_stack_observation() -> None:
         expected = wrapped.step(0)[0]
         assert np.array_equal(stack.push(raw.step(0)[0]), expected)
     assert expected.shape == prep.observation_shape
+
+
+def test_a_stack_with_a_gap_holds_every_gap_th_frame_ending_with_the_newest() -> None:
+    """frame_gap 2, stack 3: frames t-4, t-2, t, and at an episode's start copies of its first frame."""
+    prep = FramePreprocessing(**{**CARTPOLE.__dict__, "frame_stack": 3, "frame_gap": 2})
+    assert prep.history == 5 and prep.observation_shape == (3, 40, 150, 3)
+    raw, stack = _Frames(), FrameStack(prep)
+    first = raw.reset(seed=3)[0]
+    images = [prep.preprocess(first)]
+    assert np.array_equal(stack.reset(first), np.stack(images * 3))
+    for t in range(1, 6):
+        frame = raw.step(0)[0]
+        images.append(prep.preprocess(frame))
+        padded = [images[0]] * 4 + images  # before the first frame: copies of it
+        expected = np.stack([padded[t + 4 - 4], padded[t + 4 - 2], padded[t + 4]])
+        assert np.array_equal(stack.push(frame), expected)
 
 
 def test_policy_config_checks_the_image_space_against_the_preprocessing() -> None:

@@ -11,6 +11,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from PIL import Image
 from rlship.evaluation import evaluate
 from rlship.frames import FramePreprocessing
 from rlship.games.cartpole_pixels import PREPROCESSING as CARTPOLE_PIXELS
+from rlship.games.cartpole_pixels import TWO_FRAMES_25X100
 from rlship.networks import CNNSpec, ConvLayer
 from rlship.policy import load_policy, new_policy
 from rlship.serving.simulate import simulate
@@ -36,19 +38,26 @@ IDLE_SECONDS = 3
 MAX_SESSIONS = 8
 
 
-def cnn_policy(folder: Path) -> Path:
-    """An untrained CNN policy for rlship/CartPolePixels-v1 (its rendering and preprocessing)."""
+# besides the env's default preprocessing, a CartPolePixels policy made with another: the two consecutive 25x100
+# frames of the policies made before the default changed (or, were it the default, 3 frames 2 steps apart)
+OTHER_CARTPOLE_PIXELS = (
+    TWO_FRAMES_25X100 if CARTPOLE_PIXELS != TWO_FRAMES_25X100 else replace(CARTPOLE_PIXELS, frame_stack=3, frame_gap=2)
+)
+
+
+def cnn_policy(folder: Path, prep: FramePreprocessing = CARTPOLE_PIXELS) -> Path:
+    """An untrained CNN policy for rlship/CartPolePixels-v1 (its rendering and `prep`)."""
     torch.manual_seed(7)
     policy = new_policy(
         "dqn",
         "rlship/CartPolePixels-v1",
-        gym.spaces.Box(0, 255, CARTPOLE_PIXELS.observation_shape, np.uint8),
+        gym.spaces.Box(0, 255, prep.observation_shape, np.uint8),
         gym.spaces.Discrete(2),
         CNNSpec((ConvLayer(4, 5, 2), ConvLayer(8, 3, 2)), (16,), "relu", {"q_values": 2}),
         hyperparameters={},
         seed=7,
         action_distribution="epsilon_greedy",
-        frames=CARTPOLE_PIXELS,
+        frames=prep,
     )
     return policy.save(folder)
 
@@ -60,12 +69,14 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "pix": pixel_policy(root / "pix", PIX, 3),
         "rgb": pixel_policy(root / "rgb", RGB, 4),
         "cnn": cnn_policy(root / "cnn"),
+        "cnn_other": cnn_policy(root / "cnn_other", OTHER_CARTPOLE_PIXELS),
     }
 
 
 @pytest.fixture(scope="module")
 def url(artifacts: dict[str, Path]) -> Iterator[str]:
-    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", f"cnn={artifacts['cnn']}", "vec=default"]
+    args = [f"pix={artifacts['pix']}", f"rgb={artifacts['rgb']}", f"cnn={artifacts['cnn']}"]
+    args += [f"cnn_other={artifacts['cnn_other']}", "vec=default"]
     args += ["--max-batch", "16"]
     args += ["--max-sessions", str(MAX_SESSIONS), "--session-idle", str(IDLE_SECONDS)]
     with served(*args) as base:
@@ -303,11 +314,17 @@ def test_simulate_sends_rendered_frames_and_scores_like_evaluate(
     assert len(remote.latencies_ms) == (sum(local.episode_lengths) if route == "act" else max(local.episode_lengths))
 
 
+@pytest.fixture(scope="module", params=["cnn", "cnn_other"])
+def cnn(request: pytest.FixtureRequest) -> str:
+    """A CartPolePixels CNN policy: the env's default preprocessing, or another its config.json names."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def cnn_returns(artifacts: dict[str, Path]) -> list[float]:
-    """`rlship evaluate` of the CNN policy: 2 episodes, eval seed 3."""
+def cnn_returns(artifacts: dict[str, Path], cnn: str) -> list[float]:
+    """`rlship evaluate` of the CNN policy: 2 episodes, eval seed 3 (the env made with the policy's preprocessing)."""
     evaluated = subprocess.run(
-        [RLSHIP, "evaluate", str(artifacts["cnn"]), "--episodes", "2", "--seed", "3", "--json"],
+        [RLSHIP, "evaluate", str(artifacts[cnn]), "--episodes", "2", "--seed", "3", "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -316,10 +333,13 @@ def cnn_returns(artifacts: dict[str, Path]) -> list[float]:
 
 
 @pytest.mark.parametrize("frames", ["png", "npy"])
-def test_simulate_cli_on_cartpole_pixels_matches_evaluate_cli(url: str, cnn_returns: list[float], frames: str) -> None:
+def test_simulate_cli_on_cartpole_pixels_matches_evaluate_cli(
+    url: str, cnn: str, cnn_returns: list[float], frames: str
+) -> None:
     """`rlship simulate --env rlship/CartPolePixels-v1` (Gymnasium's rendered frames over HTTP) and `rlship
-    evaluate` (the env's own observations, in process) play the same episodes with a CNN policy."""
-    command = [RLSHIP, "simulate", "--url", f"{url}/policies/cnn", "--env", "rlship/CartPolePixels-v1"]
+    evaluate` (the env's own observations, in process) play the same episodes with a CNN policy, whichever
+    preprocessing it was made with: the server's sessions stack frames as the policy's config.json says."""
+    command = [RLSHIP, "simulate", "--url", f"{url}/policies/{cnn}", "--env", "rlship/CartPolePixels-v1"]
     simulated = subprocess.run(
         [*command, "--episodes", "2", "--seed", "3", "--frames", frames],
         capture_output=True,

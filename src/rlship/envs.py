@@ -30,6 +30,19 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, **make_kwarg
         return gym.make(env_id, **make_kwargs, **(env_kwargs or {}))
 
 
+def takes_observation_preprocessing(env_id: str) -> bool:
+    """Whether `env_id`'s env makes image observations from its rendered frames by a preprocessing it takes as its
+    `observation_preprocessing` kwarg: an env class that names one in its metadata (rlship/CartPolePixels-v1).
+    False for an unknown env, or an entry point that is not such a class."""
+    try:
+        entry = gym.spec(env_id).entry_point
+        creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    except (gym.error.Error, ImportError, AttributeError, ValueError):
+        return False
+    metadata = getattr(creator, "metadata", None)
+    return isinstance(metadata, dict) and "observation_preprocessing" in metadata
+
+
 @contextlib.contextmanager
 def _env_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[None]:
     # How an env renders is rlship's to say (frames only for the replay video): an artifact's env_kwargs reach every

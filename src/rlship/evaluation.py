@@ -207,10 +207,10 @@ def evaluate(
     if vector_twin and has_vector_twin(env_id):
         start = time.perf_counter()
         returns, lengths = run_vector_twin_episodes(
-            act, env_id, episodes, seed, policy.spec.env_kwargs, give_up_below=give_up_below
+            act, env_id, episodes, seed, policy.spec.env_make_kwargs, give_up_below=give_up_below
         )
         return episodes_result(env_id, returns, lengths, seed, deterministic, start)
-    return evaluate_fn(act, env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_kwargs)
+    return evaluate_fn(act, env_id, episodes, seed, deterministic, env_kwargs=policy.spec.env_make_kwargs)
 
 
 def evaluate_fn(

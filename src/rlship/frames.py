@@ -2,9 +2,11 @@
 
 A pixel policy's config.json holds `observation_preprocessing` (a `FramePreprocessing`): the size of the frame the
 env renders (Gymnasium's `render_mode="rgb_array"`), the rectangle of it that is kept, the size that rectangle is
-resized to, whether it is made grey, and how many consecutive frames the observation stacks. The observation is
-then a uint8 Box of shape (frame_stack, height, width, channels), the oldest frame first, and at an episode's
-first frame the stack holds copies of it (Gymnasium's `FrameStackObservation` with `padding_type="reset"`).
+resized to, whether it is made grey, and how many frames the observation stacks, `frame_gap` steps apart (1:
+consecutive frames; 2: frames t-2k, ..., t-2, t). The observation is then a uint8 Box of shape (frame_stack, height,
+width, channels), the oldest frame first, and at an episode's first frame the stack holds copies of it (Gymnasium's
+`FrameStackObservation` with `padding_type="reset"`; with a gap, the frames before the episode's first are copies of
+it). A `frame_gap` of 1 is not written to config.json, so the configs made before it existed are unchanged.
 
 The preprocessing is a pure function of one frame, so the env used for training and evaluation, the server that
 receives raw frames from a remote simulator, and `rlship simulate` all apply the same `preprocess` and agree
@@ -25,6 +27,7 @@ from rlship import schema
 # most rlship accepts as one rendered frame; the observation itself stays within spaces.MAX_BOX_ELEMENTS.
 MAX_FRAME_SIDE = 4096
 MAX_FRAME_STACK = 16
+MAX_FRAME_GAP = 16  # frames kept per stack: at most (16 - 1) * 16 + 1
 CHANNELS = (1, 3)  # grey or RGB frames
 RESAMPLING = "box"  # Pillow's area average: deterministic, and what downscaling a rendered frame needs
 
@@ -33,7 +36,7 @@ RESAMPLING = "box"  # Pillow's area average: deterministic, and what downscaling
 class FramePreprocessing:
     """Crop a (frame_height, frame_width, frame_channels) uint8 frame to rows [top, bottom) and columns
     [left, right), resize the crop to (height, width) with an area average, optionally make it grey, and stack the
-    last `frame_stack` results."""
+    results of the last `(frame_stack - 1) * frame_gap + 1` frames, every `frame_gap`-th, ending with the newest."""
 
     frame_height: int
     frame_width: int
@@ -46,6 +49,12 @@ class FramePreprocessing:
     width: int
     grayscale: bool = False
     frame_stack: int = 1
+    frame_gap: int = 1
+
+    @property
+    def history(self) -> int:
+        """How many of the latest preprocessed frames the stack is drawn from."""
+        return (self.frame_stack - 1) * self.frame_gap + 1
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
@@ -67,7 +76,10 @@ class FramePreprocessing:
         return (self.frame_stack, *self.image_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "frames", **asdict(self), "resampling": RESAMPLING}
+        desc = {"kind": "frames", **asdict(self), "resampling": RESAMPLING}
+        if self.frame_gap == 1:
+            del desc["frame_gap"]
+        return desc
 
     @classmethod
     def from_dict(cls, desc: Any, field: str = "observation_preprocessing") -> FramePreprocessing:
@@ -98,6 +110,7 @@ class FramePreprocessing:
             width=side("width", 1, right - left),
             grayscale=schema.boolean(desc.get("grayscale", False), f"{field}.grayscale"),
             frame_stack=schema.integer(desc.get("frame_stack", 1), f"{field}.frame_stack", 1, MAX_FRAME_STACK),
+            frame_gap=schema.integer(desc.get("frame_gap", 1), f"{field}.frame_gap", 1, MAX_FRAME_GAP),
         )
 
     def check_frame(self, frame: Any) -> np.ndarray:
@@ -134,17 +147,18 @@ class FramePreprocessing:
 
 
 class FrameStack:
-    """The last `frame_stack` preprocessed frames, oldest first: what a pixel policy acts on. `reset` starts an
-    episode (the stack holds copies of its first frame), `push` adds the next frame; both return the observation."""
+    """The last `frame_stack` preprocessed frames `frame_gap` apart, oldest first: what a pixel policy acts on.
+    `reset` starts an episode (the stack holds copies of its first frame), `push` adds the next frame; both return
+    the observation."""
 
     def __init__(self, preprocessing: FramePreprocessing) -> None:
         self.preprocessing = preprocessing
-        self._frames: deque[np.ndarray] = deque(maxlen=preprocessing.frame_stack)
+        self._frames: deque[np.ndarray] = deque(maxlen=preprocessing.history)
 
     def reset(self, frame: Any) -> np.ndarray:
         image = self.preprocessing.preprocess(frame)
         self._frames.clear()
-        self._frames.extend([image] * self.preprocessing.frame_stack)
+        self._frames.extend([image] * self.preprocessing.history)
         return self.observation()
 
     def push(self, frame: Any) -> np.ndarray:
@@ -154,4 +168,4 @@ class FrameStack:
         return self.observation()
 
     def observation(self) -> np.ndarray:
-        return np.stack(self._frames)
+        return np.stack(list(self._frames)[:: self.preprocessing.frame_gap])

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 
 from rlship import schema
 from rlship.distributions import GAUSSIAN_BOUNDS, GAUSSIAN_LOG_STD, LOG_STD_MAX, LOG_STD_MIN, Bounding
+from rlship.envs import takes_observation_preprocessing
 from rlship.errors import ArtifactError, ObservationError, UnsupportedEnvError, UsageError
 from rlship.frames import FramePreprocessing
 from rlship.lazy_torch import torch
@@ -72,6 +73,20 @@ class PolicySpec:
     @property
     def obs_shape(self) -> tuple[int, ...]:
         return tuple(self.observation_space.shape)
+
+    @property
+    def env_make_kwargs(self) -> dict[str, Any]:
+        """The kwargs that make this policy's env give the observations it acts on: its env_kwargs, and an image
+        policy's own `observation_preprocessing` where the env takes one (an env class that names it in its
+        metadata: `envs.takes_observation_preprocessing`), so that a policy trained before its env's default
+        preprocessing changed is still evaluated and recorded on what it was trained on."""
+        if (
+            self.frames is None
+            or "observation_preprocessing" in self.env_kwargs
+            or not takes_observation_preprocessing(self.env_id)
+        ):
+            return dict(self.env_kwargs)
+        return {**self.env_kwargs, "observation_preprocessing": self.frames.to_dict()}
 
     @property
     def continuous(self) -> bool:

@@ -261,7 +261,8 @@ def _pixel_lines(config: dict[str, Any]) -> list[str]:
     prep = config.get("observation_preprocessing")
     if not isinstance(prep, dict):
         return []
-    k = prep.get("frame_stack", 1)
+    k, gap = prep.get("frame_stack", 1), prep.get("frame_gap", 1)
+    which = f"last {k} such frames" if gap == 1 else f"{k} such frames {gap} steps apart, the newest last,"
     channels = 1 if prep.get("grayscale") else prep.get("frame_channels")
     grey = ", made grey (ITU-R 601-2 luma)" if prep.get("grayscale") else ""
     return [
@@ -272,8 +273,8 @@ def _pixel_lines(config: dict[str, Any]) -> list[str]:
         '`render_mode="rgb_array"`) is cropped to rows '
         f"{_last(prep, 'top', 'bottom')} and columns {_last(prep, 'left', 'right')}{grey}, "
         f"resized to {prep.get('height')}x{prep.get('width')} with a box filter (Pillow's area average), and the "
-        f"last {k} such frames are stacked, oldest first (an episode's first observation holds {k} copies of its "
-        f"first frame). The observation is uint8 of shape ({k}, {prep.get('height')}, {prep.get('width')}, "
+        f"{which} are stacked, oldest first (at an episode's start, the frames before its first are copies of "
+        f"it). The observation is uint8 of shape ({k}, {prep.get('height')}, {prep.get('width')}, "
         f"{channels}); `rlship.frames.FramePreprocessing` (in `config.json` as `observation_preprocessing`) does "
         "exactly this, so a simulator may send raw rendered frames to a server that applies it.",
         "",

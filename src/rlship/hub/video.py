@@ -51,7 +51,7 @@ def record_replay(policy: Policy, path: Path, seed: int = 0, max_steps: int = MA
     spec = policy.spec
     episode_seed = episode_seeds(seed, 1)[0]
     try:
-        env = make_env(spec.env_id, spec.env_kwargs, render_mode="rgb_array")
+        env = make_env(spec.env_id, spec.env_make_kwargs, render_mode="rgb_array")
     except Exception as exc:  # an env without rgb_array rendering, or a renderer that cannot load
         raise VideoError(f"cannot render {spec.env_id} off-screen for {path.name}: {exc}") from exc
     fps = int(env.metadata.get("render_fps") or DEFAULT_FPS)

@@ -306,6 +306,8 @@ class PixelRequests:
             "observation_dtype": "uint8",
             "frame_shape": frame,
             "frame_stack": prep.frame_stack,
+            # frames t - (frame_stack - 1) * frame_gap, ..., t - frame_gap, t: what a whole observation stacks
+            "frame_gap": prep.frame_gap,
             "forms": {
                 "observation": f'JSON {{"observation": nested lists of shape {obs}, integers 0..255, oldest '
                 "frame first}: the whole stack, no session needed",
