@@ -69,6 +69,16 @@ def test_train_log_has_one_row_per_update(trained: TrainResult) -> None:
     assert all(0 < b - a <= cfg.num_envs * cfg.n_steps for a, b in itertools.pairwise(steps))
     # the stop rule's running return reached the mean its preset confirms from (then a confirmation passed)
     assert cfg.confirm_from is not None and float(rows[-1]["return_mean"]) >= cfg.confirm_from
+    # and it confirmed on its schedule: after each update whose full window of returns had reached that mean, at
+    # most once per confirm_every env steps (the preset confirms from the start: from the first full window)
+    due, last = 0, None
+    for row in rows:
+        at = int(row["env_steps"])
+        ready = int(row["episodes"]) >= cfg.solve_window and float(row["return_mean"]) >= cfg.confirm_from
+        if ready and (last is None or at - last >= cfg.confirm_every):
+            due, last = due + 1, at
+    confirms = json.loads((trained.out / "results.json").read_text())["training"]["confirming_evaluations"]
+    assert len(confirms) == due >= 1
     lrs = [float(r["learning_rate"]) for r in rows]
     assert lrs[0] == cfg.learning_rate and lrs == sorted(lrs, reverse=True)  # annealed
 
