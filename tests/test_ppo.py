@@ -69,6 +69,16 @@ def test_train_log_has_one_row_per_update(trained: TrainResult) -> None:
     assert all(0 < b - a <= cfg.num_envs * cfg.n_steps for a, b in itertools.pairwise(steps))
     # the stop rule's running return reached the mean its preset confirms from (then a confirmation passed)
     assert cfg.confirm_from is not None and float(rows[-1]["return_mean"]) >= cfg.confirm_from
+    # and it confirmed on its schedule: after each update whose full window of returns had reached that mean, at
+    # most once per confirm_every env steps (the preset confirms from the start: from the first full window)
+    due, last = 0, None
+    for row in rows:
+        at = int(row["env_steps"])
+        ready = int(row["episodes"]) >= cfg.solve_window and float(row["return_mean"]) >= cfg.confirm_from
+        if ready and (last is None or at - last >= cfg.confirm_every):
+            due, last = due + 1, at
+    confirms = json.loads((trained.out / "results.json").read_text())["training"]["confirming_evaluations"]
+    assert len(confirms) == due >= 1
     lrs = [float(r["learning_rate"]) for r in rows]
     assert lrs[0] == cfg.learning_rate and lrs == sorted(lrs, reverse=True)  # annealed
 
@@ -89,9 +99,12 @@ def test_stop_rule_stopped_early_after_a_passing_confirmation(trained: TrainResu
 def test_total_steps_caps_an_unsolved_run(tmp_path: Path) -> None:
     cfg = ppo.make_config("CartPole-v1", total_steps=2000)
     result = ppo.train("CartPole-v1", cfg, seed=1, out=tmp_path / "short", progress=False)
-    assert not result.solved and result.confirmations == 0
+    assert not result.solved
     assert 2000 <= result.env_steps < 2000 + cfg.num_envs * cfg.n_steps
     results = json.loads((tmp_path / "short" / "results.json").read_text())
+    # the preset confirms from the first full window of returns: every confirmation of this run failed
+    confirms = results["training"]["confirming_evaluations"]
+    assert len(confirms) == result.confirmations and all(c["episodes"] < 100 for c in confirms)
     assert results["solved"] is False and results["mean_reward"] < 475
     assert load_policy(tmp_path / "short").spec.env_id == "CartPole-v1"
 
@@ -116,7 +129,8 @@ def test_anneal_to_leaves_a_floor_under_the_learning_rate(tmp_path: Path) -> Non
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:
-    cfg = ppo.make_config("CartPole-v1", total_steps=3000, eval_episodes=5)
+    # the whole budget (seed 5's first confirmation may pass: the preset confirms from the first full window)
+    cfg = ppo.make_config("CartPole-v1", total_steps=3000, eval_episodes=5, stop_on_solve=False)
     a = ppo.train("CartPole-v1", cfg, seed=5, out=tmp_path / "a", progress=False)
     # checkpointing after every update leaves the run unchanged: it reads the RNG states, never draws from them
     every_update = CheckpointOptions(every_seconds=0)

@@ -216,9 +216,15 @@ def test_giving_up_on_confirmations_changes_no_decision(tmp_path: Path) -> None:
     algo = ALGORITHMS["ppo"]
     runs = {}
     for keep_best in (False, True):
-        # confirming from a training mean of 50 every 2 updates: several confirmations fail before one passes
+        # confirming from a training mean of 50 every 2 updates, raw observations: several confirmations fail
+        # before one passes
         config = algo.make_config(
-            "CartPole-v1", confirm_from=50.0, confirm_every=2048, eval_episodes=5, keep_best=keep_best
+            "CartPole-v1",
+            confirm_from=50.0,
+            confirm_every=2048,
+            eval_episodes=5,
+            keep_best=keep_best,
+            normalize_obs=False,
         )
         out = tmp_path / f"keep_best-{keep_best}"
         algo.train("CartPole-v1", config, seed=3, out=out, progress=False)
