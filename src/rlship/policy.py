@@ -304,7 +304,9 @@ class Policy:
         self.network.load_state_dict(state)
 
     def save(self, folder: str | Path) -> Path:
-        """Write config.json and model.safetensors into `folder` (created if needed)."""
+        """Write config.json and model.safetensors into `folder` (created if needed). Afterwards this policy acts
+        exactly as the saved one loads: observation statistics kept in float64 while training are rounded to the
+        float32 the file holds (the final evaluation, and a caller comparing with the loaded artifact, see those)."""
         from safetensors.torch import save_file
 
         if isinstance(self.network, NumpyNetwork):
@@ -313,6 +315,8 @@ class Policy:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in self.state_tensors().items()}
         save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        if self.obs_norm is not None:
+            self.obs_norm.load_tensors({name: state[name] for name in self.obs_norm.tensor_shapes()}, str(folder))
         (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
         return folder
 
