@@ -48,11 +48,10 @@ def _env_errors(env_id: str, env_kwargs: dict[str, Any] | None) -> Iterator[None
     # How an env renders is rlship's to say (frames only for the replay video): an artifact's env_kwargs reach every
     # env its evaluation makes, and `render_mode="human"` would open a window per episode and pace every step to the
     # screen's frame rate (a 100-episode evaluation taking many minutes instead of a second).
-    render_mode = (env_kwargs or {}).get("render_mode")
     if env_kwargs and "render_mode" in env_kwargs:
         raise UnsupportedEnvError(
-            f"{env_id}: env_kwargs may not set render_mode (got {str(render_mode)[:40]!r}): rlship renders only for "
-            "the replay video; remove it from --env-kwargs (or from the policy's config.json)"
+            f"{env_id}: env_kwargs may not set render_mode (got {str(env_kwargs['render_mode'])[:40]!r}): rlship "
+            "renders only for the replay video; remove it from --env-kwargs (or from the policy's config.json)"
         )
     try:
         yield
