@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rlship.allocator import keep_freed_memory
 from rlship.envs import has_vector_twin, make_env, make_vec_env
 from rlship.errors import UsageError
 
@@ -103,27 +104,29 @@ def run_episodes(
     seeds = episode_seeds(seed, episodes)
     envs = [make_env(env_id, env_kwargs) for _ in range(min(episodes, SIDE_BY_SIDE))]
     try:
-        playing = list(range(len(envs)))  # the episode each env plays
-        obs = np.stack([env.reset(seed=seeds[i])[0] for env, i in zip(envs, playing, strict=True)])
-        returns = np.zeros(episodes)
-        lengths = np.zeros(episodes, dtype=np.int64)
-        started = len(envs)
-        running = np.arange(len(envs))  # the envs whose episode goes on
-        while running.size:
-            actions = act(obs[running])
-            still = []
-            for k, action in zip(running, actions, strict=True):
-                obs[k], reward, terminated, truncated, _ = envs[k].step(action)
-                i = playing[k]
-                returns[i] += float(reward)
-                lengths[i] += 1
-                if terminated or truncated:
-                    if started == episodes:
-                        continue
-                    playing[k], started = started, started + 1
-                    obs[k] = envs[k].reset(seed=seeds[playing[k]])[0]
-                still.append(k)
-            running = np.asarray(still, dtype=np.int64)
+        # rendered frames (the pixel envs) free and allocate megabytes a step: kept mapped, not faulted in each time
+        with keep_freed_memory():
+            playing = list(range(len(envs)))  # the episode each env plays
+            obs = np.stack([env.reset(seed=seeds[i])[0] for env, i in zip(envs, playing, strict=True)])
+            returns = np.zeros(episodes)
+            lengths = np.zeros(episodes, dtype=np.int64)
+            started = len(envs)
+            running = np.arange(len(envs))  # the envs whose episode goes on
+            while running.size:
+                actions = act(obs[running])
+                still = []
+                for k, action in zip(running, actions, strict=True):
+                    obs[k], reward, terminated, truncated, _ = envs[k].step(action)
+                    i = playing[k]
+                    returns[i] += float(reward)
+                    lengths[i] += 1
+                    if terminated or truncated:
+                        if started == episodes:
+                            continue
+                        playing[k], started = started, started + 1
+                        obs[k] = envs[k].reset(seed=seeds[playing[k]])[0]
+                    still.append(k)
+                running = np.asarray(still, dtype=np.int64)
     finally:
         for env in envs:
             env.close()

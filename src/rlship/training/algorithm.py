@@ -59,10 +59,13 @@ class Algorithm(Generic[C]):
     ) -> TrainResult:
         """Train on `env_id` and write the run folder `out` (default runs/ALGO-ENV_ID-sSEED): a new or empty
         folder, an earlier run of this kind with `overwrite`, or one to resume (`checkpoint.resume`)."""
+        from rlship.allocator import keep_freed_memory
         from rlship.training.run import Run  # torch and the envs: only once a run starts
 
         cfg = config if config is not None else self.make_config(env_id)
-        run = Run(self, env_id, cfg, seed, out, progress, env_kwargs, checkpoint, overwrite)
-        with run.running():
-            self.learn(run, cfg)
-        return run.finish()
+        # a gradient step's (and a rendered frame's) freed memory is not faulted back in at the next (allocator.py)
+        with keep_freed_memory():
+            run = Run(self, env_id, cfg, seed, out, progress, env_kwargs, checkpoint, overwrite)
+            with run.running():
+                self.learn(run, cfg)
+            return run.finish()
