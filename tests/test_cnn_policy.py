@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,32 @@ def test_cnn_round_trips_through_config_json_with_its_batch_norm_statistics(tmp_
     np.testing.assert_allclose(loaded.act(obs[2]).q_values[0], b.q_values[2], rtol=1e-5, atol=1e-6)
     # pixels sent as nested lists of integers act the same as the uint8 array
     assert np.array_equal(loaded.act(obs.tolist()).actions, b.actions)
+
+
+def test_a_gapped_frame_stack_is_format_version_2_which_older_rlship_refuses(tmp_path: Path) -> None:
+    """rlship before format_version 2 ignores `frame_gap` (it would stack consecutive frames for a policy trained on
+    frames 2 steps apart, and act wrongly without a word); it refuses any format_version but 1 by name."""
+    assert PREPROCESSING.frame_gap > 1
+    gapped = make_policy().save(tmp_path / "gapped")
+    config = json.loads((gapped / "config.json").read_text())
+    assert config["format_version"] == 2 and config["observation_preprocessing"]["frame_gap"] == 2
+    assert load_policy(gapped).spec.frames == PREPROCESSING
+    # consecutive frames: nothing an older rlship misreads, so format_version 1 as before
+    consecutive = replace(PREPROCESSING, frame_stack=2, frame_gap=1)
+    torch.manual_seed(0)
+    plain = new_policy(
+        "dqn", "rlship/CartPolePixels-v1", gym.spaces.Box(0, 255, consecutive.observation_shape, dtype=np.uint8),
+        gym.spaces.Discrete(2), CNN, {}, seed=0, action_distribution="epsilon_greedy", frames=consecutive,
+    ).save(tmp_path / "plain")  # fmt: skip
+    assert json.loads((plain / "config.json").read_text())["format_version"] == 1
+    # a gapped artifact written as format_version 1 (by rlship of 2026-11-30, before the bump) reads as it was meant
+    config["format_version"] = 1
+    (gapped / "config.json").write_text(json.dumps(config))
+    assert load_policy(gapped).spec.frames == PREPROCESSING
+    config["format_version"] = 3
+    (gapped / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=r"format_version 3 is not one this rlship reads \(1 or 2\)"):
+        load_policy(gapped)
 
 
 def test_mlp_artifacts_stay_as_they_were() -> None:

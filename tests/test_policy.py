@@ -184,6 +184,23 @@ def test_epsilon_greedy_policy_reports_q_values_and_the_distribution_it_samples(
     assert abs(greedy_share - 0.9) < 0.03
 
 
+def test_actions_alone_are_acts_actions(tmp_path: Path, saved_policy: Path) -> None:
+    """`Policy.actions` (evaluation's inner loop; greedy DQN actions without the probabilities) picks what `act`
+    picks, for a DQN policy in torch and in NumPy, and for a categorical one; and checks observations as act does."""
+    obs = observations(500)
+    dqn = load_policy(_value_based(tmp_path, epsilon=0.2))
+    for policy in (dqn, dqn.in_numpy(), load_policy(saved_policy)):
+        actions = policy.actions(obs)
+        assert actions.dtype == np.int64
+        np.testing.assert_array_equal(actions, policy.act(obs).actions)
+        sampled = policy.actions(obs, deterministic=False, rng=np.random.default_rng(1))
+        np.testing.assert_array_equal(
+            sampled, policy.act(obs, deterministic=False, rng=np.random.default_rng(1)).actions
+        )
+    with pytest.raises(ObservationError, match="have shape"):
+        dqn.actions(np.zeros((3, 5)))
+
+
 def test_uniform_policy_samples_even_when_deterministic(saved_policy: Path) -> None:
     config = json.loads((saved_policy / "config.json").read_text())
     config["action_distribution"] = {"kind": "uniform"}

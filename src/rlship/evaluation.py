@@ -205,7 +205,7 @@ def evaluate(
     policy = policy.in_numpy()
 
     def act(obs: np.ndarray) -> np.ndarray:
-        return policy.act(obs, deterministic=deterministic, rng=rng).actions
+        return policy.actions(obs, deterministic=deterministic, rng=rng)
 
     if vector_twin and has_vector_twin(env_id):
         start = time.perf_counter()

@@ -36,7 +36,13 @@ from rlship.safetensors_header import HeaderError, TensorEntry, check_data_offse
 from rlship.sources import DEFAULT_POLICY, default_policy_dir, locate_source  # noqa: F401 (re-exported: tests import it here)
 from rlship.spaces import describe_space, space_from_dict, space_to_dict
 
+# config.json's format_version: 1, or 2 where an artifact holds what rlship before version 2 would read wrongly
+# without saying so: a frame stack of frames more than one step apart (`observation_preprocessing.frame_gap`, which
+# those versions ignore, so they would stack the wrong frames). Those versions refuse a 2 by name; this one reads
+# both, and the gapped 1s written before the bump.
 FORMAT_VERSION = 1
+FORMAT_VERSION_GAPPED_FRAMES = 2
+FORMAT_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_GAPPED_FRAMES)
 # How a policy turns its network's outputs into the action distribution `act` reports and samples from
 # (config.json's "action_distribution"; "softmax" when absent):
 #   softmax         probabilities = softmax(logits head); greedy action = the most probable one
@@ -260,6 +266,23 @@ class Policy:
             actions=actions.astype(np.int64), probabilities=probs, values=values, q_values=out.get("q_values")
         )
 
+    def actions(
+        self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """`act(...).actions` alone. Greedy actions of an epsilon-greedy (DQN) policy skip the probabilities,
+        which cost as much as its forward pass: evaluation's inner loop, once per time step."""
+        if not (deterministic and self.spec.action_distribution == "epsilon_greedy"):
+            return self.act(observations, deterministic, rng).actions
+        obs = self.check_observations(observations)
+        if self.obs_norm is not None:
+            obs = self.obs_norm(obs)
+        if isinstance(self.network, NumpyNetwork):
+            q_values = self.network(obs)["q_values"]
+        else:
+            with torch.inference_mode():
+                q_values = self.network(torch.from_numpy(obs))["q_values"].numpy()
+        return q_values.argmax(axis=1).astype(np.int64)
+
     def _act_gaussian(
         self, out: dict[str, np.ndarray], deterministic: bool, rng: np.random.Generator | None
     ) -> ActResult:
@@ -373,8 +396,9 @@ def new_policy(
             f"{env_id} has image observations, which the network scales to [0, 1] itself; drop --normalize-obs"
         )
     obs_norm = ObsNormalizer(tuple(observation_space.shape), clip=obs_clip) if normalize_obs else None
+    gapped = frames is not None and frames.frame_gap > 1
     config = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_GAPPED_FRAMES if gapped else FORMAT_VERSION,
         "algorithm": algorithm,
         **({"algorithm_summary": algorithm_summary} if algorithm_summary else {}),
         "env_id": env_id,
@@ -523,10 +547,10 @@ def load_policy(source: str | Path = DEFAULT_POLICY, backend: str = "torch") -> 
     config_path = folder / CONFIG_FILE
     config = read_config(folder)
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version not in FORMAT_VERSIONS:
         raise ArtifactError(
-            f"{config_path}: format_version {schema.brief(version)} is not one this rlship reads ({FORMAT_VERSION}); "
-            "upgrade rlship or retrain the policy"
+            f"{config_path}: format_version {schema.brief(version)} is not one this rlship reads "
+            f"({' or '.join(map(str, FORMAT_VERSIONS))}); upgrade rlship or retrain the policy"
         )
     try:
         schema.check_depth(config)

@@ -105,5 +105,9 @@ class GradientStep:
     def __call__(self, loss: torch.Tensor) -> None:
         zero_grads(self.params)
         loss.backward()
+        self.update()
+
+    def update(self) -> None:
+        """Clip and step on gradients already set (training/td_gradients.py writes DQN's without autograd)."""
         clip_grad_norm(self.params, self.max_grad_norm)
         self.optimizer_step()

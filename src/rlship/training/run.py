@@ -40,7 +40,7 @@ from rlship.envs import env_spec, has_vector_twin, make_vec_env, require_discret
 from rlship.errors import ArtifactError, TrainingDiverged, UsageError
 from rlship.evaluation import EvalResult, evaluate
 from rlship.networks import NetworkSpec
-from rlship.policy import FORMAT_VERSION, Policy, new_policy
+from rlship.policy import FORMAT_VERSIONS, Policy, new_policy
 from rlship.run_folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -116,10 +116,8 @@ def _run_rule(algorithm: str, env_id: str) -> OutputRule:
             config = read_config(folder)
         except ArtifactError:
             return False
-        return config.get("format_version") == FORMAT_VERSION and (config.get("algorithm"), config.get("env_id")) == (
-            algorithm,
-            env_id,
-        )
+        version, kind = config.get("format_version"), (config.get("algorithm"), config.get("env_id"))
+        return type(version) is int and version in FORMAT_VERSIONS and kind == (algorithm, env_id)
 
     return OutputRule(
         f"{algorithm} run on {env_id}", is_own, flag="--overwrite", extra_hint=" (or --resume it if it was stopped)"
