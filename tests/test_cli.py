@@ -333,3 +333,28 @@ def test_a_count_flag_written_1e0_runs_and_keeps_its_range(tmp_path: Path, capsy
     assert not sweep_dir.exists()
     assert main(["evaluate", "default", "--episodes", "1e5"]) == 1
     assert capsys.readouterr().err.startswith("rlship evaluate: error: episodes must be at most 10,000")
+
+
+OUT_FLAGS = [
+    ["train", "dqn", "CartPole-v1"],
+    ["sweep", "dqn", "CartPole-v1", "--seeds", "0"],
+    ["package", "default"],
+    ["push", "default", "--repo-id", "me/policy"],
+    ["export", "default", "--format", "onnx"],
+]
+
+
+@pytest.mark.parametrize("argv", OUT_FLAGS, ids=[a[0] for a in OUT_FLAGS])
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_out_is_refused_not_taken_for_the_current_folder(
+    argv: list[str], empty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out "$DIR"` with DIR unset: Path("") is the current folder, which would get the run's files."""
+    from rlship.cli import build_parser
+
+    parser = build_parser(argv[0])
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([*argv, "--out", empty])
+    assert exit_info.value.code == 2
+    assert "argument --out: an empty path; name the folder to write" in capsys.readouterr().err
+    assert parser.parse_args([*argv, "--out", "runs/x"]).out == "runs/x"

@@ -21,7 +21,7 @@ from rlship import sweep
 from rlship.errors import RlshipError, UsageError
 from rlship.hub import cli as hub_cli
 from rlship.output import OutputError, print_result
-from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE
+from rlship.run_folder import CHECKPOINT_DIR, STATE_FILE, folder_arg
 from rlship.serving import cli as serving_cli
 from rlship.whole_numbers import whole_number
 
@@ -67,6 +67,7 @@ def register_train(sub: Subparsers) -> None:
         p.add_argument("--seed", type=_seed, default=None, help="seed of envs, network init and sampling (default: 0)")
         p.add_argument(
             "--out",
+            type=folder_arg,
             default=None,
             help="run folder to write: new or empty (default: runs/ALGO-ENV_ID-sSEED); an earlier run of the same "
             "algorithm and env needs --overwrite",

@@ -37,7 +37,7 @@ from rlship.distributions import LOG_STD_MAX, LOG_STD_MIN
 from rlship.errors import ArtifactError, RlshipError, UsageError
 from rlship.output import print_result
 from rlship.policy import Policy, load_policy
-from rlship.run_folder import CONFIG_FILE, OutputRule, check_output_folder, read_config
+from rlship.run_folder import CONFIG_FILE, OutputRule, check_output_folder, folder_arg, read_config
 from rlship.whole_numbers import whole_number
 
 ONNX_FILE = "model.onnx"
@@ -429,7 +429,9 @@ def register(sub: Any) -> None:
         help="policy folder, hf://OWNER/NAME[@REVISION], or 'default' (the embedded CartPole-v1 policy)",
     )
     ex.add_argument("--format", required=True, choices=sorted(FORMATS), help="onnx (model.onnx) or torchscript")
-    ex.add_argument("--out", required=True, metavar="DIR", help="folder to write (new, empty or an earlier export)")
+    ex.add_argument(
+        "--out", type=folder_arg, required=True, metavar="DIR", help="folder to write (new, empty or an earlier export)"
+    )
     ex.add_argument(
         "--opset", type=whole_number, default=ONNX_OPSET, help=f"ONNX opset, 17 or newer (default: {ONNX_OPSET})"
     )

@@ -14,6 +14,7 @@ A run folder, written by `rlship train`:
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Callable
@@ -189,6 +190,14 @@ class OutputRule:
     is_own: Callable[[Path], bool]
     flag: str | None = None  # the flag that allows replacing an own folder ("--overwrite"), if one is needed
     extra_hint: str = ""
+
+
+def folder_arg(text: str) -> str:
+    """argparse type of a folder to write (--out): an empty one is refused. Path("") is the current folder, so an
+    unset shell variable (`--out "$DIR"`) would otherwise write the run beside whatever the user is in."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the folder to write, for example runs/my-run")
+    return text
 
 
 def check_output_folder(out: Path, rule: OutputRule, replace: bool = False) -> bool:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from rlship.envs import env_spec
 from rlship.errors import RlshipError, UsageError
 from rlship.output import print_result
-from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE
+from rlship.run_folder import CHECKPOINT_DIR, RESULTS_FILE, STATE_FILE, folder_arg
 from rlship.whole_numbers import whole_number
 
 if TYPE_CHECKING:
@@ -525,7 +525,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("algo", metavar="ALGO", help="algorithm name, as in `rlship train`")
     p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, for example CartPole-v1")
     p.add_argument("--seeds", required=True, help="seeds: a range 100-119, a list 0,3,7, or both 0-4,10")
-    p.add_argument("--out", required=True, help="sweep folder (new or empty, or this sweep's own to continue it)")
+    p.add_argument(
+        "--out", type=folder_arg, required=True, help="sweep folder (new or empty, or this sweep's own to continue it)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",

@@ -9,6 +9,7 @@ from typing import Any
 
 from rlship.evaluation import DEFAULT_EPISODES
 from rlship.output import print_result
+from rlship.run_folder import folder_arg
 from rlship.whole_numbers import whole_number
 
 
@@ -23,7 +24,11 @@ def register(sub: Any) -> None:
     pkg.set_defaults(handler=_run_package)
     pkg.add_argument("run_dir", metavar="RUN_DIR", help=source_help)
     pkg.add_argument(
-        "--out", required=True, metavar="HUB_DIR", help="folder to write (new, empty or an earlier package)"
+        "--out",
+        type=folder_arg,
+        required=True,
+        metavar="HUB_DIR",
+        help="folder to write (new, empty or an earlier package)",
     )
     pkg.add_argument(
         "--repo-id", default=None, metavar="OWNER/NAME", help="repo the card's load/serve lines name (push sets it)"
@@ -52,7 +57,9 @@ def register(sub: Any) -> None:
     push.add_argument(
         "--dry-run", action="store_true", help="package and list what would be uploaded, with sizes; upload nothing"
     )
-    push.add_argument("--out", default=None, metavar="HUB_DIR", help="keep the package here (default: a temp folder)")
+    push.add_argument(
+        "--out", type=folder_arg, default=None, metavar="HUB_DIR", help="keep the package here (default: a temp folder)"
+    )
     _evaluation_flags(push)
 
 
