@@ -19,7 +19,8 @@ _TRAINING = (
     # the heap grows by 64 MiB more than asked, so a run's growth is a few steps, not thousands
     (_M_TOP_PAD, 64 << 20),
 )
-# glibc's defaults (mallopt(3)), restored after training
+# glibc's defaults (mallopt(3)), restored after training (its mmap threshold then stays at 128 KiB: a process cannot
+# ask glibc to adapt it again, which only makes large blocks cost a mapping each, as before glibc first adapted it)
 _DEFAULTS = ((_M_MMAP_THRESHOLD, 128 << 10), (_M_TRIM_THRESHOLD, 128 << 10), (_M_TOP_PAD, 128 << 10))
 
 
@@ -39,6 +40,7 @@ def _glibc() -> ctypes.CDLL | None:
 
 _lock = threading.Lock()
 _depth = 0  # contexts open: the outermost sets the values and restores the defaults
+_took = False  # whether the outermost's settings took
 
 
 @contextlib.contextmanager
@@ -55,14 +57,16 @@ def keep_freed_memory() -> Iterator[bool]:
     it ends anyway, so keeping it mapped meanwhile costs nothing.
 
     Nested and concurrent uses (a sweep's runs in threads) share one setting, which the last to leave undoes."""
-    global _depth
+    global _depth, _took
     libc = _glibc()
     if libc is None:
         yield False
         return
     with _lock:
         _depth += 1
-        took = _depth > 1 or all(libc.mallopt(param, value) == 1 for param, value in _TRAINING)
+        if _depth == 1:
+            _took = all([libc.mallopt(param, value) == 1 for param, value in _TRAINING])  # each one, whatever fails
+        took = _took
     try:
         yield took
     finally:
