@@ -15,6 +15,7 @@ from tests.loaded_modules import modules_loaded_by
 SRC = Path(__file__).resolve().parent.parent / "src"
 # The artifact core: what a policy is, where it comes from, how it is checked, evaluated and exported, and the envs
 CORE = {
+    "allocator",  # the C allocator's settings while evaluation (core) and training run
     "errors",
     "output",  # a command's result on stdout: every layer's verbs print through it, as they raise `errors`
     "spaces",
