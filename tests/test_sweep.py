@@ -185,6 +185,54 @@ def test_interrupted_sweep_keeps_finished_seeds_and_a_rerun_skips_them(tmp_path:
     assert _read(out) == data
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc (Linux)")
+def test_a_killed_sweep_takes_its_pool_workers_with_it(tmp_path: Path) -> None:
+    """SIGKILL (or a scheduler's SIGTERM) gives a sweep no chance to shut its pool down: its workers must not train
+    on unseen, nor wait on the dead sweep's queue forever."""
+    out = tmp_path / "sweep"
+    command = [RLSHIP, "sweep", "cem", "CartPole-v1", "--seeds", "100-103", "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen([*command, *CHEAP_CEM], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not any((out / f"seed-{s}").is_dir() for s in (100, 101)):  # a worker is training a seed
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no seed started in 300 s"
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert workers
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"pool workers outlived the sweep: {workers}"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; its parent (init) reaps it
+
+
 def test_sweep_on_a_local_ray_instance(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # in CI: must be installed
     out = tmp_path / "sweep"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
@@ -171,12 +172,29 @@ def run_seed(task: SeedTask) -> dict[str, Any] | None:
 _ctrl_c = threading.Event()  # set in a pool worker by Ctrl-C outside a training run: start no further seed
 
 
-def _pool_worker_init() -> None:
+def _pool_worker_init(sweep_pid: int) -> None:
     # Ctrl-C reaches every process of the terminal's process group. A training run installs its own handler and
     # stops at its next safe point; between runs, a pool worker only notes it, so that it starts no queued seed.
     signal.signal(signal.SIGINT, lambda signum, frame: _ctrl_c.set())
+    _die_with(sweep_pid)
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
+
+
+def _die_with(parent_pid: int) -> None:
+    """End this process when `parent_pid` (the sweep) ends, however it ends. A killed sweep (`kill`, a job
+    scheduler's or Kubernetes' SIGTERM, SIGKILL) cannot shut its pool down: its workers would train their seed to
+    the end unseen, then wait on the dead sweep's queue forever, holding their memory. Linux only
+    (prctl PR_SET_PDEATHSIG); elsewhere the workers outlive a killed sweep as before."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: SIGTERM when the parent ends
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the sweep ended before the line above took effect
+        os._exit(1)
 
 
 # --- the sweep folder
@@ -429,7 +447,9 @@ Failed = Callable[[int, Exception], None]
 def _run_in_pool(tasks: list[SeedTask], done: Callable[[dict[str, Any]], None], fail: Failed, workers: Any) -> bool:
     """Seeds in a pool of fresh processes (spawn: no torch state forked from this one)."""
     context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_worker_init)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_pool_worker_init, initargs=(os.getpid(),)
+    )
     futures = {pool.submit(run_seed, t): t for t in tasks}
     recorded: set[concurrent.futures.Future[dict[str, Any] | None]] = set()
 
