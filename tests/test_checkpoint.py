@@ -397,6 +397,32 @@ def test_interrupt_a_real_training_run_then_resume_it(tmp_path: Path, capsys: py
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_sigterm_stops_a_run_cleanly_as_ctrl_c_does(tmp_path: Path) -> None:
+    """`docker stop`, Kubernetes and job schedulers send SIGTERM, then SIGKILL after a grace period: the run stops at
+    its next update with a checkpoint and an artifact, and says so with 143 (128 + SIGTERM), as a shell would."""
+    out = tmp_path / "run"
+    args = ["train", "ppo", "CartPole-v1", "--seed", "2", "--out", str(out), "--no-progress", "--total-steps", "1e6"]
+    proc = subprocess.Popen(
+        [RLSHIP, *args, "--eval-episodes", "5", "--checkpoint-every", "inf"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(out / "train_log.csv", proc)
+    while len(log_steps(out)) < 2:  # a rollout learned from: the loop is running
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM: stopping at the end of this update" in stderr and "Traceback" not in stderr
+    stopped_at = read_checkpoint_state(out)["counters"]["env_steps"]
+    assert 0 < stopped_at < 1_000_000 and json.loads(stdout)["env_steps"] == stopped_at
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True and results["n_eval_episodes"] == 5
+    assert f"--resume {out}" in stderr
+
+
 def _ppo_interrupted_after_its_first_checkpoint(out: Path) -> TrainResult:
     """`ppo.train` (CartPole-v1, seed 2, 6000 env steps, a checkpoint at every update) in this process, stopped by a
     SIGINT to this process once its first checkpoint is on disk; its TrainResult."""

@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -160,7 +161,7 @@ def _run_train(args: argparse.Namespace) -> int:
             f"  rlship train {algo.name} {args.env_id} --resume {result.out}",
             file=sys.stderr,
         )
-        return 130
+        return 128 + (result.stop_signal or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM, as shells say
     # (a run that learns nothing, the random baseline, is not expected to solve anything)
     if result.reward_threshold is not None and not result.solved and result.updates > 0:
         print(

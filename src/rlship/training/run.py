@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
+import multiprocessing
 import signal
 import sys
 import threading
@@ -86,8 +87,9 @@ class TrainResult:
     env_steps: int
     train_seconds: float  # from the first env step until training stopped (confirming evaluations included)
     confirmations: int  # confirming evaluations the stop rule ran
-    interrupted: bool = False  # stopped by Ctrl-C: the evaluation is short and the run can be resumed
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: the evaluation is short and the run can be resumed
     updates: int = 0  # 0 for a run that learns nothing (the random baseline)
+    stop_signal: int | None = None  # the signal that interrupted it (SIGINT or SIGTERM), for the exit status
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -226,6 +228,7 @@ class Run:
         self.updates = 0
         self.interrupted = False
         self._stop_requested = False
+        self.stop_signal: int | None = None  # the signal that asked for the stop
         self._envs: list[gym.vector.VectorEnv] = []
 
     # --- what an algorithm calls
@@ -411,29 +414,39 @@ class Run:
 
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
-        """The first SIGINT asks for a clean stop at the next update (checkpoint + artifact), a second raises
-        KeyboardInterrupt at once. Outside the main thread signals cannot be caught: `request_stop` is the way."""
+        """The first SIGINT (Ctrl-C) or SIGTERM (what `docker stop`, Kubernetes and job schedulers send before they
+        kill) asks for a clean stop at the next update (checkpoint + artifact), a second raises KeyboardInterrupt at
+        once. Outside the main thread signals cannot be caught: `request_stop` is the way. A sweep's pool worker
+        keeps SIGTERM's default: the pool ends its workers with it, and one that trained on would never be
+        collected."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        signals = [signal.SIGINT]
+        if multiprocessing.parent_process() is None:
+            signals.append(signal.SIGTERM)
 
-        def on_sigint(signum: int, frame: FrameType | None) -> None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
             if self._stop_requested:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                for sig in signals:
+                    signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
                 raise KeyboardInterrupt
+            self.stop_signal = signum
             self.request_stop()
+            again = "Ctrl-C again" if signum == signal.SIGINT else "another SIGTERM"
             print(
-                "\nrlship: stopping at the end of this update to write a checkpoint and the artifact "
-                "(Ctrl-C again to abort at once)",
+                f"\nrlship: {'' if signum == signal.SIGINT else 'SIGTERM: '}stopping at the end of this update to "
+                f"write a checkpoint and the artifact ({again} to abort at once)",
                 file=sys.stderr,
                 flush=True,
             )
 
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        previous = {sig: signal.signal(sig, on_signal) for sig in signals}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _keep_best(self, policy: Policy) -> dict[str, Any] | None:
         """With the stop rule's `keep_best`, at the end of a run that did not stop solved: evaluate the last policy
@@ -537,4 +550,5 @@ class Run:
             len(self.stop.confirmations),
             interrupted,
             self.updates,
+            self.stop_signal,
         )
