@@ -140,6 +140,21 @@ def test_keep_best_puts_back_the_best_confirmed_policy_when_the_last_one_is_wors
     assert off._keep_best(last) is None  # off by default: a run keeps its last policy
 
 
+def test_keep_best_compares_whole_evaluations_only_not_screens() -> None:
+    """The best of many 20-episode screens overstates its policy (pixel CartPole, tuning seed 1: a 473 screen kept
+    over a last policy's 442 on 100 episodes scored 436 on the real env): only whole evaluations are kept."""
+    good, other = load_policy("default"), load_policy("default")
+    rule = StopRule(475.0, episodes=100, std_errors=2.0, keep_best=True)
+    rule.remember(result([500.0] * SCREEN_EPISODES), good)  # a perfect screen, stopped there
+    assert rule.best is None and rule.best_weights == {}
+    rule.remember(result([440.0] * 100), other)  # a whole evaluation, however much lower
+    assert rule.best is not None and rule.best.mean_reward == 440.0
+    rule.remember(result([500.0] * SCREEN_EPISODES), good)
+    assert rule.best.mean_reward == 440.0
+    rule.remember(result([460.0] * 100), good)
+    assert rule.best.mean_reward == 460.0
+
+
 def test_confirm_from_looks_at_the_greedy_policy_before_the_training_returns_reach_the_threshold() -> None:
     policy = load_policy("default")  # greedy: 500 on every episode, whatever the training returns say
     stats = EpisodeStats(num_envs=1, window=2)

@@ -149,7 +149,14 @@ class StopRule:
         return self.stops and result.n_eval_episodes == self.episodes and self.passes(result)
 
     def remember(self, result: EvalResult, policy: Policy) -> None:
-        """With `keep_best`: the policy's weights when `result` (its evaluation) beats the best mean so far."""
+        """With `keep_best`: the policy's weights when `result` (its evaluation) beats the best mean so far.
+
+        Only evaluations of all `episodes` count: a confirmation that stopped at its screen (the first
+        SCREEN_EPISODES) is a short, noisy mean, and the best of many of them overstates its policy. On pixel
+        CartPole (tuning seed 1) the best of 16 screens, 473.45 on 20 episodes, was kept over the last policy's
+        442.50 on 100, and scored 436.25 on the real env."""
+        if result.n_eval_episodes < self.episodes:
+            return
         if self.keep_best and (self.best is None or result.mean_reward > self.best.mean_reward):
             self.best = result
             self.best_weights = {k: v.clone() for k, v in policy.state_tensors().items()}
