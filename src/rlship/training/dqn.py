@@ -486,6 +486,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
+    metrics = {"loss": float("nan"), "q_mean": float("nan")}  # a log row's figures (a row always follows a step)
     rounds_unlogged = 0  # learning rounds since the last log row
     while run.env_steps < cfg.total_steps:
         # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
@@ -506,7 +507,9 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         obs = next_obs
 
         # --- learn: `gradient_steps` minibatch updates every `train_freq` env steps
-        if run.env_steps < next_train_at:
+        # (the budget's last env steps, short of a learning round, still get their log row below)
+        budget_spent = run.env_steps >= cfg.total_steps
+        if run.env_steps < next_train_at and not budget_spent:
             continue
         lr = cfg.lr(run.env_steps)
         for group in optimizer.param_groups:
@@ -544,7 +547,7 @@ def learn(run: Run, cfg: DQNConfig) -> None:
         # to look at between episodes
         new_episodes = run.stats.episodes > checked_episodes
         rounds_unlogged += 1
-        if not new_episodes and rounds_unlogged < LOG_EVERY_ROUNDS:
+        if not new_episodes and rounds_unlogged < LOG_EVERY_ROUNDS and not budget_spent:
             continue
         rounds_unlogged = 0
         checked_episodes = run.stats.episodes
@@ -554,7 +557,8 @@ def learn(run: Run, cfg: DQNConfig) -> None:
             "next_target_at": next_target_at,
             "checked_episodes": checked_episodes,
         }
-        metrics = {"loss": torch.stack(losses).mean().item(), "q_mean": torch.stack(q_means).mean().item()}
+        if losses:  # else no gradient step since the last row (the budget's end): its figures stand
+            metrics = {"loss": torch.stack(losses).mean().item(), "q_mean": torch.stack(q_means).mean().item()}
         losses.clear()
         q_means.clear()
         if run.update(
