@@ -486,7 +486,6 @@ def learn(run: Run, cfg: DQNConfig) -> None:
     prev_done = np.zeros(N, dtype=bool)
     losses: list[torch.Tensor] = []
     q_means: list[torch.Tensor] = []
-    metrics = {"loss": float("nan"), "q_mean": float("nan")}  # a log row's figures (a row always follows a step)
     rounds_unlogged = 0  # learning rounds since the last log row
     while run.env_steps < cfg.total_steps:
         # --- act: epsilon-greedy (all random until learning starts), one step of all N envs
@@ -557,8 +556,10 @@ def learn(run: Run, cfg: DQNConfig) -> None:
             "next_target_at": next_target_at,
             "checked_episodes": checked_episodes,
         }
-        if losses:  # else no gradient step since the last row (the budget's end): its figures stand
-            metrics = {"loss": torch.stack(losses).mean().item(), "q_mean": torch.stack(q_means).mean().item()}
+        # no gradient step since the last row (the budget's end, or a resume just before it): no loss to report
+        metrics = (
+            {"loss": torch.stack(losses).mean().item(), "q_mean": torch.stack(q_means).mean().item()} if losses else {}
+        )
         losses.clear()
         q_means.clear()
         if run.update(
