@@ -246,14 +246,7 @@ class Policy:
 
     def act(self, observations: Any, deterministic: bool = True, rng: np.random.Generator | None = None) -> ActResult:
         """Actions for a batch of observations: greedy if `deterministic`, else sampled (with `rng`)."""
-        obs = self.check_observations(observations)
-        if self.obs_norm is not None:
-            obs = self.obs_norm(obs)
-        if isinstance(self.network, NumpyNetwork):
-            out = self.network(obs)
-        else:
-            with torch.inference_mode():
-                out = {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
+        obs, out = self._forward(observations)
         if self.spec.continuous:
             return self._act_gaussian(out, deterministic, rng)
         probs, greedy = self._distribution(out, len(obs))
@@ -273,15 +266,18 @@ class Policy:
         which cost as much as its forward pass: evaluation's inner loop, once per time step."""
         if not (deterministic and self.spec.action_distribution == "epsilon_greedy"):
             return self.act(observations, deterministic, rng).actions
+        _, out = self._forward(observations)
+        return out["q_values"].argmax(axis=1).astype(np.int64)
+
+    def _forward(self, observations: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The checked (and normalised) observation batch and the network's heads on it, as NumPy arrays."""
         obs = self.check_observations(observations)
         if self.obs_norm is not None:
             obs = self.obs_norm(obs)
         if isinstance(self.network, NumpyNetwork):
-            q_values = self.network(obs)["q_values"]
-        else:
-            with torch.inference_mode():
-                q_values = self.network(torch.from_numpy(obs))["q_values"].numpy()
-        return q_values.argmax(axis=1).astype(np.int64)
+            return obs, self.network(obs)
+        with torch.inference_mode():
+            return obs, {name: t.numpy() for name, t in self.network(torch.from_numpy(obs)).items()}
 
     def _act_gaussian(
         self, out: dict[str, np.ndarray], deterministic: bool, rng: np.random.Generator | None
